@@ -1,0 +1,209 @@
+//! HTTP routes: `POST /tasks` (JSON → `202`, no-JS form → `303`),
+//! `GET /tasks/{id}`, `DELETE /tasks/{id}`, `GET /kinds`, `GET /healthz`,
+//! `GET /metrics`. Bodies are the task itself; errors are
+//! `{"error": {"code", "message"}}` with the status of their code.
+
+use std::fmt::Write as _;
+
+use app::{ErrorBody, ErrorCode, HttpError, Task, TaskId, TaskSpec};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value};
+
+use super::AppState;
+
+/// The API routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tasks", post(create))
+        .route("/tasks/{id}", get(read).delete(cancel))
+        .route("/kinds", get(kinds))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+}
+
+/// An error answered as `{"error": {...}}` with its code's status.
+#[derive(Debug)]
+pub struct ApiError(pub ErrorBody);
+
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.code == ErrorCode::Internal {
+            tracing::error!(error = %self.0, "internal error");
+        }
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(HttpError { error: self.0 })).into_response()
+    }
+}
+
+/// A body, or `payload_too_large` / `invalid_payload`.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::InvalidPayload
+        };
+        ApiError(ErrorBody::new(code, e.body_text()))
+    })
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The no-JS form: `kind`, `input` as JSON text, optional numeric options.
+fn form_to_json(bytes: &[u8]) -> Result<Value, ErrorBody> {
+    let mut obj = Map::new();
+    for (key, value) in form_urlencoded::parse(bytes) {
+        let value = match key.as_ref() {
+            "kind" => Value::String(value.into_owned()),
+            "input" if value.trim().is_empty() => Value::Null,
+            "input" => serde_json::from_str(&value)
+                .map_err(|e| ErrorBody::invalid(format!("input is not JSON: {e}")))?,
+            "priority" | "timeout_ms" | "max_attempts" if value.trim().is_empty() => continue,
+            "priority" | "timeout_ms" | "max_attempts" => serde_json::from_str(value.trim())
+                .map_err(|_| ErrorBody::invalid(format!("{key} must be an integer")))?,
+            _ => continue,
+        };
+        obj.insert(key.into_owned(), value);
+    }
+    Ok(Value::Object(obj))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body(raw)?;
+    let form = is_form(&headers);
+    let json = if form {
+        form_to_json(&bytes)?
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ErrorBody::invalid(format!("body is not JSON: {e}")))?
+    };
+    let (task, class) = state.prepare(TaskSpec::parse(json)?)?;
+    let task = state.dispatcher.submit(task, class).await?;
+    Ok(if form {
+        Redirect::to(&format!("/tasks/{}", task.id)).into_response()
+    } else {
+        (StatusCode::ACCEPTED, Json(task)).into_response()
+    })
+}
+
+/// A task id from the path; anything that is not a UUID names no task.
+fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError(ErrorBody::new(
+            ErrorCode::NotFound,
+            format!("no task {raw}"),
+        ))
+    })
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(state.dispatcher.get(parse_id(&id)?).await?))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(state.dispatcher.cancel(parse_id(&id)?).await?))
+}
+
+async fn kinds(State(state): State<AppState>) -> Json<Vec<String>> {
+    Json(state.registry.kinds())
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Prometheus text exposition of the scheduler's counters.
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let s = state.dispatcher.stats().await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP taskwire_tasks Tasks by status (queued/running now; final ones since start)."
+    );
+    let _ = writeln!(out, "# TYPE taskwire_tasks gauge");
+    for (status, n) in [
+        ("queued", s.queued),
+        ("running", s.running),
+        ("succeeded", s.succeeded),
+        ("failed", s.failed),
+        ("cancelled", s.cancelled),
+        ("timed_out", s.timed_out),
+    ] {
+        let _ = writeln!(out, "taskwire_tasks{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP taskwire_workers Connected workers.");
+    let _ = writeln!(out, "# TYPE taskwire_workers gauge");
+    let _ = writeln!(out, "taskwire_workers {}", s.workers.len());
+    let _ = writeln!(
+        out,
+        "# HELP taskwire_throughput_per_second Tasks finished per second, recent average."
+    );
+    let _ = writeln!(out, "# TYPE taskwire_throughput_per_second gauge");
+    let _ = writeln!(out, "taskwire_throughput_per_second {}", s.throughput_per_s);
+    let _ = writeln!(
+        out,
+        "# HELP taskwire_worker_tasks_done Tasks each worker ran to the end."
+    );
+    let _ = writeln!(out, "# TYPE taskwire_worker_tasks_done counter");
+    for w in &s.workers {
+        let _ = writeln!(
+            out,
+            "taskwire_worker_tasks_done{{worker=\"{}\"}} {}",
+            w.id, w.tasks_done
+        );
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn form_fields() {
+        let v = form_to_json(b"kind=echo&input=%7B%22a%22%3A1%7D&priority=3&timeout_ms=").unwrap();
+        assert_eq!(v, json!({"kind": "echo", "input": {"a": 1}, "priority": 3}));
+        assert!(form_to_json(b"kind=echo&input=%7B").is_err());
+        assert_eq!(
+            form_to_json(b"kind=echo&input=").unwrap(),
+            json!({"kind": "echo", "input": null})
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Socket.IO namespace `/`: `task`, `tasks`, `subscribe`, `unsubscribe`,
+//! `cancel`, `dashboard`. A bad payload gets an error ack and nothing else:
+//! the socket stays connected and no other task is touched.
+
+use app::{Ack, ErrorBody, TaskId, TaskSpec, events, parse_batch};
+use serde_json::Value;
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+
+use super::AppState;
+use crate::scheduler::{Command, Reply};
+
+/// Registers the event handlers of a new client socket.
+///
+/// It runs as a connect middleware, which socketioxide awaits before it
+/// sends the CONNECT packet: a handler registered in the connect handler
+/// itself (spawned after that packet) could miss a client's first emit.
+pub async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+    socket.on(events::TASK, on_task);
+    socket.on(events::TASKS, on_tasks);
+    socket.on(events::SUBSCRIBE, on_subscribe);
+    socket.on(events::UNSUBSCRIBE, on_unsubscribe);
+    socket.on(events::CANCEL, on_cancel);
+    socket.on(events::DASHBOARD, on_dashboard);
+    Ok(())
+}
+
+/// The connect handler proper: everything was done in [`register`].
+pub async fn on_connect() {}
+
+fn reject(ack: AckSender, error: ErrorBody) {
+    if let Err(e) = ack.send(&Ack::error(error)) {
+        tracing::debug!(error = %e, "ack not sent");
+    }
+}
+
+/// The payload, or `invalid_payload` if it is not JSON.
+fn payload(data: Result<Value, impl std::fmt::Display>) -> Result<Value, ErrorBody> {
+    data.map_err(|e| ErrorBody::invalid(format!("payload is not JSON: {e}")))
+}
+
+async fn send(state: &AppState, cmd: Command) {
+    if let Err(e) = state.dispatcher.send(cmd).await {
+        tracing::error!(error = %e, "scheduler unavailable");
+    }
+}
+
+async fn on_task(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(state): State<AppState>,
+) {
+    match payload(data)
+        .and_then(TaskSpec::parse)
+        .and_then(|spec| state.prepare(spec))
+    {
+        Ok(task) => {
+            let cmd = Command::Submit {
+                tasks: vec![task],
+                socket: Some(socket),
+                batch: false,
+                reply: Reply::Ack(ack),
+            };
+            send(&state, cmd).await;
+        }
+        Err(e) => reject(ack, e),
+    }
+}
+
+async fn on_tasks(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(state): State<AppState>,
+) {
+    let tasks = payload(data).and_then(parse_batch).and_then(|specs| {
+        specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                state
+                    .prepare(spec)
+                    .map_err(|e| ErrorBody::new(e.code, format!("tasks[{i}]: {}", e.message)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match tasks {
+        Ok(tasks) => {
+            let cmd = Command::Submit {
+                tasks,
+                socket: Some(socket),
+                batch: true,
+                reply: Reply::Ack(ack),
+            };
+            send(&state, cmd).await;
+        }
+        Err(e) => reject(ack, e),
+    }
+}
+
+/// Reads `{task_id}`.
+fn task_id(data: Result<Value, impl std::fmt::Display>) -> Result<TaskId, ErrorBody> {
+    payload(data).and_then(|v| TaskId::from_payload(&v))
+}
+
+async fn on_subscribe(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(state): State<AppState>,
+) {
+    match task_id(data) {
+        Ok(id) => {
+            let reply = Reply::Ack(ack);
+            send(&state, Command::Subscribe { id, socket, reply }).await;
+        }
+        Err(e) => reject(ack, e),
+    }
+}
+
+async fn on_unsubscribe(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(state): State<AppState>,
+) {
+    match task_id(data) {
+        Ok(id) => {
+            let reply = Reply::Ack(ack);
+            send(&state, Command::Unsubscribe { id, socket, reply }).await;
+        }
+        Err(e) => reject(ack, e),
+    }
+}
+
+async fn on_cancel(TryData(data): TryData<Value>, ack: AckSender, State(state): State<AppState>) {
+    match task_id(data) {
+        Ok(id) => {
+            let reply = Reply::Ack(ack);
+            send(&state, Command::Cancel { id, reply }).await;
+        }
+        Err(e) => reject(ack, e),
+    }
+}
+
+async fn on_dashboard(socket: SocketRef, ack: AckSender, State(state): State<AppState>) {
+    socket.join(events::DASHBOARD_ROOM);
+    let reply = Reply::Ack(ack);
+    send(&state, Command::Stats { reply }).await;
+}

@@ -1,0 +1,245 @@
+//! The `taskwire` command line: `serve`, the internal `worker`, and the
+//! client commands `submit`, `status` and `cancel`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use app::{TaskId, TaskSpec, TaskStatus};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use tracing_subscriber::EnvFilter;
+
+use crate::client::Client;
+use crate::config::Settings;
+use crate::kinds::Registry;
+use crate::pool::{child, spawn};
+use crate::startup::Application;
+
+/// Taskwire: a real-time task dispatcher.
+#[derive(Debug, Parser)]
+#[command(name = "taskwire", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (API, Socket.IO, worker pool, web UI).
+    Serve(Settings),
+    /// Run as a worker process of a server (internal: the server spawns it).
+    #[command(hide = true)]
+    Worker,
+    /// Submit a task; print its id (and with --wait, its result).
+    Submit(SubmitArgs),
+    /// Print a task as JSON.
+    Status(TaskArgs),
+    /// Cancel a task and print it as JSON.
+    Cancel(TaskArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Server {
+    /// Server URL.
+    #[arg(long, env = "TASKWIRE_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub server: Server,
+    /// Kind of task (echo, sleep, primes, sha256, fail, or your own).
+    #[arg(long)]
+    pub kind: String,
+    /// Input as JSON text.
+    #[arg(long, default_value = "null")]
+    pub input: String,
+    /// Higher runs first.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<i32>,
+    /// Per-attempt timeout in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Runs allowed when workers are lost.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Wait for the result, showing progress; exit non-zero unless it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TaskArgs {
+    #[command(flatten)]
+    pub server: Server,
+    /// Task id.
+    pub id: TaskId,
+}
+
+fn init_tracing(default: &str) {
+    let filter =
+        EnvFilter::try_from_env("TASKWIRE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the command line with the kinds of `registry`: a binary that adds
+/// its own kinds calls this from `main`, and its workers run them too.
+pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if let Command::Worker = cli.command {
+        init_tracing("warn");
+        return run_worker(registry);
+    }
+    init_tracing(if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    });
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve(settings) => serve(settings, registry).await,
+            Command::Submit(args) => submit(args).await,
+            Command::Status(args) => status(args).await,
+            Command::Cancel(args) => cancel(args).await,
+            Command::Worker => unreachable!("handled above"),
+        }
+    })
+}
+
+fn run_worker(registry: Registry) -> anyhow::Result<ExitCode> {
+    if !spawn::parent_alive() {
+        anyhow::bail!("the server that started this worker is gone");
+    }
+    // One thread for frames and I/O-bound kinds; CPU-bound kinds get
+    // blocking threads of their own.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the worker runtime")?;
+    rt.block_on(child::serve(
+        registry,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    ))
+    .context("worker pipe failed")?;
+    // Blocking threads may still be computing for a server that is gone.
+    std::process::exit(0);
+}
+
+async fn serve(settings: Settings, registry: Registry) -> anyhow::Result<ExitCode> {
+    let app = Application::build(settings, registry).await?;
+    let addr = app.local_addr()?;
+    // One line on stdout that scripts and tests can wait for.
+    println!("taskwire listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let stop = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let input: Value = serde_json::from_str(&args.input).context("--input is not valid JSON")?;
+    let mut spec = TaskSpec::new(args.kind, input);
+    if let Some(p) = args.priority {
+        spec.priority = p;
+    }
+    spec.timeout_ms = args.timeout_ms;
+    if let Some(n) = args.max_attempts {
+        spec.max_attempts = n;
+    }
+    let mut client = connect(&args.server).await?;
+    let task = client.submit(&spec).await.context("task refused")?;
+    println!("{}", task.id);
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(task.kind.clone());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let done = client
+        .wait_result(task.id, |p| {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            if let Some(m) = &p.message {
+                bar.set_message(m.clone());
+            }
+        })
+        .await?;
+    bar.finish_and_clear();
+    print_task(&done)?;
+    Ok(exit_for(&done))
+}
+
+async fn status(args: TaskArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&args.server).await?;
+    let task = client.subscribe(args.id).await?;
+    print_task(&task)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cancel(args: TaskArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&args.server).await?;
+    let task = client.cancel(args.id).await?;
+    print_task(&task)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(server: &Server) -> anyhow::Result<Client> {
+    Client::connect(&server.url)
+        .await
+        .with_context(|| format!("cannot connect to {}", server.url))
+}
+
+fn print_task(task: &app::Task) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(task)?);
+    Ok(())
+}
+
+fn exit_for(task: &app::Task) -> ExitCode {
+    if task.status == TaskStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,250 @@
+//! A Rust client of the Taskwire protocol over Socket.IO (rust_socketio),
+//! used by the CLI and the tests.
+//!
+//! rust_socketio picks ack ids at random below 1000 and matches acks by id
+//! alone, so two acks in flight on one socket can be confused: this client
+//! keeps one request in flight per socket. It also waits for the namespace
+//! to be joined before the first emit, which rust_socketio does not.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::{Ack, ErrorBody, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskSpec, events};
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
+use rust_socketio::{Event, Payload, TransportType};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a request did not get a successful answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    // Boxed: rust_socketio's error is large and every result carries it.
+    #[error("socket.io: {0}")]
+    Socket(#[from] Box<rust_socketio::Error>),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("malformed message from the server: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Server(#[from] ErrorBody),
+}
+
+/// A push from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Push {
+    Status(StatusEvent),
+    Progress(ProgressEvent),
+    Result(Box<Task>),
+    Stats(Box<Stats>),
+}
+
+/// One Socket.IO connection to a Taskwire server's `/` namespace.
+pub struct Client {
+    sio: SioClient,
+    pushes: mpsc::UnboundedReceiver<Push>,
+    in_flight: tokio::sync::Mutex<()>,
+    timeout: Duration,
+}
+
+type Slot<T> = Arc<Mutex<Option<oneshot::Sender<T>>>>;
+
+fn fire<T>(slot: &Slot<T>, value: T) {
+    if let Some(tx) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = tx.send(value);
+    }
+}
+
+/// The first JSON value of a payload (acks arrive wrapped in one more array).
+fn first_value(payload: Payload, unwrap_array: bool) -> Option<Value> {
+    let Payload::Text(values) = payload else {
+        return None;
+    };
+    let first = values.into_iter().next()?;
+    match first {
+        Value::Array(inner) if unwrap_array => inner.into_iter().next(),
+        v => Some(v),
+    }
+}
+
+impl From<rust_socketio::Error> for ClientError {
+    fn from(e: rust_socketio::Error) -> Self {
+        Self::Socket(Box::new(e))
+    }
+}
+
+impl Client {
+    /// Connects and waits until the namespace is joined.
+    pub async fn connect(url: &str) -> Result<Self, ClientError> {
+        Self::connect_with(url, Duration::from_secs(30)).await
+    }
+
+    /// Like [`Client::connect`], with a timeout for connecting and each request.
+    pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let (push_tx, pushes) = mpsc::unbounded_channel();
+        let (up_tx, up_rx) = oneshot::channel();
+        let up: Slot<()> = Arc::new(Mutex::new(Some(up_tx)));
+        let mut builder = ClientBuilder::new(url)
+            .namespace(events::CLIENT_NS)
+            // rust_socketio's polling-to-websocket upgrade is refused by
+            // socketioxide ("unknown session id"): go straight to websocket.
+            .transport_type(TransportType::Websocket)
+            .reconnect(false)
+            .on(Event::Connect, move |_, _| {
+                fire(&up, ());
+                async {}.boxed()
+            });
+        builder = on_push(builder, events::STATUS, &push_tx, Push::Status);
+        builder = on_push(builder, events::PROGRESS, &push_tx, Push::Progress);
+        builder = on_push(builder, events::RESULT, &push_tx, |t| {
+            Push::Result(Box::new(t))
+        });
+        builder = on_push(builder, events::STATS, &push_tx, |s| {
+            Push::Stats(Box::new(s))
+        });
+        let sio = tokio::time::timeout(timeout, builder.connect())
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))??;
+        tokio::time::timeout(timeout, up_rx)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(|_| ClientError::Malformed("connection closed before connect".into()))?;
+        Ok(Self {
+            sio,
+            pushes,
+            in_flight: tokio::sync::Mutex::new(()),
+            timeout,
+        })
+    }
+
+    /// Emits `event` with `payload` and returns the raw ack.
+    pub async fn request(&self, event: &str, payload: Value) -> Result<Value, ClientError> {
+        let _one_at_a_time = self.in_flight.lock().await;
+        let (tx, rx) = oneshot::channel();
+        let slot: Slot<Payload> = Arc::new(Mutex::new(Some(tx)));
+        self.sio
+            .emit_with_ack(event, payload, self.timeout, move |p, _| {
+                fire(&slot, p);
+                async {}.boxed()
+            })
+            .await?;
+        let payload = tokio::time::timeout(self.timeout, rx)
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout))?
+            .map_err(|_| ClientError::Malformed("ack dropped".into()))?;
+        first_value(payload, true).ok_or_else(|| ClientError::Malformed("empty ack".into()))
+    }
+
+    /// Emits and decodes the ack; an error ack is [`ClientError::Server`].
+    pub async fn ack(&self, event: &str, payload: Value) -> Result<Ack, ClientError> {
+        let raw = self.request(event, payload).await?;
+        let ack: Ack = decode(raw)?;
+        Ok(ack.into_result()?)
+    }
+
+    /// `task`.
+    pub async fn submit(&self, spec: &TaskSpec) -> Result<Task, ClientError> {
+        task_of(self.ack(events::TASK, spec.to_json()).await?)
+    }
+
+    /// `tasks`.
+    pub async fn submit_batch(&self, specs: &[TaskSpec]) -> Result<Vec<Task>, ClientError> {
+        let tasks: Vec<Value> = specs.iter().map(TaskSpec::to_json).collect();
+        self.ack(events::TASKS, json!({ "tasks": tasks }))
+            .await?
+            .tasks
+            .ok_or_else(|| ClientError::Malformed("ack without tasks".into()))
+    }
+
+    /// `subscribe`.
+    pub async fn subscribe(&self, id: TaskId) -> Result<Task, ClientError> {
+        task_of(
+            self.ack(events::SUBSCRIBE, json!({ "task_id": id }))
+                .await?,
+        )
+    }
+
+    /// `unsubscribe`.
+    pub async fn unsubscribe(&self, id: TaskId) -> Result<(), ClientError> {
+        self.ack(events::UNSUBSCRIBE, json!({ "task_id": id }))
+            .await
+            .map(drop)
+    }
+
+    /// `cancel`.
+    pub async fn cancel(&self, id: TaskId) -> Result<Task, ClientError> {
+        task_of(self.ack(events::CANCEL, json!({ "task_id": id })).await?)
+    }
+
+    /// `dashboard`.
+    pub async fn dashboard(&self) -> Result<Stats, ClientError> {
+        self.ack(events::DASHBOARD, json!({}))
+            .await?
+            .stats
+            .ok_or_else(|| ClientError::Malformed("ack without stats".into()))
+    }
+
+    /// The next push, or `None` once the connection is gone.
+    pub async fn next_push(&mut self) -> Option<Push> {
+        self.pushes.recv().await
+    }
+
+    /// The next push within `wait`.
+    pub async fn next_push_within(&mut self, wait: Duration) -> Option<Push> {
+        tokio::time::timeout(wait, self.pushes.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Waits for the `result` of `id`, passing its progress to `on_progress`.
+    pub async fn wait_result(
+        &mut self,
+        id: TaskId,
+        mut on_progress: impl FnMut(&ProgressEvent),
+    ) -> Result<Task, ClientError> {
+        loop {
+            match self.next_push().await {
+                Some(Push::Result(task)) if task.id == id => return Ok(*task),
+                Some(Push::Progress(p)) if p.task_id == id => on_progress(&p),
+                Some(_) => {}
+                None => return Err(ClientError::Malformed("connection closed".into())),
+            }
+        }
+    }
+
+    /// Closes the connection.
+    pub async fn disconnect(self) -> Result<(), ClientError> {
+        Ok(self.sio.disconnect().await?)
+    }
+}
+
+fn decode<T: DeserializeOwned>(v: Value) -> Result<T, ClientError> {
+    serde_json::from_value(v).map_err(|e| ClientError::Malformed(e.to_string()))
+}
+
+fn task_of(ack: Ack) -> Result<Task, ClientError> {
+    ack.task
+        .ok_or_else(|| ClientError::Malformed("ack without task".into()))
+}
+
+fn on_push<T: DeserializeOwned + 'static>(
+    builder: ClientBuilder,
+    event: &str,
+    tx: &mpsc::UnboundedSender<Push>,
+    wrap: fn(T) -> Push,
+) -> ClientBuilder {
+    let tx = tx.clone();
+    let name = event.to_owned();
+    builder.on(event, move |payload, _| {
+        match first_value(payload, false).map(serde_json::from_value::<T>) {
+            Some(Ok(v)) => {
+                let _ = tx.send(wrap(v));
+            }
+            Some(Err(e)) => tracing::warn!(event = %name, error = %e, "malformed push"),
+            None => tracing::warn!(event = %name, "empty push"),
+        }
+        async {}.boxed()
+    })
+}

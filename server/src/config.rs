@@ -1,0 +1,98 @@
+//! Every setting of `taskwire serve`, from flags or `TASKWIRE_*` variables,
+//! with defaults that need no external service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::pool::PoolConfig;
+use crate::scheduler::{SchedulerConfig, Slots};
+
+/// Settings of the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "TASKWIRE_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Worker processes [default: the number of CPUs].
+    #[arg(long, env = "TASKWIRE_WORKERS")]
+    pub workers: Option<usize>,
+    /// CPU-bound tasks (primes, sha256) one worker runs at once.
+    #[arg(long, env = "TASKWIRE_CPU_SLOTS", default_value_t = 1)]
+    pub cpu_slots: u32,
+    /// I/O-bound tasks (sleep, echo, fail) one worker runs at once.
+    #[arg(long, env = "TASKWIRE_IO_SLOTS", default_value_t = 1024)]
+    pub io_slots: u32,
+    /// Most tasks queued at once; more is `queue_full`.
+    #[arg(long, env = "TASKWIRE_QUEUE_CAPACITY", default_value_t = 100_000)]
+    pub queue_capacity: usize,
+    /// Timeout of an attempt whose task has `timeout_ms: null`.
+    #[arg(long, env = "TASKWIRE_DEFAULT_TIMEOUT_MS", default_value_t = 300_000)]
+    pub default_timeout_ms: u64,
+    /// Finished tasks kept readable by `subscribe` and `GET /tasks/{id}`.
+    #[arg(long, env = "TASKWIRE_RETAIN_FINISHED", default_value_t = 100_000)]
+    pub retain_finished: usize,
+    /// Grace for a cancelled task to stop before its worker is killed.
+    #[arg(long, env = "TASKWIRE_STOP_GRACE_MS", default_value_t = 2_000)]
+    pub stop_grace_ms: u64,
+    /// Largest Socket.IO message or HTTP body, in bytes.
+    #[arg(long, env = "TASKWIRE_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+    /// Packets queued per socket before pushes to it fail.
+    #[arg(long, env = "TASKWIRE_SOCKET_BUFFER", default_value_t = 65_536)]
+    pub socket_buffer: usize,
+    /// Directory of the built Leptos site [default: `$LEPTOS_SITE_ROOT` or `target/site`].
+    #[arg(long, env = "TASKWIRE_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+    /// Binary to run as worker [default: this one].
+    #[arg(long, env = "TASKWIRE_WORKER_EXE", hide = true)]
+    pub worker_exe: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            s: Settings,
+        }
+        Wrap::parse_from(["taskwire"]).s
+    }
+}
+
+impl Settings {
+    pub fn scheduler(&self) -> SchedulerConfig {
+        SchedulerConfig {
+            queue_capacity: self.queue_capacity,
+            default_timeout: Duration::from_millis(self.default_timeout_ms),
+            retain_finished: self.retain_finished,
+            stop_grace: Duration::from_millis(self.stop_grace_ms),
+            ..SchedulerConfig::default()
+        }
+    }
+
+    pub fn pool(&self) -> std::io::Result<PoolConfig> {
+        let workers = self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        });
+        let exe = match &self.worker_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()?,
+        };
+        Ok(PoolConfig {
+            workers,
+            slots: Slots {
+                cpu: self.cpu_slots,
+                io: self.io_slots,
+            },
+            exe,
+        })
+    }
+
+    pub fn site_root(&self) -> PathBuf {
+        self.site_root.clone().unwrap_or_else(|| {
+            std::env::var_os("LEPTOS_SITE_ROOT").map_or_else(|| "target/site".into(), PathBuf::from)
+        })
+    }
+}

@@ -1,0 +1,29 @@
+//! Taskwire: a real-time task dispatcher.
+//!
+//! Clients submit tasks over Socket.IO or HTTP; one scheduler actor queues
+//! them and runs them on a supervised pool of worker processes; status,
+//! progress and results are pushed to every socket in the task's room.
+//!
+//! - [`config`]: `Settings`, from flags and `TASKWIRE_*` variables;
+//! - [`startup`]: `Application::build` wires everything on one port;
+//! - [`api`]: Socket.IO handlers and HTTP routes, thin edges;
+//! - [`scheduler`]: the actor that owns tasks, queues, slots and timers;
+//! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
+//! - [`kinds`]: the `Handler` trait, the registry and the built-in kinds;
+//! - [`client`]: a Rust Socket.IO client of the protocol (CLI, tests);
+//! - [`cli`]: the `taskwire` command line;
+//! - [`site`]: the Leptos site.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod kinds;
+pub mod pool;
+pub mod scheduler;
+pub mod site;
+pub mod startup;
+
+pub use config::Settings;
+pub use kinds::{Class, Ctx, Handler, HandlerError, Registry};
+pub use startup::Application;

@@ -1,0 +1,813 @@
+//! The scheduler: one actor that owns every task, the run queues and the
+//! workers' slots. Everything else talks to it through a [`Dispatcher`].
+//!
+//! It wakes only on events (a command, a worker's frames, a timer) and after
+//! each batch of events hands queued tasks to free slots. A task is handed
+//! over only into a free slot, so `running` means the work really started.
+//! Pushes are emitted after the state changed, from this one task, so every
+//! socket sees a task's events in lifecycle order.
+
+mod emit;
+mod queue;
+mod worker;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use app::{
+    Ack, ErrorBody, ErrorCode, Progress, ProgressEvent, Stats, Task, TaskAck, TaskId, TaskStatus,
+    TasksAck, Timestamp, WorkerId, WorkerInfo,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+use socketioxide::extract::{AckSender, SocketRef};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::time::{DelayQueue, delay_queue};
+
+pub use emit::Emitter;
+pub use queue::{Place, RunQueue};
+pub use worker::{Link, Slots, WorkerLink};
+
+use crate::kinds::Class;
+use crate::pool::frame::FromWorker;
+use worker::Worker;
+
+/// How the scheduler behaves; see `Settings` for the flags.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Most tasks queued at once; more is `queue_full`.
+    pub queue_capacity: usize,
+    /// Timeout of an attempt whose task has `timeout_ms: null`.
+    pub default_timeout: Duration,
+    /// Finished tasks kept readable (oldest dropped first).
+    pub retain_finished: usize,
+    /// How long a cancelled or timed-out task may take to stop before its
+    /// worker process is killed and replaced.
+    pub stop_grace: Duration,
+    /// How often `stats` is pushed to the dashboard.
+    pub stats_interval: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 100_000,
+            default_timeout: Duration::from_secs(300),
+            retain_finished: 100_000,
+            stop_grace: Duration::from_secs(2),
+            stats_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Where the answer to a command goes: straight into a Socket.IO ack (so
+/// the ack is queued on the socket before any push about the task), or
+/// back to an awaiting caller.
+pub enum Reply {
+    Ack(AckSender),
+    Task(oneshot::Sender<Result<Task, ErrorBody>>),
+    Stats(oneshot::Sender<Stats>),
+}
+
+fn send_ack<T: Serialize + ?Sized>(ack: AckSender, body: &T) {
+    if let Err(e) = ack.send(body) {
+        tracing::debug!(error = %e, "ack not sent");
+    }
+}
+
+impl Reply {
+    fn task(self, task: &Task) {
+        match self {
+            Self::Ack(ack) => send_ack(ack, &TaskAck::new(task)),
+            Self::Task(tx) => drop(tx.send(Ok(task.clone()))),
+            Self::Stats(_) => {}
+        }
+    }
+
+    fn tasks(self, tasks: Vec<&Task>) {
+        match self {
+            Self::Ack(ack) => send_ack(ack, &TasksAck { ok: true, tasks }),
+            Self::Task(tx) => match tasks.first() {
+                Some(t) => drop(tx.send(Ok((*t).clone()))),
+                None => drop(tx.send(Err(ErrorBody::invalid("no task")))),
+            },
+            Self::Stats(_) => {}
+        }
+    }
+
+    fn ok(self) {
+        if let Self::Ack(ack) = self {
+            send_ack(ack, &Ack::ok());
+        }
+    }
+
+    fn stats(self, stats: Stats) {
+        match self {
+            Self::Ack(ack) => send_ack(ack, &Ack::stats(stats)),
+            Self::Stats(tx) => drop(tx.send(stats)),
+            Self::Task(_) => {}
+        }
+    }
+
+    fn error(self, error: ErrorBody) {
+        match self {
+            Self::Ack(ack) => send_ack(ack, &Ack::error(error)),
+            Self::Task(tx) => drop(tx.send(Err(error))),
+            Self::Stats(_) => {}
+        }
+    }
+}
+
+/// A message to the scheduler.
+pub enum Command {
+    /// New tasks (validated), all queued or all refused. `batch` picks the
+    /// ack shape (`tasks` rather than `task`); `socket` joins their rooms
+    /// before any of them can start.
+    Submit {
+        tasks: Vec<(Task, Class)>,
+        socket: Option<SocketRef>,
+        batch: bool,
+        reply: Reply,
+    },
+    /// A task's snapshot.
+    Get { id: TaskId, reply: Reply },
+    /// Snapshot, and join the room if the task is not finished.
+    Subscribe {
+        id: TaskId,
+        socket: SocketRef,
+        reply: Reply,
+    },
+    /// Leave a task's room.
+    Unsubscribe {
+        id: TaskId,
+        socket: SocketRef,
+        reply: Reply,
+    },
+    /// Cancel a task.
+    Cancel { id: TaskId, reply: Reply },
+    /// Counters and workers.
+    Stats { reply: Reply },
+    /// A worker is ready for tasks.
+    WorkerUp(WorkerLink),
+    /// A worker is gone; what it ran goes back to the queue.
+    WorkerDown { id: WorkerId, incarnation: u64 },
+    /// Frames from a worker.
+    FromWorker {
+        id: WorkerId,
+        incarnation: u64,
+        frames: Vec<FromWorker>,
+    },
+}
+
+impl Command {
+    fn into_reply(self) -> Option<Reply> {
+        match self {
+            Self::Submit { reply, .. }
+            | Self::Get { reply, .. }
+            | Self::Subscribe { reply, .. }
+            | Self::Unsubscribe { reply, .. }
+            | Self::Cancel { reply, .. }
+            | Self::Stats { reply } => Some(reply),
+            Self::WorkerUp(_) | Self::WorkerDown { .. } | Self::FromWorker { .. } => None,
+        }
+    }
+}
+
+/// Cheap-clone handle to the scheduler.
+#[derive(Clone)]
+pub struct Dispatcher {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Dispatcher {
+    /// Sends a command; fails only when the scheduler has stopped, and
+    /// then the command's reply gets that error too.
+    pub async fn send(&self, cmd: Command) -> Result<(), ErrorBody> {
+        let Err(mpsc::error::SendError(cmd)) = self.tx.send(cmd).await else {
+            return Ok(());
+        };
+        let error = ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped");
+        if let Some(reply) = cmd.into_reply() {
+            reply.error(error.clone());
+        }
+        Err(error)
+    }
+
+    async fn ask_task(&self, make: impl FnOnce(Reply) -> Command) -> Result<Task, ErrorBody> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(Reply::Task(tx))).await?;
+        rx.await
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped"))?
+    }
+
+    /// Queues one task (HTTP).
+    pub async fn submit(&self, task: Task, class: Class) -> Result<Task, ErrorBody> {
+        self.ask_task(|reply| Command::Submit {
+            tasks: vec![(task, class)],
+            socket: None,
+            batch: false,
+            reply,
+        })
+        .await
+    }
+
+    /// A task's snapshot.
+    pub async fn get(&self, id: TaskId) -> Result<Task, ErrorBody> {
+        self.ask_task(|reply| Command::Get { id, reply }).await
+    }
+
+    /// Cancels a task.
+    pub async fn cancel(&self, id: TaskId) -> Result<Task, ErrorBody> {
+        self.ask_task(|reply| Command::Cancel { id, reply }).await
+    }
+
+    /// Counters and workers.
+    pub async fn stats(&self) -> Result<Stats, ErrorBody> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats {
+            reply: Reply::Stats(tx),
+        })
+        .await?;
+        rx.await
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped"))
+    }
+}
+
+/// Timers the scheduler waits on.
+#[derive(Debug)]
+enum Timer {
+    /// An attempt ran out of time.
+    Timeout(TaskId),
+    /// A stopped task did not stop in time: kill its worker.
+    Kill {
+        worker: WorkerId,
+        incarnation: u64,
+        task: TaskId,
+    },
+}
+
+/// One task and what the scheduler needs to know about it.
+struct Entry {
+    task: Task,
+    class: Class,
+    seq: u64,
+    /// The attempt's timeout, while running.
+    timer: Option<delay_queue::Key>,
+}
+
+/// Cumulative counts of final tasks (not limited by retention).
+#[derive(Debug, Default)]
+struct Counters {
+    succeeded: u64,
+    failed: u64,
+    cancelled: u64,
+    timed_out: u64,
+}
+
+impl Counters {
+    fn count(&mut self, status: TaskStatus) {
+        match status {
+            TaskStatus::Succeeded => self.succeeded += 1,
+            TaskStatus::Failed => self.failed += 1,
+            TaskStatus::Cancelled => self.cancelled += 1,
+            TaskStatus::TimedOut => self.timed_out += 1,
+            TaskStatus::Queued | TaskStatus::Running => {}
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.succeeded + self.failed + self.cancelled + self.timed_out
+    }
+}
+
+/// The scheduler's mailbox, so handles can exist before the actor starts.
+pub struct Mailbox(mpsc::Receiver<Command>);
+
+/// A dispatcher and the mailbox its commands go to.
+pub fn channel() -> (Dispatcher, Mailbox) {
+    let (tx, rx) = mpsc::channel(64 * 1024);
+    (Dispatcher { tx }, Mailbox(rx))
+}
+
+/// Starts the scheduler actor; it runs until `shutdown` is cancelled or
+/// every dispatcher is dropped.
+pub fn spawn(
+    mailbox: Mailbox,
+    config: SchedulerConfig,
+    emitter: Emitter,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let actor = Scheduler::new(config, emitter);
+    tokio::spawn(actor.run(mailbox.0, shutdown))
+}
+
+struct Scheduler {
+    config: SchedulerConfig,
+    emitter: Emitter,
+    tasks: HashMap<TaskId, Entry>,
+    queues: [RunQueue; 2],
+    queued: usize,
+    running: usize,
+    next_seq: u64,
+    workers: Vec<Worker>,
+    timers: DelayQueue<Timer>,
+    finished: VecDeque<TaskId>,
+    counters: Counters,
+    /// Finished totals of the last few stats ticks, for throughput.
+    history: VecDeque<(tokio::time::Instant, u64)>,
+}
+
+fn queue_index(class: Class) -> usize {
+    match class {
+        Class::Cpu => 0,
+        Class::Io => 1,
+    }
+}
+
+impl Scheduler {
+    fn new(config: SchedulerConfig, emitter: Emitter) -> Self {
+        Self {
+            config,
+            emitter,
+            tasks: HashMap::new(),
+            queues: Default::default(),
+            queued: 0,
+            running: 0,
+            next_seq: 0,
+            workers: Vec::new(),
+            timers: DelayQueue::new(),
+            finished: VecDeque::new(),
+            counters: Counters::default(),
+            history: VecDeque::new(),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(256);
+        let mut stats_tick = tokio::time::interval(self.config.stats_interval);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                n = rx.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for cmd in batch.drain(..) {
+                        self.handle(cmd).await;
+                    }
+                }
+                Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
+                    self.on_timer(expired.into_inner()).await;
+                }
+                _ = stats_tick.tick() => self.push_stats().await,
+            }
+            self.dispatch().await;
+            self.flush();
+        }
+        tracing::debug!("scheduler stopped");
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit {
+                tasks,
+                socket,
+                batch,
+                reply,
+            } => self.submit(tasks, socket, batch, reply),
+            Command::Get { id, reply } => match self.tasks.get(&id) {
+                Some(e) => reply.task(&e.task),
+                None => reply.error(not_found(id)),
+            },
+            Command::Subscribe { id, socket, reply } => match self.tasks.get(&id) {
+                Some(e) => {
+                    if !e.task.status.is_final() {
+                        socket.join(id.room());
+                    }
+                    reply.task(&e.task);
+                }
+                None => reply.error(not_found(id)),
+            },
+            Command::Unsubscribe { id, socket, reply } => {
+                socket.leave(id.room());
+                match self.tasks.contains_key(&id) {
+                    true => reply.ok(),
+                    false => reply.error(not_found(id)),
+                }
+            }
+            Command::Cancel { id, reply } => self.cancel(id, reply).await,
+            Command::Stats { reply } => reply.stats(self.stats()),
+            Command::WorkerUp(link) => {
+                tracing::info!(worker = %link.id, "worker up");
+                self.workers.retain(|w| w.id != link.id);
+                self.workers.push(Worker::new(link));
+            }
+            Command::WorkerDown { id, incarnation } => self.worker_down(&id, incarnation).await,
+            Command::FromWorker {
+                id,
+                incarnation,
+                frames,
+            } => {
+                for frame in frames {
+                    self.on_frame(&id, incarnation, frame).await;
+                }
+            }
+        }
+    }
+
+    fn submit(
+        &mut self,
+        tasks: Vec<(Task, Class)>,
+        socket: Option<SocketRef>,
+        batch: bool,
+        reply: Reply,
+    ) {
+        if self.queued + tasks.len() > self.config.queue_capacity {
+            return reply.error(ErrorBody::new(
+                ErrorCode::QueueFull,
+                format!(
+                    "the queue is full ({} of {} queued)",
+                    self.queued, self.config.queue_capacity
+                ),
+            ));
+        }
+        let ids: Vec<TaskId> = tasks.iter().map(|(t, _)| t.id).collect();
+        if let Some(socket) = &socket {
+            socket.join(ids.iter().map(TaskId::room).collect::<Vec<_>>());
+        }
+        for (task, class) in tasks {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.queues[queue_index(class)].push(Place {
+                priority: task.priority,
+                seq,
+                id: task.id,
+            });
+            self.queued += 1;
+            self.tasks.insert(
+                task.id,
+                Entry {
+                    task,
+                    class,
+                    seq,
+                    timer: None,
+                },
+            );
+        }
+        let snapshots = ids
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .map(|e| &e.task);
+        if batch {
+            reply.tasks(snapshots.collect());
+        } else if let Some(task) = snapshots.into_iter().next() {
+            reply.task(task);
+        }
+    }
+
+    /// Hands queued tasks to free slots, highest priority first.
+    async fn dispatch(&mut self) {
+        for class in [Class::Cpu, Class::Io] {
+            let q = queue_index(class);
+            while let Some(place) = self.queues[q].peek() {
+                let kind = match self.tasks.get(&place.id) {
+                    Some(e) if e.task.status == TaskStatus::Queued => &e.task.kind,
+                    _ => {
+                        self.queues[q].pop(); // cancelled while queued
+                        continue;
+                    }
+                };
+                let Some(w) = self.pick_worker(class, kind) else {
+                    break;
+                };
+                self.queues[q].pop();
+                let Some(entry) = self.tasks.get_mut(&place.id) else {
+                    continue;
+                };
+                self.queued -= 1;
+                self.running += 1;
+                let worker = &mut self.workers[w];
+                let task = &mut entry.task;
+                task.status = TaskStatus::Running;
+                task.attempt += 1;
+                task.worker = Some(worker.id.clone());
+                task.started_at = Some(Timestamp::now());
+                task.progress = None;
+                let timeout = task
+                    .timeout_ms
+                    .map_or(self.config.default_timeout, Duration::from_millis);
+                entry.timer = Some(self.timers.insert(Timer::Timeout(task.id), timeout));
+                worker.start(task, entry.class);
+                self.emitter.status(task).await;
+            }
+        }
+    }
+
+    /// The worker with the most free slots of `class` that runs `kind`.
+    fn pick_worker(&self, class: Class, kind: &str) -> Option<usize> {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.free(class) > 0 && w.accepts(kind))
+            .max_by_key(|(_, w)| w.free(class))
+            .map(|(i, _)| i)
+    }
+
+    /// Writes what the workers were handed in this round.
+    fn flush(&mut self) {
+        for w in &mut self.workers {
+            w.flush();
+        }
+    }
+
+    fn worker_index(&self, id: &WorkerId, incarnation: u64) -> Option<usize> {
+        self.workers
+            .iter()
+            .position(|w| &w.id == id && w.incarnation == incarnation)
+    }
+
+    async fn on_frame(&mut self, id: &WorkerId, incarnation: u64, frame: FromWorker) {
+        let Some(w) = self.worker_index(id, incarnation) else {
+            return; // a frame from a replaced worker
+        };
+        let (task_id, outcome) = match frame {
+            FromWorker::Progress {
+                id: task_id,
+                done,
+                total,
+                message,
+            } => {
+                if let Some(entry) = running_on(&mut self.tasks, task_id, id) {
+                    entry.task.progress = Some(Progress {
+                        done,
+                        total,
+                        message: message.clone(),
+                    });
+                    let ev = ProgressEvent {
+                        task_id,
+                        done,
+                        total,
+                        message,
+                    };
+                    self.emitter.progress(&ev).await;
+                }
+                return;
+            }
+            FromWorker::Done { id, output } => (id, Ok(output)),
+            FromWorker::Failed { id, message } => {
+                (id, Err(ErrorBody::new(ErrorCode::TaskFailed, message)))
+            }
+            FromWorker::Stopped { id } => (id, Err(ErrorBody::new(ErrorCode::Cancelled, ""))),
+        };
+        self.workers[w].release(task_id);
+        if running_on(&mut self.tasks, task_id, id).is_none() {
+            return; // already final (cancelled or timed out): only the slot was held
+        }
+        match outcome {
+            Ok(output) => {
+                self.finish(task_id, TaskStatus::Succeeded, Some(output), None)
+                    .await
+            }
+            Err(e) if e.code == ErrorCode::TaskFailed => {
+                self.finish(task_id, TaskStatus::Failed, None, Some(e))
+                    .await;
+            }
+            Err(_) => {
+                // Stopped without being asked to: treat as a failure of the handler.
+                let e = ErrorBody::new(ErrorCode::TaskFailed, "the handler stopped early");
+                self.finish(task_id, TaskStatus::Failed, None, Some(e))
+                    .await;
+            }
+        }
+    }
+
+    /// Makes a task final, pushes its `result` and closes its room.
+    async fn finish(
+        &mut self,
+        id: TaskId,
+        status: TaskStatus,
+        output: Option<serde_json::Value>,
+        error: Option<ErrorBody>,
+    ) {
+        if self.settle(id, status, output, error) {
+            self.publish(id).await;
+        }
+    }
+
+    /// Sets a task's final state; `false` if it was final already.
+    fn settle(
+        &mut self,
+        id: TaskId,
+        status: TaskStatus,
+        output: Option<serde_json::Value>,
+        error: Option<ErrorBody>,
+    ) -> bool {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return false;
+        };
+        match entry.task.status {
+            TaskStatus::Queued => self.queued -= 1,
+            TaskStatus::Running => {
+                self.running -= 1;
+                if let Some(worker) = &entry.task.worker
+                    && let Some(w) = self.workers.iter_mut().find(|w| &w.id == worker)
+                {
+                    w.tasks_done += 1;
+                }
+            }
+            _ => return false,
+        }
+        if let Some(key) = entry.timer.take() {
+            self.timers.remove(&key);
+        }
+        let task = &mut entry.task;
+        task.status = status;
+        task.output = output;
+        task.error = error;
+        task.finished_at = Some(Timestamp::now());
+        self.counters.count(status);
+        true
+    }
+
+    /// Pushes a final task's `result`, closes its room and applies retention.
+    async fn publish(&mut self, id: TaskId) {
+        if let Some(entry) = self.tasks.get(&id) {
+            self.emitter.result(&entry.task).await;
+        }
+        self.finished.push_back(id);
+        while self.finished.len() > self.config.retain_finished {
+            if let Some(old) = self.finished.pop_front() {
+                self.tasks.remove(&old);
+            }
+        }
+    }
+
+    async fn cancel(&mut self, id: TaskId, reply: Reply) {
+        let Some(entry) = self.tasks.get(&id) else {
+            return reply.error(not_found(id));
+        };
+        if entry.task.status.is_final() {
+            return reply.error(ErrorBody::new(
+                ErrorCode::AlreadyFinished,
+                format!("task {id} is already {}", entry.task.status),
+            ));
+        }
+        let error = ErrorBody::new(ErrorCode::Cancelled, "cancelled by request");
+        self.stop(id, TaskStatus::Cancelled, error, Some(reply))
+            .await;
+    }
+
+    /// Ends an unfinished task as `cancelled` or `timed_out`; a running one
+    /// is told to stop, and its worker is killed if it does not in time.
+    async fn stop(
+        &mut self,
+        id: TaskId,
+        status: TaskStatus,
+        error: ErrorBody,
+        reply: Option<Reply>,
+    ) {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if entry.task.status == TaskStatus::Running
+            && let Some(worker) = entry.task.worker.clone()
+            && let Some(w) = self.workers.iter_mut().find(|w| w.id == worker)
+        {
+            w.stop(id);
+            self.timers.insert(
+                Timer::Kill {
+                    worker,
+                    incarnation: w.incarnation,
+                    task: id,
+                },
+                self.config.stop_grace,
+            );
+        }
+        // The ack shows the final state and goes out before the `result` push.
+        self.settle(id, status, None, Some(error));
+        if let (Some(reply), Some(entry)) = (reply, self.tasks.get(&id)) {
+            reply.task(&entry.task);
+        }
+        self.publish(id).await;
+    }
+
+    async fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Timeout(id) => {
+                if let Some(entry) = self.tasks.get_mut(&id) {
+                    entry.timer = None;
+                    let ms = entry
+                        .task
+                        .timeout_ms
+                        .unwrap_or(self.config.default_timeout.as_millis() as u64);
+                    let error =
+                        ErrorBody::new(ErrorCode::TimedOut, format!("attempt ran over {ms} ms"));
+                    self.stop(id, TaskStatus::TimedOut, error, None).await;
+                }
+            }
+            Timer::Kill {
+                worker,
+                incarnation,
+                task,
+            } => {
+                if let Some(w) = self.worker_index(&worker, incarnation)
+                    && self.workers[w].holds(task)
+                {
+                    tracing::warn!(%worker, %task, "task did not stop in time; killing its worker");
+                    self.workers[w].kill();
+                }
+            }
+        }
+    }
+
+    async fn worker_down(&mut self, id: &WorkerId, incarnation: u64) {
+        let Some(w) = self.worker_index(id, incarnation) else {
+            return;
+        };
+        let worker = self.workers.remove(w);
+        tracing::warn!(worker = %id, running = worker.running_count(), "worker down");
+        for task_id in worker.running_tasks() {
+            let Some(entry) = running_on(&mut self.tasks, task_id, id) else {
+                continue; // already final, only its slot was held
+            };
+            if let Some(key) = entry.timer.take() {
+                self.timers.remove(&key);
+            }
+            if entry.task.attempt >= entry.task.max_attempts {
+                let e = ErrorBody::new(
+                    ErrorCode::WorkerLost,
+                    format!("worker {id} was lost on attempt {}", entry.task.attempt),
+                );
+                self.finish(task_id, TaskStatus::Failed, None, Some(e))
+                    .await;
+                continue;
+            }
+            entry.task.status = TaskStatus::Queued;
+            entry.task.worker = None;
+            entry.task.started_at = None;
+            entry.task.progress = None;
+            let place = Place {
+                priority: entry.task.priority,
+                seq: entry.seq,
+                id: task_id,
+            };
+            self.queues[queue_index(entry.class)].push(place);
+            self.running -= 1;
+            self.queued += 1;
+            self.emitter.status(&entry.task).await;
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let total = self.counters.total();
+        let throughput = match (self.history.front(), self.history.back()) {
+            (Some((t0, n0)), Some((t1, _))) if t1 > t0 => {
+                (total - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        Stats {
+            queued: self.queued as u64,
+            running: self.running as u64,
+            succeeded: self.counters.succeeded,
+            failed: self.counters.failed,
+            cancelled: self.counters.cancelled,
+            timed_out: self.counters.timed_out,
+            workers: self
+                .workers
+                .iter()
+                .map(Worker::info)
+                .collect::<Vec<WorkerInfo>>(),
+            throughput_per_s: throughput,
+            at: Timestamp::now(),
+        }
+    }
+
+    async fn push_stats(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.history.push_back((now, self.counters.total()));
+        while self.history.len() > 10 {
+            self.history.pop_front();
+        }
+        let stats = self.stats();
+        self.emitter.stats(&stats).await;
+    }
+}
+
+/// The entry of `task_id` if it is running on worker `worker`.
+fn running_on<'a>(
+    tasks: &'a mut HashMap<TaskId, Entry>,
+    task_id: TaskId,
+    worker: &WorkerId,
+) -> Option<&'a mut Entry> {
+    tasks
+        .get_mut(&task_id)
+        .filter(|e| e.task.status == TaskStatus::Running && e.task.worker.as_ref() == Some(worker))
+}
+
+fn not_found(id: TaskId) -> ErrorBody {
+    ErrorBody::new(ErrorCode::NotFound, format!("no task {id}"))
+}

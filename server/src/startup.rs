@@ -1,0 +1,103 @@
+//! Building and running the whole server: scheduler, worker pool,
+//! Socket.IO, HTTP API and (when built) the Leptos site, on one port.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use app::events;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use socketioxide::SocketIo;
+use socketioxide::handler::ConnectHandler;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{AppState, http, socket};
+use crate::config::Settings;
+use crate::kinds::Registry;
+use crate::{pool, scheduler, site};
+
+/// A server bound to its address, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    pool: JoinSet<()>,
+    io: SocketIo,
+}
+
+impl Application {
+    /// Binds the address, starts the scheduler and the worker pool.
+    pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+
+        let (dispatcher, commands) = scheduler::channel();
+        let state = AppState {
+            dispatcher: dispatcher.clone(),
+            registry,
+        };
+        let (layer, io) = SocketIo::builder()
+            .max_buffer_size(settings.socket_buffer)
+            .max_payload(settings.max_message_bytes as u64)
+            .with_state(state.clone())
+            .build_layer();
+        io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
+        scheduler::spawn(
+            commands,
+            settings.scheduler(),
+            scheduler::Emitter::new(io.clone()),
+            shutdown.clone(),
+        );
+
+        let pool_config = settings.pool().context("cannot find the worker binary")?;
+        let pool = pool::start(&pool_config, &dispatcher, &shutdown);
+
+        let api = http::routes()
+            .with_state(state)
+            .layer(DefaultBodyLimit::max(settings.max_message_bytes));
+        let site_root = settings.site_root();
+        let router = match site::options(&site_root, listener.local_addr()?) {
+            Some(options) => site::router(options).merge(api),
+            None => {
+                tracing::info!(site_root = %site_root.display(), "no built site; serving the API only");
+                api.fallback(site::not_built)
+            }
+        };
+        // Socket.IO goes last, over the fallback, or the site's 404 page
+        // would answer `/socket.io/` requests.
+        let router = router.layer(layer);
+        Ok(Self {
+            listener,
+            router,
+            shutdown,
+            pool,
+            io,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Cancel it to stop the server.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops the workers.
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        self.shutdown.cancel();
+        self.io.close().await;
+        while self.pool.join_next().await.is_some() {}
+        served.context("server failed")
+    }
+}
