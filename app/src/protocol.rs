@@ -492,6 +492,8 @@ pub struct WorkerInfo {
     pub tasks_done: u64,
     /// Whether it connected over `/worker` rather than being spawned.
     pub remote: bool,
+    /// Its OS process id, for workers the server spawned.
+    pub pid: Option<u32>,
 }
 
 /// State of one worker.

@@ -43,6 +43,8 @@ impl Application {
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(settings.socket_buffer)
             .max_payload(settings.max_message_bytes as u64)
+            .ws_max_message_size(settings.max_message_bytes)
+            .ws_max_frame_size(settings.max_message_bytes)
             .with_state(state.clone())
             .build_layer();
         io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));

@@ -87,6 +87,7 @@ async fn run_once(
             kill: kill.clone(),
         },
         kinds: None,
+        pid: child.id(),
     };
     if dispatcher.send(Command::WorkerUp(link)).await.is_err() {
         child.start_kill()?;

@@ -41,6 +41,8 @@ pub struct WorkerLink {
     pub link: Link,
     /// Kinds it runs; `None` means every kind.
     pub kinds: Option<Vec<String>>,
+    /// OS process id of a local worker.
+    pub pid: Option<u32>,
 }
 
 pub(super) struct Worker {
@@ -50,6 +52,7 @@ pub(super) struct Worker {
     slots: Slots,
     link: Link,
     kinds: Option<Vec<String>>,
+    pid: Option<u32>,
     running: HashMap<TaskId, Class>,
     busy: Slots,
     out: BytesMut,
@@ -64,6 +67,7 @@ impl Worker {
             slots: link.slots,
             link: link.link,
             kinds: link.kinds,
+            pid: link.pid,
             running: HashMap::new(),
             busy: Slots { cpu: 0, io: 0 },
             out: BytesMut::new(),
@@ -190,6 +194,7 @@ impl Worker {
             running: self.running.len() as u32,
             tasks_done: self.tasks_done,
             remote: matches!(self.link, Link::Remote { .. }),
+            pid: self.pid,
         }
     }
 }

@@ -1,0 +1,12 @@
+//! Integration tests: each starts the real `taskwire` binary on
+//! `127.0.0.1:0` and drives it over Socket.IO (rust_socketio) and HTTP.
+
+mod helpers;
+
+mod batch_and_load;
+mod cli;
+mod errors;
+mod http;
+mod kinds;
+mod lifecycle;
+mod pool;
