@@ -12,6 +12,7 @@ use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
 
 use crate::api::{AppState, http, socket};
 use crate::config::Settings;
@@ -21,7 +22,7 @@ use crate::{pool, scheduler, site};
 /// A server bound to its address, ready to run.
 pub struct Application {
     listener: TcpListener,
-    router: Router,
+    service: Router,
     shutdown: CancellationToken,
     pool: JoinSet<()>,
     io: SocketIo,
@@ -69,12 +70,14 @@ impl Application {
                 api.fallback(site::not_built)
             }
         };
-        // Socket.IO goes last, over the fallback, or the site's 404 page
-        // would answer `/socket.io/` requests.
-        let router = router.layer(layer);
+        // Socket.IO wraps the whole router as one service. `Router::layer`
+        // would wrap each route apart, and socketioxide makes one engine (one
+        // session table) per wrapped service: a polling handshake answered by
+        // one route would be "Session ID unknown" to the next request.
+        let service = Router::new().fallback_service(layer.layer(router));
         Ok(Self {
             listener,
-            router,
+            service,
             shutdown,
             pool,
             io,
@@ -94,7 +97,7 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then stops the workers.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let served = axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.service)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;
         self.shutdown.cancel();

@@ -35,7 +35,7 @@ fn reject(ack: AckSender, error: ErrorBody) {
 
 /// The payload, or `invalid_payload` if it is not JSON.
 fn payload(data: Result<Value, impl std::fmt::Display>) -> Result<Value, ErrorBody> {
-    data.map_err(|e| ErrorBody::invalid(format!("payload is not JSON: {e}")))
+    data.map_err(|e| ErrorBody::invalid(format!("expected one JSON payload: {e}")))
 }
 
 async fn send(state: &AppState, cmd: Command) {
