@@ -123,14 +123,33 @@ fn run_worker(registry: Registry) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the worker runtime")?;
-    rt.block_on(child::serve(
-        registry,
-        tokio::io::stdin(),
-        tokio::io::stdout(),
-    ))
+    rt.block_on(async {
+        // The server talks to us over pipes: use them as non-blocking pipes
+        // on the event loop. tokio's stdin/stdout would hop through a
+        // blocking thread for every read and write.
+        match worker_pipes() {
+            Ok((rx, tx)) => child::serve(registry, rx, tx).await,
+            Err(_) => child::serve(registry, tokio::io::stdin(), tokio::io::stdout()).await,
+        }
+    })
     .context("worker pipe failed")?;
     // Blocking threads may still be computing for a server that is gone.
     std::process::exit(0);
+}
+
+/// Stdin and stdout as async pipes (they are pipes when a server spawned us).
+fn worker_pipes() -> std::io::Result<(
+    tokio::net::unix::pipe::Receiver,
+    tokio::net::unix::pipe::Sender,
+)> {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
+    Ok((
+        pipe::Receiver::from_owned_fd(stdin)?,
+        pipe::Sender::from_owned_fd(stdout)?,
+    ))
 }
 
 async fn serve(settings: Settings, registry: Registry) -> anyhow::Result<ExitCode> {

@@ -18,7 +18,7 @@ use app::{
     Ack, ErrorBody, ErrorCode, Progress, ProgressEvent, Stats, Task, TaskAck, TaskId, TaskStatus,
     TasksAck, Timestamp, WorkerId, WorkerInfo,
 };
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use socketioxide::extract::{AckSender, SocketRef};
 use tokio::sync::{mpsc, oneshot};
@@ -305,12 +305,15 @@ pub fn spawn(
 struct Scheduler {
     config: SchedulerConfig,
     emitter: Emitter,
-    tasks: HashMap<TaskId, Entry>,
+    /// Boxed entries keep the table small, so growing it copies little.
+    tasks: HashMap<TaskId, Box<Entry>>,
     queues: [RunQueue; 2],
     queued: usize,
     running: usize,
     next_seq: u64,
     workers: Vec<Worker>,
+    /// The worker I/O-bound tasks went to in the current dispatch round.
+    round_worker: Option<usize>,
     timers: DelayQueue<Timer>,
     finished: VecDeque<TaskId>,
     counters: Counters,
@@ -327,15 +330,19 @@ fn queue_index(class: Class) -> usize {
 
 impl Scheduler {
     fn new(config: SchedulerConfig, emitter: Emitter) -> Self {
+        let capacity = (config.queue_capacity + config.retain_finished).min(1 << 20);
         Self {
             config,
             emitter,
-            tasks: HashMap::new(),
+            // Sized for a full queue plus the retained tasks up front: one
+            // table allocation instead of a rehash every doubling.
+            tasks: HashMap::with_capacity(capacity),
             queues: Default::default(),
             queued: 0,
             running: 0,
             next_seq: 0,
             workers: Vec::new(),
+            round_worker: None,
             timers: DelayQueue::new(),
             finished: VecDeque::new(),
             counters: Counters::default(),
@@ -357,6 +364,15 @@ impl Scheduler {
                     }
                     for cmd in batch.drain(..) {
                         self.handle(cmd).await;
+                    }
+                    // Under load, more commands are on their way from other
+                    // threads: let them land, so one round (and one write to
+                    // each worker) carries many tasks instead of one.
+                    tokio::task::yield_now().await;
+                    while rx.recv_many(&mut batch, 256).now_or_never().unwrap_or(0) > 0 {
+                        for cmd in batch.drain(..) {
+                            self.handle(cmd).await;
+                        }
                     }
                 }
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
@@ -449,12 +465,12 @@ impl Scheduler {
             self.queued += 1;
             self.tasks.insert(
                 task.id,
-                Entry {
+                Box::new(Entry {
                     task,
                     class,
                     seq,
                     timer: None,
-                },
+                }),
             );
         }
         let snapshots = ids
@@ -470,6 +486,7 @@ impl Scheduler {
 
     /// Hands queued tasks to free slots, highest priority first.
     async fn dispatch(&mut self) {
+        self.round_worker = None;
         for class in [Class::Cpu, Class::Io] {
             let q = queue_index(class);
             while let Some(place) = self.queues[q].peek() {
@@ -480,7 +497,8 @@ impl Scheduler {
                         continue;
                     }
                 };
-                let Some(w) = self.pick_worker(class, kind) else {
+                let Some(w) = pick_worker(&self.workers, &mut self.round_worker, class, kind)
+                else {
                     break;
                 };
                 self.queues[q].pop();
@@ -504,16 +522,6 @@ impl Scheduler {
                 self.emitter.status(task).await;
             }
         }
-    }
-
-    /// The worker with the most free slots of `class` that runs `kind`.
-    fn pick_worker(&self, class: Class, kind: &str) -> Option<usize> {
-        self.workers
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| w.free(class) > 0 && w.accepts(kind))
-            .max_by_key(|(_, w)| w.free(class))
-            .map(|(i, _)| i)
     }
 
     /// Writes what the workers were handed in this round.
@@ -799,13 +807,44 @@ impl Scheduler {
 
 /// The entry of `task_id` if it is running on worker `worker`.
 fn running_on<'a>(
-    tasks: &'a mut HashMap<TaskId, Entry>,
+    tasks: &'a mut HashMap<TaskId, Box<Entry>>,
     task_id: TaskId,
     worker: &WorkerId,
 ) -> Option<&'a mut Entry> {
     tasks
         .get_mut(&task_id)
         .filter(|e| e.task.status == TaskStatus::Running && e.task.worker.as_ref() == Some(worker))
+        .map(|e| &mut **e)
+}
+
+/// Where a task of `class` and `kind` goes: I/O-bound tasks stay on the
+/// worker chosen earlier in this round while it has room, so a round is
+/// one write to one worker; otherwise the worker with the most free
+/// slots, which spreads CPU-bound tasks over the processes.
+fn pick_worker(
+    workers: &[Worker],
+    round_worker: &mut Option<usize>,
+    class: Class,
+    kind: &str,
+) -> Option<usize> {
+    if class == Class::Io
+        && let Some(w) = *round_worker
+        && workers
+            .get(w)
+            .is_some_and(|w| w.free(class) > 0 && w.accepts(kind))
+    {
+        return Some(w);
+    }
+    let best = workers
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.free(class) > 0 && w.accepts(kind))
+        .max_by_key(|(_, w)| w.free(class))
+        .map(|(i, _)| i);
+    if class == Class::Io {
+        *round_worker = best;
+    }
+    best
 }
 
 fn not_found(id: TaskId) -> ErrorBody {
