@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use app::events;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt as _;
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
@@ -97,9 +98,18 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then stops the workers.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let served = axum::serve(self.listener, self.service)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let served = axum::serve(
+            // Pushes are small writes right after the ack: with Nagle on,
+            // they would wait for the client's delayed ACK (~40 ms).
+            self.listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+            }),
+            self.service,
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
         self.shutdown.cancel();
         self.io.close().await;
         while self.pool.join_next().await.is_some() {}

@@ -101,7 +101,14 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
     } else {
         "warn"
     });
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Serve(settings) = &cli.command {
+        rt.worker_threads(settings.io_threads());
+    }
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve(settings) => serve(settings, registry).await,
