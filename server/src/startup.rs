@@ -47,6 +47,9 @@ impl Application {
             .max_payload(settings.max_message_bytes as u64)
             .ws_max_message_size(settings.max_message_bytes)
             .ws_max_frame_size(settings.max_message_bytes)
+            // Idle sockets are the common case; a small read buffer keeps
+            // them cheap (frames larger than it still arrive whole).
+            .ws_read_buffer_size(1024)
             .with_state(state.clone())
             .build_layer();
         io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
@@ -75,7 +78,9 @@ impl Application {
         // would wrap each route apart, and socketioxide makes one engine (one
         // session table) per wrapped service: a polling handshake answered by
         // one route would be "Session ID unknown" to the next request.
-        let service = Router::new().fallback_service(layer.layer(router));
+        let service = Router::new()
+            .fallback_service(layer.layer(router))
+            .layer(axum::middleware::map_request(detach_from_read_buffer));
         Ok(Self {
             listener,
             service,
@@ -115,4 +120,25 @@ impl Application {
         while self.pool.join_next().await.is_some() {}
         served.context("server failed")
     }
+}
+
+/// Copies a request's URI and header values out of hyper's connection read
+/// buffer. They are slices of it, and engineioxide keeps each socket's
+/// request parts for the socket's lifetime, which would keep a 16 KiB buffer
+/// alive per connected socket (over half its memory when idle).
+async fn detach_from_read_buffer(mut req: axum::extract::Request) -> axum::extract::Request {
+    if !req.uri().path().starts_with("/socket.io") {
+        return req;
+    }
+    if let Ok(uri) = req.uri().to_string().parse::<axum::http::Uri>() {
+        req.extensions_mut()
+            .insert(axum::extract::OriginalUri(uri.clone()));
+        *req.uri_mut() = uri;
+    }
+    for value in req.headers_mut().values_mut() {
+        if let Ok(copy) = axum::http::HeaderValue::from_bytes(value.as_bytes()) {
+            *value = copy;
+        }
+    }
+    req
 }
