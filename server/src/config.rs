@@ -84,11 +84,9 @@ impl Settings {
         };
         Ok(PoolConfig {
             workers,
-            slots: Slots {
-                cpu: self.cpu_slots,
-                io: self.io_slots,
-            },
+            slots: Slots::per_class(self.cpu_slots, self.io_slots),
             exe,
+            kinds: Vec::new(),
         })
     }
 

@@ -11,6 +11,7 @@
 //! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
 //! - [`kinds`]: the `Handler` trait, the registry and the built-in kinds;
 //! - [`client`]: a Rust Socket.IO client of the protocol (CLI, tests);
+//! - [`remote`]: the remote worker SDK (`taskwire remote-worker`);
 //! - [`cli`]: the `taskwire` command line;
 //! - [`site`]: the Leptos site.
 
@@ -20,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod kinds;
 pub mod pool;
+pub mod remote;
 pub mod scheduler;
 pub mod site;
 pub mod startup;

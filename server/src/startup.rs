@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::Layer as _;
 
-use crate::api::{AppState, http, socket};
+use crate::api::{AppState, RemoteKinds, http, socket, worker};
 use crate::config::Settings;
 use crate::kinds::Registry;
 use crate::{pool, scheduler, site};
@@ -41,6 +41,7 @@ impl Application {
         let state = AppState {
             dispatcher: dispatcher.clone(),
             registry,
+            remote_kinds: RemoteKinds::default(),
         };
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(settings.socket_buffer)
@@ -53,6 +54,7 @@ impl Application {
             .with_state(state.clone())
             .build_layer();
         io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
+        io.ns(events::WORKER_NS, worker::on_connect.with(worker::register));
         scheduler::spawn(
             commands,
             settings.scheduler(),
@@ -60,7 +62,8 @@ impl Application {
             shutdown.clone(),
         );
 
-        let pool_config = settings.pool().context("cannot find the worker binary")?;
+        let mut pool_config = settings.pool().context("cannot find the worker binary")?;
+        pool_config.kinds = state.registry.kinds();
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
 
         let api = http::routes()

@@ -4,8 +4,12 @@
 
 pub mod http;
 pub mod socket;
+pub mod worker;
 
-use app::{ErrorBody, Task, TaskId, TaskSpec, Timestamp};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, Timestamp};
 
 use crate::kinds::{Class, Registry};
 use crate::scheduler::Dispatcher;
@@ -15,13 +19,55 @@ use crate::scheduler::Dispatcher;
 pub struct AppState {
     pub dispatcher: Dispatcher,
     pub registry: Registry,
+    pub remote_kinds: RemoteKinds,
+}
+
+/// Kinds offered by connected remote workers that this server's registry
+/// does not have: submissions of them are accepted (their input can only be
+/// checked by the worker) while at least one such worker is connected.
+///
+/// A std lock: held for a map operation only, never across an `.await`.
+#[derive(Clone, Default)]
+pub struct RemoteKinds(Arc<RwLock<HashMap<String, usize>>>);
+
+impl RemoteKinds {
+    pub fn add(&self, kinds: &[String]) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for k in kinds {
+            *map.entry(k.clone()).or_default() += 1;
+        }
+    }
+
+    pub fn remove(&self, kinds: &[String]) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for k in kinds {
+            if let Some(n) = map.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(k);
+                }
+            }
+        }
+    }
+
+    pub fn offers(&self, kind: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(kind)
+    }
 }
 
 impl AppState {
     /// Validates a submission against its kind and makes it a queued task
     /// with a fresh id.
     pub fn prepare(&self, spec: TaskSpec) -> Result<(Task, Class), ErrorBody> {
-        let class = self.registry.validate(&spec)?;
+        let class = match self.registry.validate(&spec) {
+            Err(e) if e.code == ErrorCode::UnknownKind && self.remote_kinds.offers(&spec.kind) => {
+                Class::Cpu
+            }
+            other => other?,
+        };
         let id = TaskId::from(uuid::Uuid::now_v7());
         Ok((Task::new(id, spec, Timestamp::now()), class))
     }

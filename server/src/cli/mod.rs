@@ -38,6 +38,26 @@ pub enum Command {
     Status(TaskArgs),
     /// Cancel a task and print it as JSON.
     Cancel(TaskArgs),
+    /// Run this binary's kinds for a server, connected over Socket.IO.
+    RemoteWorker(RemoteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoteArgs {
+    #[command(flatten)]
+    pub server: Server,
+    /// Name shown on the dashboard.
+    #[arg(long, env = "TASKWIRE_WORKER_NAME", default_value = "remote")]
+    pub name: String,
+    /// Access token, if the server requires one.
+    #[arg(long, env = "TASKWIRE_TOKEN")]
+    pub token: Option<String>,
+    /// Kinds to offer (comma-separated) [default: all of this binary's].
+    #[arg(long, value_delimiter = ',')]
+    pub kinds: Vec<String>,
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +135,17 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Cancel(args) => cancel(args).await,
+            Command::RemoteWorker(args) => {
+                let config = crate::remote::RemoteConfig {
+                    url: args.server.url,
+                    name: args.name,
+                    token: args.token,
+                    kinds: args.kinds,
+                    concurrency: args.concurrency,
+                };
+                crate::remote::run(config, registry).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Worker => unreachable!("handled above"),
         }
     })

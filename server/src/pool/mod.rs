@@ -28,6 +28,8 @@ pub struct PoolConfig {
     pub slots: Slots,
     /// The binary to run as `<exe> worker`; the current one by default.
     pub exe: PathBuf,
+    /// The kinds its workers run (the registry's).
+    pub kinds: Vec<String>,
 }
 
 /// Starts one supervisor per worker; they stop when `shutdown` is cancelled

@@ -86,7 +86,7 @@ async fn run_once(
             tx,
             kill: kill.clone(),
         },
-        kinds: None,
+        kinds: Some(config.kinds.clone()),
         pid: child.id(),
     };
     if dispatcher.send(Command::WorkerUp(link)).await.is_err() {

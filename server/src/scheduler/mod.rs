@@ -683,8 +683,8 @@ impl Scheduler {
         if entry.task.status == TaskStatus::Running
             && let Some(worker) = entry.task.worker.clone()
             && let Some(w) = self.workers.iter_mut().find(|w| w.id == worker)
+            && w.stop(id)
         {
-            w.stop(id);
             self.timers.insert(
                 Timer::Kill {
                     worker,

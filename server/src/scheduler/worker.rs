@@ -14,11 +14,32 @@ use tokio_util::sync::CancellationToken;
 use crate::kinds::Class;
 use crate::pool::frame::{ToWorker, encode};
 
-/// How many tasks of each class a worker runs at once.
+/// How many tasks of each class a worker runs at once, and in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slots {
     pub cpu: u32,
     pub io: u32,
+    pub total: u32,
+}
+
+impl Slots {
+    /// Separate slots per class (a local worker process).
+    pub fn per_class(cpu: u32, io: u32) -> Self {
+        Self {
+            cpu,
+            io,
+            total: cpu.saturating_add(io),
+        }
+    }
+
+    /// `n` slots shared by every class (a remote worker's `concurrency`).
+    pub fn shared(n: u32) -> Self {
+        Self {
+            cpu: n,
+            io: n,
+            total: n,
+        }
+    }
 }
 
 /// How the scheduler reaches a worker.
@@ -69,17 +90,22 @@ impl Worker {
             kinds: link.kinds,
             pid: link.pid,
             running: HashMap::new(),
-            busy: Slots { cpu: 0, io: 0 },
+            busy: Slots {
+                cpu: 0,
+                io: 0,
+                total: 0,
+            },
             out: BytesMut::new(),
         }
     }
 
     /// Free slots for tasks of `class`.
     pub fn free(&self, class: Class) -> u32 {
-        match class {
+        let of_class = match class {
             Class::Cpu => self.slots.cpu.saturating_sub(self.busy.cpu),
             Class::Io => self.slots.io.saturating_sub(self.busy.io),
-        }
+        };
+        of_class.min(self.slots.total.saturating_sub(self.busy.total))
     }
 
     /// Whether it runs tasks of `kind`.
@@ -102,6 +128,7 @@ impl Worker {
     pub fn start(&mut self, task: &Task, class: Class) {
         self.running.insert(task.id, class);
         *self.busy_mut(class) += 1;
+        self.busy.total += 1;
         match &self.link {
             Link::Local { .. } => {
                 let frame = ToWorker::Run {
@@ -123,8 +150,11 @@ impl Worker {
         }
     }
 
-    /// Asks the worker to stop `id`; its slot stays taken until it answers.
-    pub fn stop(&mut self, id: TaskId) {
+    /// Asks the worker to stop `id`. A local worker keeps the slot taken
+    /// until it answers `Stopped` (returns `true`: wait for it, kill it if it
+    /// does not come). The remote protocol has no such answer, so a remote
+    /// worker's slot is freed at once (returns `false`).
+    pub fn stop(&mut self, id: TaskId) -> bool {
         match &self.link {
             Link::Local { .. } => {
                 if let Err(e) = encode(&ToWorker::Stop { id }, &mut self.out) {
@@ -135,14 +165,18 @@ impl Worker {
                 if let Err(e) = socket.emit(events::CANCEL, &json!({ "task_id": id })) {
                     tracing::warn!(worker = %self.id, error = %e, "cancel not delivered");
                 }
+                self.release(id);
+                return false;
             }
         }
+        true
     }
 
     /// Frees the slot of `id` (the worker answered for it).
     pub fn release(&mut self, id: TaskId) {
         if let Some(class) = self.running.remove(&id) {
             *self.busy_mut(class) -= 1;
+            self.busy.total -= 1;
         }
     }
 

@@ -10,3 +10,4 @@ mod http;
 mod kinds;
 mod lifecycle;
 mod pool;
+mod remote;

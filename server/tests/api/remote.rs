@@ -1,0 +1,113 @@
+//! Remote workers over the `/worker` namespace, run by `taskwire
+//! remote-worker` against a server with no local workers.
+
+use std::process::Stdio;
+
+use app::TaskStatus;
+use serde_json::json;
+use taskwire::client::Push;
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+fn remote_worker(server: &TestServer, name: &str, concurrency: u32) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_taskwire"))
+        .args([
+            "remote-worker",
+            "--url",
+            &server.url,
+            "--name",
+            name,
+            "--kinds",
+            "echo,sleep",
+        ])
+        .args(["--concurrency", &concurrency.to_string()])
+        .env("TASKWIRE_LOG", "error")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn remote worker")
+}
+
+#[tokio::test]
+async fn a_remote_worker_runs_jobs_respects_concurrency_and_cancel() {
+    let server = TestServer::start(&["--workers", "0"]).await;
+    let _rw = remote_worker(&server, "rw", 2);
+    let workers = server.wait_workers(1).await;
+    assert!(
+        workers[0].remote && workers[0].id.0.starts_with("rw#"),
+        "{workers:?}"
+    );
+
+    let mut c = server.client().await;
+    let t = c
+        .submit(&spec("echo", json!({"via": "remote"})))
+        .await
+        .unwrap();
+    let done = result_of(&mut c, t.id).await;
+    assert_eq!(done.output, Some(json!({"via": "remote"})));
+    assert!(done.worker.unwrap().0.starts_with("rw#"));
+
+    // Three sleeps, concurrency 2: the third starts after one has finished.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            c.submit(&spec("sleep", json!({"ms": 300})))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut finished = Vec::new();
+    for id in &ids {
+        finished.push(result_of(&mut c, *id).await);
+    }
+    let third_start = finished[2].started_at.unwrap();
+    let first_end = finished[..2]
+        .iter()
+        .map(|t| t.finished_at.unwrap())
+        .min()
+        .unwrap();
+    assert!(third_start >= first_end, "more than 2 jobs at once");
+
+    // Cancel a running remote job.
+    let t = c
+        .submit(&spec("sleep", json!({"ms": 600_000})))
+        .await
+        .unwrap();
+    push_where(&mut c, |p| {
+        matches!(p, Push::Status(ref s) if s.task_id == t.id && s.status == TaskStatus::Running)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(c.cancel(t.id).await.unwrap().status, TaskStatus::Cancelled);
+    // Its slot is free again: two more jobs run at once.
+    let a = c.submit(&spec("echo", json!(1))).await.unwrap();
+    assert_eq!(result_of(&mut c, a.id).await.output, Some(json!(1)));
+}
+
+#[tokio::test]
+async fn a_lost_remote_worker_puts_its_job_back_in_the_queue() {
+    let server = TestServer::start(&["--workers", "0"]).await;
+    let mut first = remote_worker(&server, "first", 1);
+    server.wait_workers(1).await;
+    let mut c = server.client().await;
+    let t = c.submit(&spec("sleep", json!({"ms": 500}))).await.unwrap();
+    push_where(&mut c, |p| {
+        matches!(p, Push::Status(ref s) if s.task_id == t.id && s.status == TaskStatus::Running)
+            .then_some(())
+    })
+    .await;
+    first.kill().await.unwrap();
+    let back = push_where(&mut c, |p| match p {
+        Push::Status(s) if s.task_id == t.id => Some(s),
+        _ => None,
+    })
+    .await;
+    assert_eq!((back.status, back.attempt), (TaskStatus::Queued, 1));
+    let _second = remote_worker(&server, "second", 1);
+    let done = result_of(&mut c, t.id).await;
+    assert_eq!(done.status, TaskStatus::Succeeded);
+    assert_eq!(done.attempt, 2);
+    assert!(done.worker.unwrap().0.starts_with("second#"));
+}
