@@ -29,6 +29,10 @@ pub enum ClientError {
     Malformed(String),
     #[error("{0}")]
     Server(#[from] ErrorBody),
+    /// The server refused the connection (`connect_error`), e.g.
+    /// `unauthorized: ...` without the right access token.
+    #[error("connection refused: {0}")]
+    Refused(String),
 }
 
 /// A push from the server.
@@ -82,9 +86,21 @@ impl Client {
 
     /// Like [`Client::connect`], with a timeout for connecting and each request.
     pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::connect_with_token(url, None, timeout).await
+    }
+
+    /// Like [`Client::connect_with`], sending the server's access token (if
+    /// any) in the handshake auth `{token}`. A refused connection is
+    /// [`ClientError::Refused`].
+    pub async fn connect_with_token(
+        url: &str,
+        token: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let (push_tx, pushes) = mpsc::unbounded_channel();
         let (up_tx, up_rx) = oneshot::channel();
-        let up: Slot<()> = Arc::new(Mutex::new(Some(up_tx)));
+        let up: Slot<Result<(), String>> = Arc::new(Mutex::new(Some(up_tx)));
+        let refused = up.clone();
         let mut builder = ClientBuilder::new(url)
             .namespace(events::CLIENT_NS)
             // rust_socketio's polling-to-websocket upgrade is refused by
@@ -92,9 +108,18 @@ impl Client {
             .transport_type(TransportType::Websocket)
             .reconnect(false)
             .on(Event::Connect, move |_, _| {
-                fire(&up, ());
+                fire(&up, Ok(()));
+                async {}.boxed()
+            })
+            .on(Event::Error, move |payload, _| {
+                if let Some(message) = connect_error(payload) {
+                    fire(&refused, Err(message));
+                }
                 async {}.boxed()
             });
+        if let Some(token) = token {
+            builder = builder.auth(json!({ "token": token }));
+        }
         builder = on_push(builder, events::STATUS, &push_tx, Push::Status);
         builder = on_push(builder, events::PROGRESS, &push_tx, Push::Progress);
         builder = on_push(builder, events::RESULT, &push_tx, |t| {
@@ -109,7 +134,8 @@ impl Client {
         tokio::time::timeout(timeout, up_rx)
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
-            .map_err(|_| ClientError::Malformed("connection closed before connect".into()))?;
+            .map_err(|_| ClientError::Malformed("connection closed before connect".into()))?
+            .map_err(ClientError::Refused)?;
         Ok(Self {
             sio,
             pushes,
@@ -218,6 +244,21 @@ impl Client {
     pub async fn disconnect(self) -> Result<(), ClientError> {
         Ok(self.sio.disconnect().await?)
     }
+}
+
+/// The message of a `connect_error`, which rust_socketio reports as an
+/// error event "Received an ConnectError frame: {"message": "..."}".
+fn connect_error(payload: Payload) -> Option<String> {
+    let text = first_value(payload, false)?;
+    let data = text
+        .as_str()?
+        .strip_prefix("Received an ConnectError frame: ")?;
+    Some(
+        serde_json::from_str::<Value>(data)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| data.to_owned()),
+    )
 }
 
 fn decode<T: DeserializeOwned>(v: Value) -> Result<T, ClientError> {

@@ -27,6 +27,13 @@ pub struct Settings {
     /// I/O-bound tasks (sleep, echo, fail) one worker runs at once.
     #[arg(long, env = "TASKWIRE_IO_SLOTS", default_value_t = 1024)]
     pub io_slots: u32,
+    /// Directory of the durable task store [default: `$XDG_DATA_HOME/taskwire`,
+    /// else `~/.local/share/taskwire`].
+    #[arg(long, env = "TASKWIRE_DATA_DIR", conflicts_with = "memory")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep tasks in memory only: nothing survives a restart.
+    #[arg(long, env = "TASKWIRE_MEMORY")]
+    pub memory: bool,
     /// Most tasks queued at once; more is `queue_full`.
     #[arg(long, env = "TASKWIRE_QUEUE_CAPACITY", default_value_t = 100_000)]
     pub queue_capacity: usize,
@@ -48,6 +55,12 @@ pub struct Settings {
     /// Directory of the built Leptos site [default: `$LEPTOS_SITE_ROOT` or `target/site`].
     #[arg(long, env = "TASKWIRE_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+    /// Access token [default: none, everything is open]. When set, Socket.IO
+    /// clients must send auth `{token}`, remote workers `token` in their
+    /// hello, and HTTP requests (but `GET /healthz`) `Authorization: Bearer`.
+    #[arg(long, env = "TASKWIRE_TOKEN", hide_env_values = true,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub token: Option<String>,
     /// Binary to run as worker [default: this one].
     #[arg(long, env = "TASKWIRE_WORKER_EXE", hide = true)]
     pub worker_exe: Option<PathBuf>,
@@ -95,6 +108,20 @@ impl Settings {
     /// task (measured: a fifth less server CPU per echo task on 2 cores).
     pub fn io_threads(&self) -> usize {
         self.io_threads.unwrap_or_else(|| cpus().div_ceil(2)).max(1)
+    }
+
+    /// Where the durable store lives, or `None` with `--memory`.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        if self.memory {
+            return None;
+        }
+        Some(self.data_dir.clone().unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(|| PathBuf::from("."));
+            base.join("taskwire")
+        }))
     }
 
     pub fn site_root(&self) -> PathBuf {

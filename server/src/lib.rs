@@ -9,6 +9,7 @@
 //! - [`api`]: Socket.IO handlers and HTTP routes, thin edges;
 //! - [`scheduler`]: the actor that owns tasks, queues, slots and timers;
 //! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
+//! - [`store`]: the durable SQLite store (group commit, recovery);
 //! - [`kinds`]: the `Handler` trait, the registry and the built-in kinds;
 //! - [`client`]: a Rust Socket.IO client of the protocol (CLI, tests);
 //! - [`remote`]: the remote worker SDK (`taskwire remote-worker`);
@@ -25,6 +26,7 @@ pub mod remote;
 pub mod scheduler;
 pub mod site;
 pub mod startup;
+pub mod store;
 
 pub use config::Settings;
 pub use kinds::{Class, Ctx, Handler, HandlerError, Registry};

@@ -15,9 +15,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::Layer as _;
 
+use crate::api::auth::AccessToken;
 use crate::api::{AppState, RemoteKinds, http, socket, worker};
 use crate::config::Settings;
-use crate::kinds::Registry;
+use crate::kinds::{Class, Registry};
+use crate::store::Store;
 use crate::{pool, scheduler, site};
 
 /// A server bound to its address, ready to run.
@@ -42,6 +44,7 @@ impl Application {
             dispatcher: dispatcher.clone(),
             registry,
             remote_kinds: RemoteKinds::default(),
+            token: AccessToken::new(settings.token.as_deref()),
         };
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(settings.socket_buffer)
@@ -55,10 +58,26 @@ impl Application {
             .build_layer();
         io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
         io.ns(events::WORKER_NS, worker::on_connect.with(worker::register));
+        let durable = match settings.data_dir() {
+            Some(dir) => {
+                let (store, recovered) = Store::open(&dir)?;
+                tracing::info!(data_dir = %dir.display(), "durable task store");
+                let registry = state.registry.clone();
+                Some(scheduler::Durable {
+                    store,
+                    recovered,
+                    classify: Box::new(move |kind| {
+                        registry.get(kind).map_or(Class::Cpu, |h| h.class())
+                    }),
+                })
+            }
+            None => None,
+        };
         scheduler::spawn(
             commands,
             settings.scheduler(),
             scheduler::Emitter::new(io.clone()),
+            durable,
             shutdown.clone(),
         );
 
@@ -66,7 +85,7 @@ impl Application {
         pool_config.kinds = state.registry.kinds();
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
 
-        let api = http::routes()
+        let api = http::routes(&state)
             .with_state(state)
             .layer(DefaultBodyLimit::max(settings.max_message_bytes));
         let site_root = settings.site_root();

@@ -10,22 +10,39 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value};
 
 use super::AppState;
+use super::auth::{self, AccessToken};
 
-/// The API routes.
-pub fn routes() -> Router<AppState> {
+/// The API routes. With `--token`, every one but `GET /healthz` requires
+/// `Authorization: Bearer <token>`.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/tasks", post(create))
         .route("/tasks/{id}", get(read).delete(cancel))
         .route("/kinds", get(kinds))
-        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        // Only the routes above: health checks stay open.
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/healthz", get(healthz))
+}
+
+/// Refuses a request without the access token (when one is configured)
+/// with `401` `unauthorized`.
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.token.allows(auth::bearer_token(req.headers())) {
+        return next.run(req).await;
+    }
+    let mut res = ApiError(AccessToken::refusal("Authorization: Bearer <token>")).into_response();
+    res.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    res
 }
 
 /// An error answered as `{"error": {...}}` with its code's status.

@@ -2,6 +2,7 @@
 //! ([`http`]), both thin: they parse and validate at the edge, then hand a
 //! command to the scheduler.
 
+pub mod auth;
 pub mod http;
 pub mod socket;
 pub mod worker;
@@ -11,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, Timestamp};
 
+use self::auth::AccessToken;
 use crate::kinds::{Class, Registry};
 use crate::scheduler::Dispatcher;
 
@@ -20,6 +22,8 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     pub registry: Registry,
     pub remote_kinds: RemoteKinds,
+    /// `--token`: who may use the API (everyone when unset).
+    pub token: AccessToken,
 }
 
 /// Kinds offered by connected remote workers that this server's registry

@@ -2,11 +2,14 @@
 //! `cancel`, `dashboard`. A bad payload gets an error ack and nothing else:
 //! the socket stays connected and no other task is touched.
 
+use std::sync::Arc;
+
 use app::{Ack, ErrorBody, TaskId, TaskSpec, events, parse_batch};
 use serde_json::Value;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::AppState;
+use super::auth::{self, AccessToken};
 use crate::scheduler::{Command, Reply};
 
 /// Registers the event handlers of a new client socket.
@@ -14,13 +17,36 @@ use crate::scheduler::{Command, Reply};
 /// It runs as a connect middleware, which socketioxide awaits before it
 /// sends the CONNECT packet: a handler registered in the connect handler
 /// itself (spawned after that packet) could miss a client's first emit.
-pub async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+///
+/// With `--token`, the handshake `auth` must be `{token}`; otherwise the
+/// connection is refused with a `connect_error` `unauthorized: ...`.
+pub async fn register(
+    socket: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(state): State<AppState>,
+) -> Result<(), ErrorBody> {
+    let auth = auth.unwrap_or_default();
+    let presented = auth::auth_token(&auth);
+    if !state.token.allows(presented) {
+        return Err(AccessToken::refusal("handshake auth {token}"));
+    }
+    // Kept for `dashboard`'s own check; only when a token is configured.
+    let presented: Option<Arc<str>> = state
+        .token
+        .required()
+        .then(|| presented.map(Arc::from))
+        .flatten();
     socket.on(events::TASK, on_task);
     socket.on(events::TASKS, on_tasks);
     socket.on(events::SUBSCRIBE, on_subscribe);
     socket.on(events::UNSUBSCRIBE, on_unsubscribe);
     socket.on(events::CANCEL, on_cancel);
-    socket.on(events::DASHBOARD, on_dashboard);
+    socket.on(
+        events::DASHBOARD,
+        move |socket: SocketRef, ack: AckSender, State(state): State<AppState>| {
+            on_dashboard(socket, ack, state, presented.clone())
+        },
+    );
     Ok(())
 }
 
@@ -143,7 +169,19 @@ async fn on_cancel(TryData(data): TryData<Value>, ack: AckSender, State(state): 
     }
 }
 
-async fn on_dashboard(socket: SocketRef, ack: AckSender, State(state): State<AppState>) {
+/// `dashboard`. The middleware already refused sockets without the token;
+/// the room of every task's pushes is checked again here with the token
+/// this socket presented, so that it stays closed even if the middleware
+/// changes.
+async fn on_dashboard(
+    socket: SocketRef,
+    ack: AckSender,
+    state: AppState,
+    presented: Option<Arc<str>>,
+) {
+    if !state.token.allows(presented.as_deref()) {
+        return reject(ack, AccessToken::refusal("handshake auth {token}"));
+    }
     socket.join(events::DASHBOARD_ROOM);
     let reply = Reply::Ack(ack);
     send(&state, Command::Stats { reply }).await;

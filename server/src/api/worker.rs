@@ -10,6 +10,7 @@ use serde_json::Value;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::AppState;
+use super::auth::{self, AccessToken};
 use crate::pool::frame::FromWorker;
 use crate::scheduler::{Command, Link, Slots, WorkerLink};
 
@@ -22,10 +23,19 @@ fn worker_id(socket: &SocketRef, hello: &WorkerHello) -> WorkerId {
     WorkerId::from(format!("{}#{}", hello.name, socket.id))
 }
 
-/// Connect middleware: refuses a bad `auth`, registers the event handlers
-/// before the CONNECT packet is sent.
-pub async fn register(socket: SocketRef, TryData(auth): TryData<Value>) -> Result<(), ErrorBody> {
-    let hello = WorkerHello::parse(auth.ok())?;
+/// Connect middleware: refuses a bad `auth` (without the access token, when
+/// one is configured, before even looking at the rest), registers the event
+/// handlers before the CONNECT packet is sent.
+pub async fn register(
+    socket: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(state): State<AppState>,
+) -> Result<(), ErrorBody> {
+    let auth = auth.ok();
+    if !state.token.allows(auth.as_ref().and_then(auth::auth_token)) {
+        return Err(AccessToken::refusal("token in the worker's auth"));
+    }
+    let hello = WorkerHello::parse(auth)?;
     let id = worker_id(&socket, &hello);
     socket.on(events::PROGRESS, {
         let id = id.clone();

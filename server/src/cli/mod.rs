@@ -49,9 +49,6 @@ pub struct RemoteArgs {
     /// Name shown on the dashboard.
     #[arg(long, env = "TASKWIRE_WORKER_NAME", default_value = "remote")]
     pub name: String,
-    /// Access token, if the server requires one.
-    #[arg(long, env = "TASKWIRE_TOKEN")]
-    pub token: Option<String>,
     /// Kinds to offer (comma-separated) [default: all of this binary's].
     #[arg(long, value_delimiter = ',')]
     pub kinds: Vec<String>,
@@ -65,6 +62,9 @@ pub struct Server {
     /// Server URL.
     #[arg(long, env = "TASKWIRE_URL", default_value = "http://127.0.0.1:3000")]
     pub url: String,
+    /// Access token, if the server requires one (`serve --token`).
+    #[arg(long, env = "TASKWIRE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,7 +139,7 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
                 let config = crate::remote::RemoteConfig {
                     url: args.server.url,
                     name: args.name,
-                    token: args.token,
+                    token: args.server.token,
                     kinds: args.kinds,
                     concurrency: args.concurrency,
                 };
@@ -283,9 +283,13 @@ async fn cancel(args: TaskArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(server: &Server) -> anyhow::Result<Client> {
-    Client::connect(&server.url)
-        .await
-        .with_context(|| format!("cannot connect to {}", server.url))
+    Client::connect_with_token(
+        &server.url,
+        server.token.as_deref(),
+        Duration::from_secs(30),
+    )
+    .await
+    .with_context(|| format!("cannot connect to {}", server.url))
 }
 
 fn print_task(task: &app::Task) -> anyhow::Result<()> {

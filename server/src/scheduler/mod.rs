@@ -31,6 +31,7 @@ pub use worker::{Link, Slots, WorkerLink};
 
 use crate::kinds::Class;
 use crate::pool::frame::FromWorker;
+use crate::store::{Store, StoredTask, Write};
 use worker::Worker;
 
 /// How the scheduler behaves; see `Settings` for the flags.
@@ -254,6 +255,8 @@ struct Entry {
     seq: u64,
     /// The attempt's timeout, while running.
     timer: Option<delay_queue::Key>,
+    /// Changed since the last commit (durable mode).
+    dirty: bool,
 }
 
 /// Cumulative counts of final tasks (not limited by retention).
@@ -296,10 +299,39 @@ pub fn spawn(
     mailbox: Mailbox,
     config: SchedulerConfig,
     emitter: Emitter,
+    durable: Option<Durable>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let actor = Scheduler::new(config, emitter);
+    let mut actor = Scheduler::new(config, emitter);
+    if let Some(durable) = durable {
+        actor.restore(durable.recovered, &*durable.classify);
+        actor.store = Some(durable.store);
+    }
     tokio::spawn(actor.run(mailbox.0, shutdown))
+}
+
+/// A durable store for the scheduler, and what it held at start.
+pub struct Durable {
+    pub store: Store,
+    pub recovered: Vec<StoredTask>,
+    /// The class of a kind (recovered tasks go back to their class's queue).
+    pub classify: Box<dyn Fn(&str) -> Class + Send>,
+}
+
+/// What waits for the next commit: acks of new or cancelled tasks, and
+/// `result` pushes, which must not go out before the state they announce
+/// is stored.
+enum Deferred {
+    Submitted {
+        reply: Reply,
+        ids: Vec<TaskId>,
+        batch: bool,
+    },
+    Task {
+        reply: Reply,
+        id: TaskId,
+    },
+    Result(TaskId),
 }
 
 struct Scheduler {
@@ -319,6 +351,13 @@ struct Scheduler {
     counters: Counters,
     /// Finished totals of the last few stats ticks, for throughput.
     history: VecDeque<(tokio::time::Instant, u64)>,
+    /// The durable store, if any; `None` keeps everything in memory.
+    store: Option<Store>,
+    /// Tasks changed since the last commit.
+    dirty: Vec<TaskId>,
+    /// Tasks to remove from the store at the next commit (retention).
+    deletes: Vec<TaskId>,
+    deferred: Vec<Deferred>,
 }
 
 fn queue_index(class: Class) -> usize {
@@ -347,6 +386,136 @@ impl Scheduler {
             finished: VecDeque::new(),
             counters: Counters::default(),
             history: VecDeque::new(),
+            store: None,
+            dirty: Vec::new(),
+            deletes: Vec::new(),
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Takes back the tasks a store held: queued ones are queued again in
+    /// their order; ones that were running count that attempt (their
+    /// worker died with the server) and are queued again, or fail with
+    /// `worker_lost` if it was their last; finished ones stay readable.
+    fn restore(&mut self, stored: Vec<StoredTask>, classify: &dyn Fn(&str) -> Class) {
+        let (mut requeued, mut lost) = (0, 0);
+        for StoredTask { mut task, seq } in stored {
+            self.next_seq = self.next_seq.max(seq + 1);
+            let id = task.id;
+            let class = classify(&task.kind);
+            let mut dirty = false;
+            if task.status == TaskStatus::Running {
+                dirty = true;
+                task.worker = None;
+                task.progress = None;
+                if task.attempt >= task.max_attempts {
+                    lost += 1;
+                    task.status = TaskStatus::Failed;
+                    task.error = Some(ErrorBody::new(
+                        ErrorCode::WorkerLost,
+                        format!("the server stopped during attempt {}", task.attempt),
+                    ));
+                    task.finished_at = Some(Timestamp::now());
+                } else {
+                    requeued += 1;
+                    task.status = TaskStatus::Queued;
+                    task.started_at = None;
+                }
+            }
+            match task.status {
+                TaskStatus::Queued => {
+                    self.queues[queue_index(class)].push(Place {
+                        priority: task.priority,
+                        seq,
+                        id,
+                    });
+                    self.queued += 1;
+                }
+                TaskStatus::Running => {}
+                _ => self.finished.push_back(id),
+            }
+            self.tasks.insert(
+                id,
+                Box::new(Entry {
+                    task,
+                    class,
+                    seq,
+                    timer: None,
+                    dirty,
+                }),
+            );
+            if dirty {
+                self.dirty.push(id);
+            }
+        }
+        self.prune();
+        tracing::info!(
+            tasks = self.tasks.len(),
+            queued = self.queued,
+            requeued,
+            lost,
+            "recovered tasks from the store"
+        );
+    }
+
+    /// Marks a task for the next commit (durable mode).
+    fn touch(&mut self, id: TaskId) {
+        if self.store.is_none() {
+            return;
+        }
+        if let Some(e) = self.tasks.get_mut(&id)
+            && !e.dirty
+        {
+            e.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Writes every changed task in one transaction, then sends what was
+    /// waiting for it. Without a store there is nothing to wait for.
+    async fn commit(&mut self) {
+        let Some(store) = &self.store else { return };
+        if !self.dirty.is_empty() || !self.deletes.is_empty() {
+            let mut writes = Vec::with_capacity(self.dirty.len() + self.deletes.len());
+            for id in self.dirty.drain(..) {
+                if let Some(e) = self.tasks.get_mut(&id) {
+                    e.dirty = false;
+                    match Write::put(&e.task, e.seq) {
+                        Ok(w) => writes.push(w),
+                        Err(err) => {
+                            tracing::error!(task = %id, error = %err, "cannot serialize task")
+                        }
+                    }
+                }
+            }
+            writes.extend(self.deletes.drain(..).map(Write::Delete));
+            if let Err(e) = store.commit(writes).await {
+                tracing::error!(error = %e, "tasks not stored");
+            }
+        }
+        for d in std::mem::take(&mut self.deferred) {
+            match d {
+                Deferred::Submitted { reply, ids, batch } => {
+                    self.reply_submitted(reply, &ids, batch)
+                }
+                Deferred::Task { reply, id } => match self.tasks.get(&id) {
+                    Some(e) => reply.task(&e.task),
+                    None => reply.error(not_found(id)),
+                },
+                Deferred::Result(id) => self.publish(id).await,
+            }
+        }
+    }
+
+    fn reply_submitted(&self, reply: Reply, ids: &[TaskId], batch: bool) {
+        let snapshots = ids
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .map(|e| &e.task);
+        if batch {
+            reply.tasks(snapshots.collect());
+        } else if let Some(task) = snapshots.into_iter().next() {
+            reply.task(task);
         }
     }
 
@@ -380,8 +549,15 @@ impl Scheduler {
                 }
                 _ = stats_tick.tick() => self.push_stats().await,
             }
+            // Acks and results wait for the state they announce to be stored;
+            // they go out before any task starts, so a submitter always sees
+            // its ack before the task's first push.
+            self.commit().await;
             self.dispatch().await;
             self.flush();
+            // Running states: stored after the hand-over, so the work starts
+            // without waiting for the disk.
+            self.commit().await;
         }
         tracing::debug!("scheduler stopped");
     }
@@ -454,6 +630,7 @@ impl Scheduler {
         if let Some(socket) = &socket {
             socket.join(ids.iter().map(TaskId::room).collect::<Vec<_>>());
         }
+        let durable = self.store.is_some();
         for (task, class) in tasks {
             let seq = self.next_seq;
             self.next_seq += 1;
@@ -470,17 +647,17 @@ impl Scheduler {
                     class,
                     seq,
                     timer: None,
+                    dirty: durable,
                 }),
             );
         }
-        let snapshots = ids
-            .iter()
-            .filter_map(|id| self.tasks.get(id))
-            .map(|e| &e.task);
-        if batch {
-            reply.tasks(snapshots.collect());
-        } else if let Some(task) = snapshots.into_iter().next() {
-            reply.task(task);
+        if durable {
+            // Stored before acked.
+            self.dirty.extend_from_slice(&ids);
+            self.deferred
+                .push(Deferred::Submitted { reply, ids, batch });
+        } else {
+            self.reply_submitted(reply, &ids, batch);
         }
     }
 
@@ -520,6 +697,10 @@ impl Scheduler {
                 entry.timer = Some(self.timers.insert(Timer::Timeout(task.id), timeout));
                 worker.start(task, entry.class);
                 self.emitter.status(task).await;
+                if self.store.is_some() && !entry.dirty {
+                    entry.dirty = true;
+                    self.dirty.push(place.id);
+                }
             }
         }
     }
@@ -601,6 +782,16 @@ impl Scheduler {
         error: Option<ErrorBody>,
     ) {
         if self.settle(id, status, output, error) {
+            self.announce(id).await;
+        }
+    }
+
+    /// Publishes a task that just became final: at once without a store,
+    /// after the commit that stores it with one.
+    async fn announce(&mut self, id: TaskId) {
+        if self.store.is_some() {
+            self.deferred.push(Deferred::Result(id));
+        } else {
             self.publish(id).await;
         }
     }
@@ -637,6 +828,7 @@ impl Scheduler {
         task.error = error;
         task.finished_at = Some(Timestamp::now());
         self.counters.count(status);
+        self.touch(id);
         true
     }
 
@@ -646,9 +838,18 @@ impl Scheduler {
             self.emitter.result(&entry.task).await;
         }
         self.finished.push_back(id);
+        self.prune();
+    }
+
+    /// Drops the oldest finished tasks beyond the retention count, from
+    /// memory and from the store.
+    fn prune(&mut self) {
         while self.finished.len() > self.config.retain_finished {
             if let Some(old) = self.finished.pop_front() {
                 self.tasks.remove(&old);
+                if self.store.is_some() {
+                    self.deletes.push(old);
+                }
             }
         }
     }
@@ -696,10 +897,14 @@ impl Scheduler {
         }
         // The ack shows the final state and goes out before the `result` push.
         self.settle(id, status, None, Some(error));
-        if let (Some(reply), Some(entry)) = (reply, self.tasks.get(&id)) {
-            reply.task(&entry.task);
+        if let Some(reply) = reply {
+            if self.store.is_some() {
+                self.deferred.push(Deferred::Task { reply, id });
+            } else if let Some(entry) = self.tasks.get(&id) {
+                reply.task(&entry.task);
+            }
         }
-        self.publish(id).await;
+        self.announce(id).await;
     }
 
     async fn on_timer(&mut self, timer: Timer) {
@@ -766,6 +971,7 @@ impl Scheduler {
             self.running -= 1;
             self.queued += 1;
             self.emitter.status(&entry.task).await;
+            self.touch(task_id);
         }
     }
 

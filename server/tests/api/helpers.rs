@@ -16,6 +16,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub struct TestServer {
     pub child: Child,
     pub url: String,
+    /// Its `--token`, sent by [`TestServer::client`].
+    pub token: Option<String>,
 }
 
 impl TestServer {
@@ -25,6 +27,9 @@ impl TestServer {
         cmd.args(["serve", "--addr", "127.0.0.1:0"]);
         if !extra.contains(&"--workers") {
             cmd.args(["--workers", "2"]);
+        }
+        if !extra.contains(&"--data-dir") {
+            cmd.arg("--memory");
         }
         cmd.args(extra)
             .env("TASKWIRE_SITE_ROOT", "/nonexistent")
@@ -49,7 +54,11 @@ impl TestServer {
             .to_owned();
         // Keep draining stdout so the server never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let server = Self { child, url };
+        let token = extra
+            .windows(2)
+            .find(|w| w[0] == "--token")
+            .map(|w| w[1].to_owned());
+        let server = Self { child, url, token };
         server.wait_workers(server.expected_workers(extra)).await;
         server
     }
@@ -61,9 +70,9 @@ impl TestServer {
             .map_or(2, |w| w[1].parse().expect("--workers N"))
     }
 
-    /// A connected client.
+    /// A connected client (with the server's token, if it has one).
     pub async fn client(&self) -> Client {
-        Client::connect_with(&self.url, WAIT)
+        Client::connect_with_token(&self.url, self.token.as_deref(), WAIT)
             .await
             .expect("connect")
     }

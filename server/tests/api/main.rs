@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod auth;
 mod batch_and_load;
 mod cli;
 mod errors;

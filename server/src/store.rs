@@ -1,0 +1,308 @@
+//! The durable task store: SQLite in WAL mode in a data directory, written
+//! by one thread with group commit (every task changed in a scheduler round
+//! goes into one transaction, so one fsync covers many tasks).
+//!
+//! The scheduler stays the owner of task state in memory; the store is its
+//! write-ahead copy. Acks of new tasks and `result` pushes wait for the
+//! commit that holds them (see `scheduler`), and on start the store hands
+//! back every task it holds so the scheduler can recover.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+
+use app::{Task, TaskId, TaskStatus};
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create or open the data directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the data directory {0} is in use by another taskwire server")]
+    Locked(PathBuf),
+    #[error(
+        "the task database {path} cannot be used (corrupt, or not a Taskwire database?): {source}"
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("task {id} in the database is unreadable: {source}")]
+    Row {
+        id: String,
+        source: serde_json::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store thread has stopped")]
+    Stopped,
+    #[error("writing tasks failed: {0}")]
+    Write(String),
+}
+
+/// A task as stored: its snapshot and its place in submission order.
+#[derive(Debug, Clone)]
+pub struct StoredTask {
+    pub task: Task,
+    pub seq: u64,
+}
+
+/// One write: the task's current snapshot, or its removal.
+#[derive(Debug)]
+pub enum Write {
+    Put {
+        id: TaskId,
+        seq: u64,
+        status: TaskStatus,
+        finished_at: Option<i64>,
+        body: String,
+    },
+    Delete(TaskId),
+}
+
+impl Write {
+    /// The write that stores `task` as it is now.
+    pub fn put(task: &Task, seq: u64) -> Result<Self, serde_json::Error> {
+        Ok(Self::Put {
+            id: task.id,
+            seq,
+            status: task.status,
+            finished_at: task.finished_at.map(|t| t.millis()),
+            body: serde_json::to_string(task)?,
+        })
+    }
+}
+
+struct Job {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Handle to the store thread.
+#[derive(Clone)]
+pub struct Store {
+    jobs: std_mpsc::Sender<Job>,
+}
+
+/// The database file inside a data directory.
+pub const DB_FILE: &str = "tasks.sqlite3";
+const LOCK_FILE: &str = "lock";
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and reads back every
+    /// task it holds, in submission order.
+    pub fn open(dir: &Path) -> Result<(Self, Vec<StoredTask>), StoreError> {
+        let dir_err = |source| StoreError::Dir {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        // One server per data directory: held for the process's lifetime.
+        let lock = File::create(dir.join(LOCK_FILE)).map_err(dir_err)?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(dir.to_owned()));
+        }
+        let path = dir.join(DB_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS tasks (
+                 id          TEXT PRIMARY KEY,
+                 seq         INTEGER NOT NULL,
+                 status      TEXT NOT NULL,
+                 finished_at INTEGER,
+                 body        TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);",
+        )
+        .map_err(open_err)?;
+        let tasks = load(&conn)?;
+        let (jobs, rx) = std_mpsc::channel();
+        thread::Builder::new()
+            .name("taskwire-store".into())
+            .spawn(move || writer(conn, rx, lock))
+            .map_err(dir_err)?;
+        Ok((Self { jobs }, tasks))
+    }
+
+    /// Writes `writes` in one transaction; resolves once it is durable.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { writes, done })
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await
+            .map_err(|_| StoreError::Stopped)?
+            .map_err(StoreError::Write)
+    }
+}
+
+fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, seq, body FROM tasks ORDER BY seq")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut tasks = Vec::new();
+    for row in rows {
+        let (id, seq, body) = row?;
+        let task: Task =
+            serde_json::from_str(&body).map_err(|source| StoreError::Row { id, source })?;
+        tasks.push(StoredTask {
+            task,
+            seq: u64::try_from(seq).unwrap_or_default(),
+        });
+    }
+    Ok(tasks)
+}
+
+/// The store thread: applies each job (and every job already waiting) in
+/// one transaction, then answers them all.
+fn writer(mut conn: Connection, rx: std_mpsc::Receiver<Job>, _lock: File) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        let result =
+            apply(&mut conn, jobs.iter().flat_map(|j| &j.writes)).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "task store write failed");
+        }
+        for job in jobs {
+            let _ = job.done.send(result.clone());
+        }
+    }
+}
+
+fn apply<'a>(
+    conn: &mut Connection,
+    writes: impl Iterator<Item = &'a Write>,
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut put = tx.prepare_cached(
+            "INSERT INTO tasks (id, seq, status, finished_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET
+                 status = excluded.status, finished_at = excluded.finished_at, body = excluded.body",
+        )?;
+        let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
+        for w in writes {
+            match w {
+                Write::Put {
+                    id,
+                    seq,
+                    status,
+                    finished_at,
+                    body,
+                } => {
+                    put.execute(params![
+                        id.to_string(),
+                        i64::try_from(*seq).unwrap_or(i64::MAX),
+                        status.as_str(),
+                        finished_at,
+                        body
+                    ])?;
+                }
+                Write::Delete(id) => {
+                    delete.execute(params![id.to_string()])?;
+                }
+            }
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::{TaskSpec, Timestamp};
+    use serde_json::json;
+
+    fn task(n: u128) -> Task {
+        Task::new(
+            uuid::Uuid::from_u128(n).into(),
+            TaskSpec::new("echo", json!({"n": n as u64})),
+            Timestamp::now(),
+        )
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopening_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (store, tasks) = Store::open(dir.path()).unwrap();
+            assert!(tasks.is_empty());
+            let (a, mut b, c) = (task(1), task(2), task(3));
+            store
+                .commit(vec![
+                    Write::put(&b, 2).unwrap(),
+                    Write::put(&a, 1).unwrap(),
+                    Write::put(&c, 3).unwrap(),
+                ])
+                .await
+                .unwrap();
+            b.status = TaskStatus::Succeeded;
+            b.output = Some(json!({"n": 2}));
+            store
+                .commit(vec![Write::put(&b, 2).unwrap(), Write::Delete(c.id)])
+                .await
+                .unwrap();
+        }
+        // The lock is released with the store thread; wait for it to exit.
+        let mut reopened = None;
+        for _ in 0..100 {
+            match Store::open(dir.path()) {
+                Ok(r) => {
+                    reopened = Some(r);
+                    break;
+                }
+                Err(StoreError::Locked(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (_store, tasks) = reopened.expect("reopen");
+        let got: Vec<(u64, TaskStatus)> = tasks.iter().map(|t| (t.seq, t.task.status)).collect();
+        assert_eq!(
+            got,
+            vec![(1, TaskStatus::Queued), (2, TaskStatus::Succeeded)]
+        );
+        assert_eq!(tasks[1].task.output, Some(json!({"n": 2})));
+    }
+
+    #[test]
+    fn one_server_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Locked(_))
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(DB_FILE),
+            b"this is not a database, just some bytes",
+        )
+        .unwrap();
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("cannot be used"), "{err}");
+    }
+}
