@@ -376,7 +376,7 @@ impl TaskSpec {
             Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_KIND_LEN => k,
             Some(Value::String(_)) => {
                 return Err(ErrorBody::invalid(format!(
-                    "kind must be 1 to {MAX_KIND_LEN} characters"
+                    "kind must be 1 to {MAX_KIND_LEN} bytes"
                 )));
             }
             Some(_) => return Err(ErrorBody::invalid("kind must be a string")),
@@ -673,7 +673,7 @@ impl WorkerHello {
             .map_err(|e| ErrorBody::invalid(format!("bad worker auth: {e}")))?;
         if hello.name.is_empty() || hello.name.len() > MAX_WORKER_NAME_LEN {
             return Err(ErrorBody::invalid(format!(
-                "name must be 1 to {MAX_WORKER_NAME_LEN} characters"
+                "name must be 1 to {MAX_WORKER_NAME_LEN} bytes"
             )));
         }
         if hello.kinds.is_empty()

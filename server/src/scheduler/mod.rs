@@ -555,9 +555,9 @@ impl Scheduler {
             self.commit().await;
             self.dispatch().await;
             self.flush();
-            // Running states: stored after the hand-over, so the work starts
-            // without waiting for the disk.
-            self.commit().await;
+            // Running states are stored with the next round's commit (at the
+            // latest one stats tick later): the work starts without waiting
+            // for the disk, and a task that finishes by then is written once.
         }
         tracing::debug!("scheduler stopped");
     }

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod batch_and_load;
 mod cli;
+mod durability;
 mod errors;
 mod http;
 mod kinds;

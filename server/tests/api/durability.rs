@@ -1,0 +1,223 @@
+//! The durable store: a server killed with SIGKILL loses no acked task and
+//! runs no finished task again; workers killed under load lose nothing; a
+//! corrupt data directory is a clear error.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use app::{Task, TaskId, TaskStatus};
+use serde_json::json;
+use taskwire::client::Push;
+
+use crate::helpers::*;
+
+fn sigkill(pid: u32) {
+    // SAFETY: sending a signal has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+#[tokio::test]
+async fn sigkill_mid_run_then_restart_every_acked_task_ends_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let flags = [
+        "--data-dir",
+        data.as_str(),
+        "--workers",
+        "1",
+        "--io-slots",
+        "16",
+    ];
+    let mut server = TestServer::start(&flags).await;
+    let mut c = server.client().await;
+    let total = 2000;
+    let mut acked: Vec<TaskId> = Vec::new();
+    for chunk in 0..(total / 500) {
+        let specs: Vec<_> = (0..500)
+            .map(|i| spec("sleep", json!({"ms": 3 + (chunk * 500 + i) % 5})))
+            .collect();
+        acked.extend(c.submit_batch(&specs).await.unwrap().iter().map(|t| t.id));
+    }
+    // Let part of them finish, then kill the server outright.
+    let mut before: HashMap<TaskId, Task> = HashMap::new();
+    while before.len() < 300 {
+        if let Some(Push::Result(t)) = c.next_push_within(WAIT).await {
+            before.insert(t.id, *t);
+        }
+    }
+    sigkill(server.pid());
+    let _ = server.child.wait().await;
+    drop(c);
+
+    let restarted_at = app::Timestamp::now();
+    let server = TestServer::start(&flags).await;
+    let mut c = server.client().await;
+    let mut after: HashMap<TaskId, Task> = HashMap::new();
+    for id in &acked {
+        let snap = c
+            .subscribe(*id)
+            .await
+            .expect("every acked task is known after restart");
+        if snap.status.is_final() {
+            after.insert(*id, snap);
+        }
+    }
+    while after.len() < acked.len() {
+        match c.next_push_within(WAIT).await.expect("results of the rest") {
+            Push::Result(t) => {
+                assert!(
+                    after.insert(t.id, *t).is_none(),
+                    "a second result for one task"
+                );
+            }
+            _ => continue,
+        }
+    }
+    let ran_after_restart = after
+        .values()
+        .filter(|t| t.finished_at.is_some_and(|f| f > restarted_at))
+        .count();
+    assert!(
+        ran_after_restart > 0,
+        "the kill came after everything had finished: proves nothing"
+    );
+    for id in &acked {
+        let t = &after[id];
+        assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+        assert_eq!(t.output.as_ref().unwrap()["slept_ms"], t.input["ms"]);
+        if let Some(old) = before.get(id) {
+            // Finished before the kill: the same final task, not run again.
+            assert_eq!(old, t);
+        }
+    }
+    // Nothing more arrives: every task ended exactly once.
+    assert!(
+        c.next_push_within(Duration::from_millis(300))
+            .await
+            .is_none_or(|p| matches!(p, Push::Stats(_)))
+    );
+}
+
+#[tokio::test]
+async fn workers_killed_under_load_lose_nothing_and_rerun_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let server = TestServer::start(&[
+        "--data-dir",
+        data.as_str(),
+        "--workers",
+        "2",
+        "--io-slots",
+        "8",
+    ])
+    .await;
+    let mut c = server.client().await;
+    let specs: Vec<_> = (0..400)
+        .map(|i| {
+            let mut s = spec("sleep", json!({"ms": 5 + i % 7}));
+            s.max_attempts = 20;
+            s
+        })
+        .collect();
+    let ids: Vec<TaskId> = c
+        .submit_batch(&specs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    let mut results: HashMap<TaskId, Task> = HashMap::new();
+    let mut kills = 0;
+    while results.len() < ids.len() {
+        match c.next_push_within(WAIT).await.expect("results in time") {
+            Push::Result(t) => {
+                assert!(
+                    results.insert(t.id, *t).is_none(),
+                    "a second result for one task"
+                );
+                // Every 50 results, kill a busy worker.
+                if results.len().is_multiple_of(50)
+                    && kills < 6
+                    && let Some(pid) = server
+                        .stats()
+                        .await
+                        .workers
+                        .iter()
+                        .find(|w| w.running > 0)
+                        .and_then(|w| w.pid)
+                {
+                    sigkill(pid);
+                    kills += 1;
+                }
+            }
+            _ => continue,
+        }
+    }
+    assert!(kills >= 3, "too few kills to mean anything ({kills})");
+    let retried = results.values().filter(|t| t.attempt > 1).count();
+    assert!(retried > 0, "no task was retried");
+    for t in results.values() {
+        assert_eq!(t.status, TaskStatus::Succeeded);
+    }
+    // The store agrees with what was pushed: nothing changed after it was final.
+    let http = reqwest::Client::new();
+    for id in ids.iter().step_by(20) {
+        let stored: Task = http
+            .get(server.at(&format!("/tasks/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(&stored, &results[id]);
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_or_unusable_data_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(taskwire::store::DB_FILE),
+        b"garbage, not sqlite",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .output();
+    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // A data dir path that is a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--data-dir",
+        ])
+        .arg(&file)
+        .env("RUST_BACKTRACE", "0")
+        .output();
+    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("data directory"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
