@@ -43,6 +43,10 @@ pub struct Settings {
     /// Finished tasks kept readable by `subscribe` and `GET /tasks/{id}`.
     #[arg(long, env = "TASKWIRE_RETAIN_FINISHED", default_value_t = 100_000)]
     pub retain_finished: usize,
+    /// On SIGTERM / ctrl-c: how long running tasks may take to finish before
+    /// they are put back in the queue.
+    #[arg(long, env = "TASKWIRE_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
     /// Grace for a cancelled task to stop before its worker is killed.
     #[arg(long, env = "TASKWIRE_STOP_GRACE_MS", default_value_t = 2_000)]
     pub stop_grace_ms: u64,

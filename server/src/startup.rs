@@ -29,6 +29,8 @@ pub struct Application {
     shutdown: CancellationToken,
     pool: JoinSet<()>,
     io: SocketIo,
+    dispatcher: scheduler::Dispatcher,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Application {
@@ -109,6 +111,8 @@ impl Application {
             shutdown,
             pool,
             io,
+            dispatcher,
+            shutdown_grace: std::time::Duration::from_millis(settings.shutdown_grace_ms),
         })
     }
 
@@ -117,9 +121,19 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Cancel it to stop the server.
+    /// Cancel it to stop the server at once (running tasks are recovered
+    /// at the next start, attempt counted, as after a crash).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// A handle for a graceful stop (see [`Shutdown::run`]).
+    pub fn graceful(&self) -> Shutdown {
+        Shutdown {
+            dispatcher: self.dispatcher.clone(),
+            token: self.shutdown.clone(),
+            grace: self.shutdown_grace,
+        }
     }
 
     /// Serves until the shutdown token is cancelled, then stops the workers.
@@ -163,4 +177,24 @@ async fn detach_from_read_buffer(mut req: axum::extract::Request) -> axum::extra
         }
     }
     req
+}
+
+/// Stops a server gracefully.
+pub struct Shutdown {
+    dispatcher: scheduler::Dispatcher,
+    token: CancellationToken,
+    grace: std::time::Duration,
+}
+
+impl Shutdown {
+    /// Refuses new tasks, lets running ones finish within the grace period,
+    /// puts the rest back in the (stored) queue, then stops the server and
+    /// its workers. Sockets stay connected meanwhile, so results still
+    /// reach their subscribers.
+    pub async fn run(self) {
+        if let Err(e) = self.dispatcher.drain(self.grace).await {
+            tracing::error!(error = %e, "drain failed; stopping anyway");
+        }
+        self.token.cancel();
+    }
 }

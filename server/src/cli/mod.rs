@@ -196,11 +196,15 @@ async fn serve(settings: Settings, registry: Registry) -> anyhow::Result<ExitCod
     // One line on stdout that scripts and tests can wait for.
     println!("taskwire listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    let stop = app.shutdown_token();
+    let graceful = app.graceful();
+    let now = app.shutdown_token();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down");
-        stop.cancel();
+        tracing::info!("shutting down: finishing running tasks (signal again to stop at once)");
+        tokio::select! {
+            () = graceful.run() => {}
+            () = shutdown_signal() => now.cancel(),
+        }
     });
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)

@@ -159,6 +159,13 @@ pub enum Command {
         incarnation: u64,
         frames: Vec<FromWorker>,
     },
+    /// Graceful shutdown: refuse new tasks, start no more, let running ones
+    /// finish within `grace`, then put the rest back in the queue (stored,
+    /// attempt not counted) and answer `done`.
+    Drain {
+        grace: Duration,
+        done: oneshot::Sender<()>,
+    },
 }
 
 impl Command {
@@ -170,7 +177,10 @@ impl Command {
             | Self::Unsubscribe { reply, .. }
             | Self::Cancel { reply, .. }
             | Self::Stats { reply } => Some(reply),
-            Self::WorkerUp(_) | Self::WorkerDown { .. } | Self::FromWorker { .. } => None,
+            Self::WorkerUp(_)
+            | Self::WorkerDown { .. }
+            | Self::FromWorker { .. }
+            | Self::Drain { .. } => None,
         }
     }
 }
@@ -223,6 +233,15 @@ impl Dispatcher {
         self.ask_task(|reply| Command::Cancel { id, reply }).await
     }
 
+    /// Graceful shutdown of the scheduler's work (see [`Command::Drain`]);
+    /// resolves when nothing runs any more and that is stored.
+    pub async fn drain(&self, grace: Duration) -> Result<(), ErrorBody> {
+        let (done, rx) = oneshot::channel();
+        self.send(Command::Drain { grace, done }).await?;
+        rx.await
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped"))
+    }
+
     /// Counters and workers.
     pub async fn stats(&self) -> Result<Stats, ErrorBody> {
         let (tx, rx) = oneshot::channel();
@@ -246,6 +265,8 @@ enum Timer {
         incarnation: u64,
         task: TaskId,
     },
+    /// The shutdown grace period is over.
+    DrainDeadline,
 }
 
 /// One task and what the scheduler needs to know about it.
@@ -358,6 +379,10 @@ struct Scheduler {
     /// Tasks to remove from the store at the next commit (retention).
     deletes: Vec<TaskId>,
     deferred: Vec<Deferred>,
+    /// Set while shutting down: answered when nothing runs any more.
+    draining: Option<oneshot::Sender<()>>,
+    /// Shutting down: no new tasks, none started.
+    stopping: bool,
 }
 
 fn queue_index(class: Class) -> usize {
@@ -390,6 +415,8 @@ impl Scheduler {
             dirty: Vec::new(),
             deletes: Vec::new(),
             deferred: Vec::new(),
+            draining: None,
+            stopping: false,
         }
     }
 
@@ -555,6 +582,7 @@ impl Scheduler {
             self.commit().await;
             self.dispatch().await;
             self.flush();
+            self.finish_drain().await;
             // Running states are stored with the next round's commit (at the
             // latest one stats tick later): the work starts without waiting
             // for the disk, and a task that finishes by then is written once.
@@ -592,6 +620,12 @@ impl Scheduler {
             }
             Command::Cancel { id, reply } => self.cancel(id, reply).await,
             Command::Stats { reply } => reply.stats(self.stats()),
+            Command::Drain { grace, done } => {
+                tracing::info!(running = self.running, ?grace, "draining: no new tasks");
+                self.stopping = true;
+                self.draining = Some(done);
+                self.timers.insert(Timer::DrainDeadline, grace);
+            }
             Command::WorkerUp(link) => {
                 tracing::info!(worker = %link.id, "worker up");
                 self.workers.retain(|w| w.id != link.id);
@@ -617,6 +651,12 @@ impl Scheduler {
         batch: bool,
         reply: Reply,
     ) {
+        if self.stopping {
+            return reply.error(ErrorBody::new(
+                ErrorCode::QueueFull,
+                "the server is shutting down and takes no new tasks; try again shortly",
+            ));
+        }
         if self.queued + tasks.len() > self.config.queue_capacity {
             return reply.error(ErrorBody::new(
                 ErrorCode::QueueFull,
@@ -664,6 +704,9 @@ impl Scheduler {
     /// Hands queued tasks to free slots, highest priority first.
     async fn dispatch(&mut self) {
         self.round_worker = None;
+        if self.stopping {
+            return;
+        }
         for class in [Class::Cpu, Class::Io] {
             let q = queue_index(class);
             while let Some(place) = self.queues[q].peek() {
@@ -933,6 +976,51 @@ impl Scheduler {
                     self.workers[w].kill();
                 }
             }
+            Timer::DrainDeadline => self.requeue_running().await,
+        }
+    }
+
+    /// End of the grace period: what still runs goes back to the queue, as
+    /// if never started (the attempt is not counted), and is stored so.
+    async fn requeue_running(&mut self) {
+        let running: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|e| e.task.status == TaskStatus::Running)
+            .map(|e| e.task.id)
+            .collect();
+        tracing::info!(
+            tasks = running.len(),
+            "grace period over: requeueing running tasks"
+        );
+        for id in running {
+            let Some(entry) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if let Some(key) = entry.timer.take() {
+                self.timers.remove(&key);
+            }
+            let task = &mut entry.task;
+            task.status = TaskStatus::Queued;
+            task.attempt = task.attempt.saturating_sub(1);
+            task.worker = None;
+            task.started_at = None;
+            task.progress = None;
+            self.running -= 1;
+            self.queued += 1;
+            self.emitter.status(task).await;
+            self.touch(id);
+        }
+    }
+
+    /// Answers a drain once nothing runs any more (and it was stored).
+    async fn finish_drain(&mut self) {
+        if self.running > 0 || self.draining.is_none() {
+            return;
+        }
+        self.commit().await;
+        if let Some(done) = self.draining.take() {
+            let _ = done.send(());
         }
     }
 

@@ -221,3 +221,120 @@ async fn a_corrupt_or_unusable_data_dir_is_a_clear_error() {
     assert!(err.contains("data directory"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+fn sigterm(pid: u32) {
+    // SAFETY: as in `sigkill`.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+}
+
+#[tokio::test]
+async fn sigterm_finishes_running_work_refuses_new_and_keeps_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let flags = [
+        "--data-dir",
+        data.as_str(),
+        "--workers",
+        "1",
+        "--io-slots",
+        "1",
+    ];
+    let mut server = TestServer::start(&flags).await;
+    let mut c = server.client().await;
+    let running = c.submit(&spec("sleep", json!({"ms": 400}))).await.unwrap();
+    push_where(&mut c, |p| {
+        matches!(p, Push::Status(ref s) if s.task_id == running.id && s.status == TaskStatus::Running)
+            .then_some(())
+    })
+    .await;
+    let queued = c.submit(&spec("echo", json!("later"))).await.unwrap();
+    // The echo waits behind the sleep: one I/O slot.
+    sigterm(server.pid());
+    // New work is refused once draining has begun.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut accepted = vec![queued.id];
+    loop {
+        match c.submit(&spec("echo", json!("refused?"))).await {
+            Ok(t) => accepted.push(t.id),
+            Err(taskwire::client::ClientError::Server(e)) => {
+                assert_eq!(e.code, app::ErrorCode::QueueFull);
+                assert!(e.message.contains("shutting down"), "{e}");
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The running task finishes and its result still reaches us.
+    assert_eq!(
+        result_of(&mut c, running.id).await.status,
+        TaskStatus::Succeeded
+    );
+    let status = tokio::time::timeout(WAIT, server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // The queued ones were kept and run after a restart.
+    let server = TestServer::start(&flags).await;
+    let mut c = server.client().await;
+    for id in accepted {
+        let snap = c.subscribe(id).await.unwrap();
+        let done = if snap.status.is_final() {
+            snap
+        } else {
+            result_of(&mut c, id).await
+        };
+        assert_eq!(done.status, TaskStatus::Succeeded);
+        assert_eq!(done.attempt, 1);
+    }
+}
+
+#[tokio::test]
+async fn sigterm_past_the_grace_period_requeues_without_counting_the_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let flags = [
+        "--data-dir",
+        data.as_str(),
+        "--workers",
+        "1",
+        "--shutdown-grace-ms",
+        "200",
+    ];
+    let mut server = TestServer::start(&flags).await;
+    let mut c = server.client().await;
+    let mut s = spec("sleep", json!({"ms": 1500}));
+    s.max_attempts = 1;
+    let long = c.submit(&s).await.unwrap();
+    push_where(&mut c, |p| {
+        matches!(p, Push::Status(ref s) if s.task_id == long.id && s.status == TaskStatus::Running)
+            .then_some(())
+    })
+    .await;
+    sigterm(server.pid());
+    let back = push_where(&mut c, |p| match p {
+        Push::Status(s) if s.task_id == long.id => Some(s),
+        _ => None,
+    })
+    .await;
+    assert_eq!((back.status, back.attempt), (TaskStatus::Queued, 0));
+    let status = tokio::time::timeout(WAIT, server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // Its only attempt was not used up: it runs and succeeds after restart.
+    let server = TestServer::start(&flags).await;
+    let mut c = server.client().await;
+    let snap = c.subscribe(long.id).await.unwrap();
+    let done = if snap.status.is_final() {
+        snap
+    } else {
+        result_of(&mut c, long.id).await
+    };
+    assert_eq!((done.status, done.attempt), (TaskStatus::Succeeded, 1));
+}
