@@ -50,6 +50,17 @@ pub struct Settings {
     /// Grace for a cancelled task to stop before its worker is killed.
     #[arg(long, env = "TASKWIRE_STOP_GRACE_MS", default_value_t = 2_000)]
     pub stop_grace_ms: u64,
+    /// Events one client socket may send per second (bursts of twice that);
+    /// more are answered `rate_limited`.
+    #[arg(long, env = "TASKWIRE_MAX_EVENTS_PER_SEC", default_value_t = 20_000)]
+    pub max_events_per_sec: u32,
+    /// Unfinished tasks one socket may have submitted; more is `rate_limited`.
+    #[arg(
+        long,
+        env = "TASKWIRE_MAX_UNFINISHED_PER_SOCKET",
+        default_value_t = 10_000
+    )]
+    pub max_unfinished_per_socket: usize,
     /// Largest Socket.IO message or HTTP body, in bytes.
     #[arg(long, env = "TASKWIRE_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
     pub max_message_bytes: usize,
@@ -89,6 +100,7 @@ impl Settings {
             default_timeout: Duration::from_millis(self.default_timeout_ms),
             retain_finished: self.retain_finished,
             stop_grace: Duration::from_millis(self.stop_grace_ms),
+            max_unfinished_per_socket: self.max_unfinished_per_socket,
             ..SchedulerConfig::default()
         }
     }

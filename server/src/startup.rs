@@ -47,6 +47,7 @@ impl Application {
             registry,
             remote_kinds: RemoteKinds::default(),
             token: AccessToken::new(settings.token.as_deref()),
+            events_per_sec: settings.max_events_per_sec,
         };
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(settings.socket_buffer)

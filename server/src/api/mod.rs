@@ -24,6 +24,8 @@ pub struct AppState {
     pub remote_kinds: RemoteKinds,
     /// `--token`: who may use the API (everyone when unset).
     pub token: AccessToken,
+    /// Events one client socket may send per second.
+    pub events_per_sec: u32,
 }
 
 /// Kinds offered by connected remote workers that this server's registry

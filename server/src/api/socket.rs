@@ -36,6 +36,9 @@ pub async fn register(
         .required()
         .then(|| presented.map(Arc::from))
         .flatten();
+    socket
+        .extensions
+        .insert(Arc::new(event_rate(state.events_per_sec)));
     socket.on(events::TASK, on_task);
     socket.on(events::TASKS, on_tasks);
     socket.on(events::SUBSCRIBE, on_subscribe);
@@ -52,6 +55,28 @@ pub async fn register(
 
 /// The connect handler proper: everything was done in [`register`].
 pub async fn on_connect() {}
+
+/// One socket's event budget (governor's GCRA): `per_sec` events a second,
+/// bursts of twice that.
+type EventRate = governor::DefaultDirectRateLimiter;
+
+fn event_rate(per_sec: u32) -> EventRate {
+    use std::num::NonZeroU32;
+    let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+    let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+    governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
+}
+
+/// `rate_limited` once the socket spends its event budget.
+fn admit(socket: &SocketRef) -> Result<(), ErrorBody> {
+    match socket.extensions.get::<Arc<EventRate>>() {
+        Some(rate) if rate.check().is_err() => Err(ErrorBody::new(
+            app::ErrorCode::RateLimited,
+            "too many events from this socket; slow down",
+        )),
+        _ => Ok(()),
+    }
+}
 
 fn reject(ack: AckSender, error: ErrorBody) {
     if let Err(e) = ack.send(&Ack::error(error)) {
@@ -76,6 +101,9 @@ async fn on_task(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
     match payload(data)
         .and_then(TaskSpec::parse)
         .and_then(|spec| state.prepare(spec))
@@ -99,6 +127,9 @@ async fn on_tasks(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
     let tasks = payload(data).and_then(parse_batch).and_then(|specs| {
         specs
             .into_iter()
@@ -135,6 +166,9 @@ async fn on_subscribe(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
     match task_id(data) {
         Ok(id) => {
             let reply = Reply::Ack(ack);
@@ -150,6 +184,9 @@ async fn on_unsubscribe(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
     match task_id(data) {
         Ok(id) => {
             let reply = Reply::Ack(ack);
@@ -159,7 +196,15 @@ async fn on_unsubscribe(
     }
 }
 
-async fn on_cancel(TryData(data): TryData<Value>, ack: AckSender, State(state): State<AppState>) {
+async fn on_cancel(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(state): State<AppState>,
+) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
     match task_id(data) {
         Ok(id) => {
             let reply = Reply::Ack(ack);
@@ -179,6 +224,9 @@ async fn on_dashboard(
     state: AppState,
     presented: Option<Arc<str>>,
 ) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
     if !state.token.allows(presented.as_deref()) {
         return reject(ack, AccessToken::refusal("handshake auth {token}"));
     }

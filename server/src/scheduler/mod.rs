@@ -21,6 +21,7 @@ use app::{
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::socket::Sid;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
@@ -48,6 +49,8 @@ pub struct SchedulerConfig {
     pub stop_grace: Duration,
     /// How often `stats` is pushed to the dashboard.
     pub stats_interval: Duration,
+    /// Unfinished tasks one socket may have submitted.
+    pub max_unfinished_per_socket: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -58,6 +61,7 @@ impl Default for SchedulerConfig {
             retain_finished: 100_000,
             stop_grace: Duration::from_secs(2),
             stats_interval: Duration::from_millis(500),
+            max_unfinished_per_socket: 10_000,
         }
     }
 }
@@ -278,6 +282,8 @@ struct Entry {
     timer: Option<delay_queue::Key>,
     /// Changed since the last commit (durable mode).
     dirty: bool,
+    /// The socket that submitted it, while it is unfinished.
+    owner: Option<Sid>,
 }
 
 /// Cumulative counts of final tasks (not limited by retention).
@@ -383,6 +389,8 @@ struct Scheduler {
     draining: Option<oneshot::Sender<()>>,
     /// Shutting down: no new tasks, none started.
     stopping: bool,
+    /// Unfinished tasks per submitting socket.
+    unfinished: HashMap<Sid, usize>,
 }
 
 fn queue_index(class: Class) -> usize {
@@ -417,6 +425,7 @@ impl Scheduler {
             deferred: Vec::new(),
             draining: None,
             stopping: false,
+            unfinished: HashMap::new(),
         }
     }
 
@@ -469,6 +478,7 @@ impl Scheduler {
                     seq,
                     timer: None,
                     dirty,
+                    owner: None,
                 }),
             );
             if dirty {
@@ -657,6 +667,19 @@ impl Scheduler {
                 "the server is shutting down and takes no new tasks; try again shortly",
             ));
         }
+        let owner = socket.as_ref().map(|s| s.id);
+        if let Some(sid) = owner {
+            let mine = self.unfinished.get(&sid).copied().unwrap_or(0);
+            if mine + tasks.len() > self.config.max_unfinished_per_socket {
+                return reply.error(ErrorBody::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this socket has {mine} unfinished tasks (limit {})",
+                        self.config.max_unfinished_per_socket
+                    ),
+                ));
+            }
+        }
         if self.queued + tasks.len() > self.config.queue_capacity {
             return reply.error(ErrorBody::new(
                 ErrorCode::QueueFull,
@@ -665,6 +688,9 @@ impl Scheduler {
                     self.queued, self.config.queue_capacity
                 ),
             ));
+        }
+        if let Some(sid) = owner {
+            *self.unfinished.entry(sid).or_default() += tasks.len();
         }
         let ids: Vec<TaskId> = tasks.iter().map(|(t, _)| t.id).collect();
         if let Some(socket) = &socket {
@@ -688,6 +714,7 @@ impl Scheduler {
                     seq,
                     timer: None,
                     dirty: durable,
+                    owner,
                 }),
             );
         }
@@ -864,6 +891,14 @@ impl Scheduler {
         }
         if let Some(key) = entry.timer.take() {
             self.timers.remove(&key);
+        }
+        if let Some(sid) = entry.owner.take()
+            && let Some(n) = self.unfinished.get_mut(&sid)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.unfinished.remove(&sid);
+            }
         }
         let task = &mut entry.task;
         task.status = status;

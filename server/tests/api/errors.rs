@@ -212,3 +212,52 @@ async fn an_oversized_message_affects_only_its_socket() {
         Some(json!(near))
     );
 }
+
+#[tokio::test]
+async fn a_socket_over_its_event_rate_gets_rate_limited_and_recovers() {
+    let server = TestServer::start(&["--max-events-per-sec", "5"]).await;
+    let c = server.client().await;
+    let mut limited = 0;
+    for _ in 0..40 {
+        let ack = c.request("dashboard", json!({})).await.unwrap();
+        if ack["ok"] == json!(false) {
+            assert_eq!(ack["error"]["code"], "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 20, "only {limited} of 40 refused at 5/s");
+    // Others are not affected.
+    let other = server.client().await;
+    assert!(other.dashboard().await.is_ok());
+    // The budget refills at 5 events a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(c.dashboard().await.is_ok());
+}
+
+#[tokio::test]
+async fn a_socket_with_too_many_unfinished_tasks_is_rate_limited() {
+    let server = TestServer::start(&["--max-unfinished-per-socket", "3"]).await;
+    let mut c = server.client().await;
+    let long = spec("sleep", json!({"ms": 600_000}));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(c.submit(&long).await.unwrap().id);
+    }
+    match c.submit(&long).await {
+        Err(ClientError::Server(e)) => assert_eq!(e.code, ErrorCode::RateLimited),
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+    let batch = c
+        .request("tasks", json!({"tasks": [{"kind": "echo"}]}))
+        .await
+        .unwrap();
+    assert_eq!(batch["error"]["code"], "rate_limited");
+    // Another socket has its own allowance.
+    let other = server.client().await;
+    other.submit(&spec("echo", json!(1))).await.unwrap();
+    // A finished task frees a place.
+    c.cancel(ids[0]).await.unwrap();
+    result_of(&mut c, ids[0]).await;
+    let t = c.submit(&spec("echo", json!("again"))).await.unwrap();
+    assert_eq!(result_of(&mut c, t.id).await.output, Some(json!("again")));
+}
