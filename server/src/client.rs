@@ -248,7 +248,8 @@ impl Client {
 
 /// The message of a `connect_error`, which rust_socketio reports as an
 /// error event "Received an ConnectError frame: {"message": "..."}".
-fn connect_error(payload: Payload) -> Option<String> {
+/// The server's message in a refused connection's error event.
+pub(crate) fn connect_error(payload: Payload) -> Option<String> {
     let text = first_value(payload, false)?;
     let data = text
         .as_str()?

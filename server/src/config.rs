@@ -47,6 +47,10 @@ pub struct Settings {
     /// they are put back in the queue.
     #[arg(long, env = "TASKWIRE_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+    /// Finished tasks older than this many seconds are dropped (memory and
+    /// store), checked in the background.
+    #[arg(long, env = "TASKWIRE_RETAIN_SECS", default_value_t = 7 * 24 * 3600)]
+    pub retain_secs: u64,
     /// Grace for a cancelled task to stop before its worker is killed.
     #[arg(long, env = "TASKWIRE_STOP_GRACE_MS", default_value_t = 2_000)]
     pub stop_grace_ms: u64,
@@ -99,6 +103,7 @@ impl Settings {
             queue_capacity: self.queue_capacity,
             default_timeout: Duration::from_millis(self.default_timeout_ms),
             retain_finished: self.retain_finished,
+            retain_age: Duration::from_secs(self.retain_secs),
             stop_grace: Duration::from_millis(self.stop_grace_ms),
             max_unfinished_per_socket: self.max_unfinished_per_socket,
             ..SchedulerConfig::default()

@@ -25,6 +25,8 @@ pub enum RemoteError {
     Timeout(Duration),
     #[error("the connection was closed")]
     Closed,
+    #[error("the server refused the worker: {0}")]
+    Refused(String),
     #[error("this binary has none of the kinds {0:?}")]
     NoKinds(Vec<String>),
 }
@@ -69,8 +71,9 @@ pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteE
         concurrency: config.concurrency,
     };
     let (tx, mut incoming) = mpsc::unbounded_channel();
-    let (up_tx, up_rx) = oneshot::channel::<()>();
+    let (up_tx, up_rx) = oneshot::channel::<Result<(), String>>();
     let up = Arc::new(Mutex::new(Some(up_tx)));
+    let refused = up.clone();
     let sio = ClientBuilder::new(config.url.as_str())
         .namespace(events::WORKER_NS)
         .transport_type(TransportType::Websocket)
@@ -78,7 +81,15 @@ pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteE
         .auth(serde_json::to_value(&hello).unwrap_or(Value::Null))
         .on(Event::Connect, move |_, _| {
             if let Some(tx) = up.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let _ = tx.send(());
+                let _ = tx.send(Ok(()));
+            }
+            async {}.boxed()
+        })
+        .on(Event::Error, move |payload, _| {
+            if let Some(message) = crate::client::connect_error(payload)
+                && let Some(tx) = refused.lock().unwrap_or_else(|e| e.into_inner()).take()
+            {
+                let _ = tx.send(Err(message));
             }
             async {}.boxed()
         })
@@ -112,7 +123,8 @@ pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteE
     tokio::time::timeout(wait, up_rx)
         .await
         .map_err(|_| RemoteError::Timeout(wait))?
-        .map_err(|_| RemoteError::Closed)?;
+        .map_err(|_| RemoteError::Closed)?
+        .map_err(RemoteError::Refused)?;
     tracing::info!(name = %config.name, "connected to {}", config.url);
 
     let reports = Reporter::start(sio.clone());

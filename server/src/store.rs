@@ -136,15 +136,21 @@ impl Store {
         Ok((Self { jobs }, tasks))
     }
 
-    /// Writes `writes` in one transaction; resolves once it is durable.
-    pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    /// Queues `writes` for one transaction; the future resolves once they
+    /// are durable. Commits queued while the disk is busy are grouped into
+    /// the next transaction.
+    pub fn commit(
+        &self,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        self.jobs
-            .send(Job { writes, done })
-            .map_err(|_| StoreError::Stopped)?;
-        rx.await
-            .map_err(|_| StoreError::Stopped)?
-            .map_err(StoreError::Write)
+        let queued = self.jobs.send(Job { writes, done });
+        async move {
+            queued.map_err(|_| StoreError::Stopped)?;
+            rx.await
+                .map_err(|_| StoreError::Stopped)?
+                .map_err(StoreError::Write)
+        }
     }
 }
 

@@ -18,6 +18,8 @@ use app::{
     Ack, ErrorBody, ErrorCode, Progress, ProgressEvent, Stats, Task, TaskAck, TaskId, TaskStatus,
     TasksAck, Timestamp, WorkerId, WorkerInfo,
 };
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use socketioxide::extract::{AckSender, SocketRef};
@@ -32,7 +34,7 @@ pub use worker::{Link, Slots, WorkerLink};
 
 use crate::kinds::Class;
 use crate::pool::frame::FromWorker;
-use crate::store::{Store, StoredTask, Write};
+use crate::store::{Store, StoreError, StoredTask, Write};
 use worker::Worker;
 
 /// How the scheduler behaves; see `Settings` for the flags.
@@ -44,6 +46,8 @@ pub struct SchedulerConfig {
     pub default_timeout: Duration,
     /// Finished tasks kept readable (oldest dropped first).
     pub retain_finished: usize,
+    /// Finished tasks older than this are dropped too.
+    pub retain_age: Duration,
     /// How long a cancelled or timed-out task may take to stop before its
     /// worker process is killed and replaced.
     pub stop_grace: Duration,
@@ -59,6 +63,7 @@ impl Default for SchedulerConfig {
             queue_capacity: 100_000,
             default_timeout: Duration::from_secs(300),
             retain_finished: 100_000,
+            retain_age: Duration::from_secs(7 * 24 * 3600),
             stop_grace: Duration::from_secs(2),
             stats_interval: Duration::from_millis(500),
             max_unfinished_per_socket: 10_000,
@@ -345,6 +350,9 @@ pub struct Durable {
     pub classify: Box<dyn Fn(&str) -> Class + Send>,
 }
 
+/// A commit under way and what waits for it.
+type PendingCommit = BoxFuture<'static, (Result<(), StoreError>, Vec<Deferred>)>;
+
 /// What waits for the next commit: acks of new or cancelled tasks, and
 /// `result` pushes, which must not go out before the state they announce
 /// is stored.
@@ -385,6 +393,8 @@ struct Scheduler {
     /// Tasks to remove from the store at the next commit (retention).
     deletes: Vec<TaskId>,
     deferred: Vec<Deferred>,
+    /// Commits under way, oldest first, with what waits for each.
+    commits: FuturesOrdered<PendingCommit>,
     /// Set while shutting down: answered when nothing runs any more.
     draining: Option<oneshot::Sender<()>>,
     /// Shutting down: no new tasks, none started.
@@ -423,6 +433,7 @@ impl Scheduler {
             dirty: Vec::new(),
             deletes: Vec::new(),
             deferred: Vec::new(),
+            commits: FuturesOrdered::new(),
             draining: None,
             stopping: false,
             unfinished: HashMap::new(),
@@ -508,31 +519,51 @@ impl Scheduler {
         }
     }
 
-    /// Writes every changed task in one transaction, then sends what was
-    /// waiting for it. Without a store there is nothing to wait for.
-    async fn commit(&mut self) {
+    /// Starts writing every task changed since the last commit, in one
+    /// transaction, taking along what waits for it. The scheduler goes on
+    /// meanwhile; [`Scheduler::committed`] runs when it is durable.
+    fn start_commit(&mut self) {
         let Some(store) = &self.store else { return };
-        if !self.dirty.is_empty() || !self.deletes.is_empty() {
-            let mut writes = Vec::with_capacity(self.dirty.len() + self.deletes.len());
-            for id in self.dirty.drain(..) {
-                if let Some(e) = self.tasks.get_mut(&id) {
-                    e.dirty = false;
-                    match Write::put(&e.task, e.seq) {
-                        Ok(w) => writes.push(w),
-                        Err(err) => {
-                            tracing::error!(task = %id, error = %err, "cannot serialize task")
-                        }
-                    }
+        if self.dirty.is_empty() && self.deletes.is_empty() && self.deferred.is_empty() {
+            return;
+        }
+        let mut writes = Vec::with_capacity(self.dirty.len() + self.deletes.len());
+        for id in self.dirty.drain(..) {
+            if let Some(e) = self.tasks.get_mut(&id) {
+                e.dirty = false;
+                match Write::put(&e.task, e.seq) {
+                    Ok(w) => writes.push(w),
+                    Err(err) => tracing::error!(task = %id, error = %err, "cannot serialize task"),
                 }
             }
-            writes.extend(self.deletes.drain(..).map(Write::Delete));
-            if let Err(e) = store.commit(writes).await {
-                tracing::error!(error = %e, "tasks not stored");
-            }
         }
-        for d in std::mem::take(&mut self.deferred) {
+        writes.extend(self.deletes.drain(..).map(Write::Delete));
+        let deferred = std::mem::take(&mut self.deferred);
+        let commit = store.commit(writes);
+        self.commits
+            .push_back(async move { (commit.await, deferred) }.boxed());
+    }
+
+    /// A commit is durable: queue its new tasks, send its acks and results.
+    async fn committed(&mut self, result: Result<(), StoreError>, deferred: Vec<Deferred>) {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "tasks not stored");
+        }
+        for d in deferred {
             match d {
                 Deferred::Submitted { reply, ids, batch } => {
+                    // Only now may they start: no push about a task before its ack.
+                    for id in &ids {
+                        if let Some(e) = self.tasks.get(id)
+                            && e.task.status == TaskStatus::Queued
+                        {
+                            self.queues[queue_index(e.class)].push(Place {
+                                priority: e.task.priority,
+                                seq: e.seq,
+                                id: *id,
+                            });
+                        }
+                    }
                     self.reply_submitted(reply, &ids, batch)
                 }
                 Deferred::Task { reply, id } => match self.tasks.get(&id) {
@@ -585,11 +616,15 @@ impl Scheduler {
                     self.on_timer(expired.into_inner()).await;
                 }
                 _ = stats_tick.tick() => self.push_stats().await,
+                Some((result, deferred)) = self.commits.next(), if !self.commits.is_empty() => {
+                    self.committed(result, deferred).await;
+                }
             }
-            // Acks and results wait for the state they announce to be stored;
-            // they go out before any task starts, so a submitter always sees
-            // its ack before the task's first push.
-            self.commit().await;
+            // With a store, acks and results wait for the commit that holds
+            // the state they announce (`committed`), and new tasks join the
+            // run queue only then, so a submitter sees its ack before any
+            // push about the task. Commits overlap with the next rounds.
+            self.start_commit();
             self.dispatch().await;
             self.flush();
             self.finish_drain().await;
@@ -700,11 +735,14 @@ impl Scheduler {
         for (task, class) in tasks {
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.queues[queue_index(class)].push(Place {
-                priority: task.priority,
-                seq,
-                id: task.id,
-            });
+            if !durable {
+                // Durable tasks join the run queue once stored (`committed`).
+                self.queues[queue_index(class)].push(Place {
+                    priority: task.priority,
+                    seq,
+                    id: task.id,
+                });
+            }
             self.queued += 1;
             self.tasks.insert(
                 task.id,
@@ -922,12 +960,22 @@ impl Scheduler {
     /// Drops the oldest finished tasks beyond the retention count, from
     /// memory and from the store.
     fn prune(&mut self) {
-        while self.finished.len() > self.config.retain_finished {
-            if let Some(old) = self.finished.pop_front() {
-                self.tasks.remove(&old);
-                if self.store.is_some() {
-                    self.deletes.push(old);
-                }
+        let oldest_kept = Timestamp::now().millis()
+            - i64::try_from(self.config.retain_age.as_millis()).unwrap_or(i64::MAX);
+        while let Some(&old) = self.finished.front() {
+            let too_many = self.finished.len() > self.config.retain_finished;
+            let too_old = self
+                .tasks
+                .get(&old)
+                .and_then(|e| e.task.finished_at)
+                .is_none_or(|t| t.millis() < oldest_kept);
+            if !too_many && !too_old {
+                break;
+            }
+            self.finished.pop_front();
+            self.tasks.remove(&old);
+            if self.store.is_some() {
+                self.deletes.push(old);
             }
         }
     }
@@ -1053,7 +1101,11 @@ impl Scheduler {
         if self.running > 0 || self.draining.is_none() {
             return;
         }
-        self.commit().await;
+        // Everything changed so far must be stored before we answer.
+        self.start_commit();
+        while let Some((result, deferred)) = self.commits.next().await {
+            self.committed(result, deferred).await;
+        }
         if let Some(done) = self.draining.take() {
             let _ = done.send(());
         }
@@ -1131,6 +1183,8 @@ impl Scheduler {
         }
         let stats = self.stats();
         self.emitter.stats(&stats).await;
+        // Retention by age runs in the background, on this tick.
+        self.prune();
     }
 }
 

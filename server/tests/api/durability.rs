@@ -338,3 +338,32 @@ async fn sigterm_past_the_grace_period_requeues_without_counting_the_attempt() {
     };
     assert_eq!((done.status, done.attempt), (TaskStatus::Succeeded, 1));
 }
+
+#[tokio::test]
+async fn finished_tasks_past_the_retention_age_are_dropped_from_memory_and_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let flags = ["--data-dir", data.as_str(), "--retain-secs", "1"];
+    let mut server = TestServer::start(&flags).await;
+    let mut c = server.client().await;
+    let t = c.submit(&spec("echo", json!("short-lived"))).await.unwrap();
+    result_of(&mut c, t.id).await;
+    let url = server.at(&format!("/tasks/{}", t.id));
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http.get(&url).send().await.unwrap().status() != reqwest::StatusCode::NOT_FOUND {
+        assert!(tokio::time::Instant::now() < deadline, "never pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Gone from the store as well: not back after a restart. SIGTERM lets
+    // the pruning commit land first.
+    sigterm(server.pid());
+    let _ = tokio::time::timeout(WAIT, server.child.wait())
+        .await
+        .unwrap();
+    let server = TestServer::start(&flags).await;
+    let res = reqwest::get(server.at(&format!("/tasks/{}", t.id)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
+}

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod batch_and_load;
+mod bounds;
 mod cli;
 mod durability;
 mod errors;

@@ -1,0 +1,96 @@
+//! Bounds under abuse: a flood of submissions from many sockets is refused
+//! once the queue is full, and the server's memory stops growing.
+
+use app::ErrorCode;
+use serde_json::json;
+use taskwire::client::ClientError;
+
+use crate::helpers::*;
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_flood_from_many_sockets_is_refused_and_memory_stays_bounded() {
+    let server = TestServer::start(&[
+        "--workers",
+        "1",
+        "--io-slots",
+        "1",
+        "--queue-capacity",
+        "2000",
+    ])
+    .await;
+    let big = "x".repeat(2000);
+    let flood = |round: usize| {
+        let url = server.url.clone();
+        let big = big.clone();
+        async move {
+            let mut handles = Vec::new();
+            for s in 0..10 {
+                let url = url.clone();
+                let big = big.clone();
+                handles.push(tokio::spawn(async move {
+                    let c = taskwire::client::Client::connect_with(&url, WAIT)
+                        .await
+                        .unwrap();
+                    let (mut ok, mut full) = (0, 0);
+                    for i in 0..50 {
+                        let specs: Vec<_> = (0..20)
+                            .map(|j| {
+                                spec(
+                                    "sleep",
+                                    json!({"ms": 600_000, "pad": big, "n": [round, s, i, j]}),
+                                )
+                            })
+                            .collect();
+                        match c.submit_batch(&specs).await {
+                            Ok(t) => ok += t.len(),
+                            Err(ClientError::Server(e)) => {
+                                assert_eq!(e.code, ErrorCode::QueueFull);
+                                full += 1;
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    let _ = c.disconnect().await;
+                    (ok, full)
+                }));
+            }
+            let mut totals = (0, 0);
+            for h in handles {
+                let (ok, full) = h.await.unwrap();
+                totals.0 += ok;
+                totals.1 += full;
+            }
+            totals
+        }
+    };
+    // 10 sockets × 1000 tasks: the queue takes 2000 (+1 running), the rest is refused.
+    let (accepted, refused) = flood(0).await;
+    assert!(accepted <= 2001 + 20, "accepted {accepted}");
+    assert!(refused > 0);
+    let after_first = rss_kib(server.pid());
+    for round in 1..4 {
+        let (more, refused) = flood(round).await;
+        assert_eq!(more, 0, "the queue is still full");
+        assert_eq!(refused, 500);
+    }
+    let after_more = rss_kib(server.pid());
+    // Three more floods of 10,000 refused tasks (20 MB of payload) leave
+    // memory where it was, give or take allocator noise.
+    assert!(
+        after_more < after_first + 16 * 1024,
+        "RSS grew from {after_first} KiB to {after_more} KiB"
+    );
+    let stats = server.stats().await;
+    assert_eq!(stats.queued + stats.running, accepted as u64);
+    assert!(stats.queued <= 2000);
+}
