@@ -204,8 +204,10 @@ fn first(payload: Payload) -> Option<Value> {
     }
 }
 
-/// Sends reports one at a time, each waiting for its ack (rust_socketio
-/// matches acks by a random id below 1000, so concurrent acks could mix).
+/// Sends reports in order from one task. Each asks for an ack, as the
+/// protocol wants, but the next report does not wait for it: a slow or lost
+/// ack must not hold back a `done`. (rust_socketio matches acks by a random
+/// id below 1000; with acks only logged, a mix-up is harmless.)
 #[derive(Clone)]
 struct Reporter(mpsc::UnboundedSender<(&'static str, Value)>);
 
@@ -214,25 +216,20 @@ impl Reporter {
         let (tx, mut rx) = mpsc::unbounded_channel::<(&'static str, Value)>();
         tokio::spawn(async move {
             while let Some((event, payload)) = rx.recv().await {
-                let (done_tx, done_rx) = oneshot::channel::<()>();
-                let slot = Arc::new(Mutex::new(Some(done_tx)));
                 let sent = sio
-                    .emit_with_ack(event, payload, Duration::from_secs(10), move |_, _| {
-                        if let Some(tx) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                            let _ = tx.send(());
+                    .emit_with_ack(event, payload, Duration::from_secs(30), move |ack, _| {
+                        if let Payload::Text(values) = &ack
+                            && values
+                                .iter()
+                                .any(|v| v.to_string().contains("\"ok\":false"))
+                        {
+                            tracing::warn!(event, ?values, "report refused");
                         }
                         async {}.boxed()
                     })
                     .await;
                 if let Err(e) = sent {
                     tracing::warn!(error = %e, "report not sent");
-                    continue;
-                }
-                if tokio::time::timeout(Duration::from_secs(10), done_rx)
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!(event, "report not acked in time");
                 }
             }
         });

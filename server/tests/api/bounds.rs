@@ -94,3 +94,58 @@ async fn a_flood_from_many_sockets_is_refused_and_memory_stays_bounded() {
     assert_eq!(stats.queued + stats.running, accepted as u64);
     assert!(stats.queued <= 2000);
 }
+
+#[tokio::test]
+async fn a_stalled_client_does_not_hold_up_others() {
+    use futures_util::FutureExt;
+    use rust_socketio::asynchronous::ClientBuilder;
+    use rust_socketio::{Event, TransportType};
+
+    let server = TestServer::start(&[]).await;
+    // A client that stops reading: its `result` handler never returns, so
+    // rust_socketio stops draining the connection and TCP backs up.
+    let (up_tx, up_rx) = tokio::sync::oneshot::channel::<()>();
+    let up = std::sync::Mutex::new(Some(up_tx));
+    let stalled = ClientBuilder::new(server.url.as_str())
+        .transport_type(TransportType::Websocket)
+        .on(Event::Connect, move |_, _| {
+            if let Some(tx) = up.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            async {}.boxed()
+        })
+        .on("result", |_, _| std::future::pending::<()>().boxed())
+        .connect()
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, up_rx).await.unwrap().unwrap();
+    let pad = "p".repeat(20_000);
+    // 25 batches of 40 tasks (each message under the 1 MiB limit): 20 MB of
+    // results that the stalled client will never read.
+    let batch: Vec<_> = (0..40)
+        .map(|i| json!({"kind": "echo", "input": {"i": i, "pad": pad}}))
+        .collect();
+    for _ in 0..25 {
+        stalled
+            .emit("tasks", json!({ "tasks": batch }))
+            .await
+            .unwrap();
+    }
+    // Meanwhile another client is served as usual.
+    let mut c = server.client().await;
+    for i in 0..50 {
+        let t = c.submit(&spec("echo", json!(i))).await.unwrap();
+        assert_eq!(result_of(&mut c, t.id).await.output, Some(json!(i)));
+    }
+    // And the stalled client's tasks all ran to the end all the same.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stats = server.stats().await;
+        if stats.succeeded == 1050 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stats:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(stalled);
+}
