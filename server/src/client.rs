@@ -103,8 +103,7 @@ impl Client {
         let refused = up.clone();
         let mut builder = ClientBuilder::new(url)
             .namespace(events::CLIENT_NS)
-            // rust_socketio's polling-to-websocket upgrade is refused by
-            // socketioxide ("unknown session id"): go straight to websocket.
+            // Straight to websocket: no polling round trips before an upgrade.
             .transport_type(TransportType::Websocket)
             .reconnect(false)
             .on(Event::Connect, move |_, _| {
