@@ -160,22 +160,33 @@ fn task_id(data: Result<Value, impl std::fmt::Display>) -> Result<TaskId, ErrorB
     payload(data).and_then(|v| TaskId::from_payload(&v))
 }
 
+/// The events that name one task: `{task_id}` in, one command out.
+async fn about_task(
+    socket: SocketRef,
+    data: Result<Value, impl std::fmt::Display>,
+    ack: AckSender,
+    state: AppState,
+    command: fn(TaskId, SocketRef, Reply) -> Command,
+) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
+    match task_id(data) {
+        Ok(id) => send(&state, command(id, socket, Reply::Ack(ack))).await,
+        Err(e) => reject(ack, e),
+    }
+}
+
 async fn on_subscribe(
     socket: SocketRef,
     TryData(data): TryData<Value>,
     ack: AckSender,
     State(state): State<AppState>,
 ) {
-    if let Err(e) = admit(&socket) {
-        return reject(ack, e);
-    }
-    match task_id(data) {
-        Ok(id) => {
-            let reply = Reply::Ack(ack);
-            send(&state, Command::Subscribe { id, socket, reply }).await;
-        }
-        Err(e) => reject(ack, e),
-    }
+    about_task(socket, data, ack, state, |id, socket, reply| {
+        Command::Subscribe { id, socket, reply }
+    })
+    .await;
 }
 
 async fn on_unsubscribe(
@@ -184,16 +195,10 @@ async fn on_unsubscribe(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
-    if let Err(e) = admit(&socket) {
-        return reject(ack, e);
-    }
-    match task_id(data) {
-        Ok(id) => {
-            let reply = Reply::Ack(ack);
-            send(&state, Command::Unsubscribe { id, socket, reply }).await;
-        }
-        Err(e) => reject(ack, e),
-    }
+    about_task(socket, data, ack, state, |id, socket, reply| {
+        Command::Unsubscribe { id, socket, reply }
+    })
+    .await;
 }
 
 async fn on_cancel(
@@ -202,16 +207,11 @@ async fn on_cancel(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
-    if let Err(e) = admit(&socket) {
-        return reject(ack, e);
-    }
-    match task_id(data) {
-        Ok(id) => {
-            let reply = Reply::Ack(ack);
-            send(&state, Command::Cancel { id, reply }).await;
-        }
-        Err(e) => reject(ack, e),
-    }
+    about_task(socket, data, ack, state, |id, _, reply| Command::Cancel {
+        id,
+        reply,
+    })
+    .await;
 }
 
 /// `dashboard`. The middleware already refused sockets without the token;

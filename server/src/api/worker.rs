@@ -37,39 +37,24 @@ pub async fn register(
     }
     let hello = WorkerHello::parse(auth)?;
     let id = worker_id(&socket, &hello);
-    socket.on(events::PROGRESS, {
-        let id = id.clone();
-        move |data: TryData<Value>, ack: AckSender, state: State<AppState>| {
-            report(data, ack, state, id.clone(), |p: ProgressEvent| {
-                FromWorker::Progress {
-                    id: p.task_id,
-                    done: p.done,
-                    total: p.total,
-                    message: p.message,
-                }
-            })
+    on_report(&socket, events::PROGRESS, &id, |p: ProgressEvent| {
+        FromWorker::Progress {
+            id: p.task_id,
+            done: p.done,
+            total: p.total,
+            message: p.message,
         }
     });
-    socket.on(events::DONE, {
-        let id = id.clone();
-        move |data: TryData<Value>, ack: AckSender, state: State<AppState>| {
-            report(data, ack, state, id.clone(), |d: WorkerDone| {
-                FromWorker::Done {
-                    id: d.task_id,
-                    output: d.output,
-                }
-            })
+    on_report(&socket, events::DONE, &id, |d: WorkerDone| {
+        FromWorker::Done {
+            id: d.task_id,
+            output: d.output,
         }
     });
-    socket.on(events::FAIL, {
-        let id = id.clone();
-        move |data: TryData<Value>, ack: AckSender, state: State<AppState>| {
-            report(data, ack, state, id.clone(), |f: WorkerFail| {
-                FromWorker::Failed {
-                    id: f.task_id,
-                    message: f.error.message,
-                }
-            })
+    on_report(&socket, events::FAIL, &id, |f: WorkerFail| {
+        FromWorker::Failed {
+            id: f.task_id,
+            message: f.error.message,
         }
     });
     socket.on_disconnect(move |State(state): State<AppState>| async move {
@@ -104,6 +89,22 @@ pub async fn on_connect(
         pid: None,
     };
     let _ = state.dispatcher.send(Command::WorkerUp(link)).await;
+}
+
+/// Registers the handler of one kind of report.
+fn on_report<T: DeserializeOwned + Send + 'static>(
+    socket: &SocketRef,
+    event: &'static str,
+    id: &WorkerId,
+    frame: fn(T) -> FromWorker,
+) {
+    let id = id.clone();
+    socket.on(
+        event,
+        move |data: TryData<Value>, ack: AckSender, state: State<AppState>| {
+            report(data, ack, state, id.clone(), frame)
+        },
+    );
 }
 
 /// A worker's report: parse, hand to the scheduler, ack.

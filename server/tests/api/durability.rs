@@ -11,11 +11,6 @@ use taskwire::client::Push;
 
 use crate::helpers::*;
 
-fn sigkill(pid: u32) {
-    // SAFETY: sending a signal has no memory-safety preconditions.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-}
-
 #[tokio::test]
 async fn sigkill_mid_run_then_restart_every_acked_task_ends_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,7 +40,7 @@ async fn sigkill_mid_run_then_restart_every_acked_task_ends_exactly_once() {
             before.insert(t.id, *t);
         }
     }
-    sigkill(server.pid());
+    assert!(signal(server.pid(), libc::SIGKILL));
     let _ = server.child.wait().await;
     drop(c);
 
@@ -146,8 +141,7 @@ async fn workers_killed_under_load_lose_nothing_and_rerun_nothing() {
                         .find(|w| w.running > 0)
                         .and_then(|w| w.pid)
                 {
-                    sigkill(pid);
-                    kills += 1;
+                    kills += usize::from(signal(pid, libc::SIGKILL));
                 }
             }
             _ => continue,
@@ -222,11 +216,6 @@ async fn a_corrupt_or_unusable_data_dir_is_a_clear_error() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-fn sigterm(pid: u32) {
-    // SAFETY: as in `sigkill`.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-}
-
 #[tokio::test]
 async fn sigterm_finishes_running_work_refuses_new_and_keeps_the_queue() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,7 +238,7 @@ async fn sigterm_finishes_running_work_refuses_new_and_keeps_the_queue() {
     .await;
     let queued = c.submit(&spec("echo", json!("later"))).await.unwrap();
     // The echo waits behind the sleep: one I/O slot.
-    sigterm(server.pid());
+    assert!(signal(server.pid(), libc::SIGTERM));
     // New work is refused once draining has begun.
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut accepted = vec![queued.id];
@@ -314,7 +303,7 @@ async fn sigterm_past_the_grace_period_requeues_without_counting_the_attempt() {
             .then_some(())
     })
     .await;
-    sigterm(server.pid());
+    assert!(signal(server.pid(), libc::SIGTERM));
     let back = push_where(&mut c, |p| match p {
         Push::Status(s) if s.task_id == long.id => Some(s),
         _ => None,
@@ -357,7 +346,7 @@ async fn finished_tasks_past_the_retention_age_are_dropped_from_memory_and_disk(
     }
     // Gone from the store as well: not back after a restart. SIGTERM lets
     // the pruning commit land first.
-    sigterm(server.pid());
+    assert!(signal(server.pid(), libc::SIGTERM));
     let _ = tokio::time::timeout(WAIT, server.child.wait())
         .await
         .unwrap();

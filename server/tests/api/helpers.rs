@@ -167,3 +167,9 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Sends `signal` to a process; `false` if there is no such process.
+pub fn signal(pid: u32, signal: i32) -> bool {
+    // SAFETY: sending a signal has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, signal) == 0 }
+}

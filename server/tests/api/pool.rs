@@ -8,12 +8,6 @@ use taskwire::client::Push;
 
 use crate::helpers::*;
 
-fn kill(pid: u32) {
-    // SAFETY: sending a signal has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill {pid}");
-}
-
 #[tokio::test]
 async fn a_killed_busy_worker_is_replaced_and_its_task_retried() {
     let server = TestServer::start(&["--workers", "1"]).await;
@@ -26,7 +20,7 @@ async fn a_killed_busy_worker_is_replaced_and_its_task_retried() {
     })
     .await;
     let killed_at = Instant::now();
-    kill(old_pid);
+    assert!(signal(old_pid, libc::SIGKILL));
     // Back to queued (attempt kept), then running again on the new worker.
     let requeued = push_where(&mut c, |p| match p {
         Push::Status(s) if s.task_id == task.id => Some(s),
@@ -56,7 +50,7 @@ async fn a_killed_busy_worker_is_replaced_and_its_task_retried() {
 async fn a_worker_respawns_within_a_second() {
     let server = TestServer::start(&["--workers", "1"]).await;
     let old_pid = server.stats().await.workers[0].pid.unwrap();
-    kill(old_pid);
+    assert!(signal(old_pid, libc::SIGKILL));
     let killed_at = Instant::now();
     loop {
         let w = server.stats().await.workers;
@@ -93,7 +87,7 @@ async fn a_task_that_keeps_losing_its_worker_fails_with_worker_lost() {
             .find(|w| Some(&w.id) == running.worker.as_ref())
             .and_then(|w| w.pid)
             .unwrap();
-        kill(pid);
+        assert!(signal(pid, libc::SIGKILL));
     }
     let done = result_of(&mut c, task.id).await;
     assert_eq!(done.status, TaskStatus::Failed);
@@ -113,7 +107,7 @@ async fn workers_die_with_a_killed_server() {
         .collect();
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|p| alive(*p)));
-    kill(server.pid());
+    assert!(signal(server.pid(), libc::SIGKILL));
     let _ = server.child.wait().await;
     eventually("workers to exit after the server was killed", || {
         !pids.iter().any(|p| alive(*p))
@@ -131,8 +125,7 @@ async fn sigterm_stops_server_and_workers_cleanly() {
         .iter()
         .filter_map(|w| w.pid)
         .collect();
-    // SAFETY: as in `kill`.
-    unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+    assert!(signal(server.pid(), libc::SIGTERM));
     let status = tokio::time::timeout(WAIT, server.child.wait())
         .await
         .unwrap()
