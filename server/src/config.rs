@@ -131,18 +131,31 @@ impl Settings {
         self.io_threads.unwrap_or_else(|| cpus().div_ceil(2)).max(1)
     }
 
-    /// Where the durable store lives, or `None` with `--memory`.
-    pub fn data_dir(&self) -> Option<PathBuf> {
+    /// Where the durable store of a server bound to `addr` lives; `None`
+    /// with `--memory`.
+    ///
+    /// Without `--data-dir`, each listen address gets its own directory
+    /// under `$XDG_DATA_HOME/taskwire` (or `~/.local/share/taskwire`), so
+    /// servers on different ports never share one and a restart on the same
+    /// address recovers its tasks. A server on port 0 gets a new port each
+    /// start, so nothing could find its tasks again: it gets a fresh
+    /// temporary directory, removed when it exits.
+    pub fn data_dir(&self, addr: std::net::SocketAddr) -> Option<DataDir> {
         if self.memory {
             return None;
         }
-        Some(self.data_dir.clone().unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-                .unwrap_or_else(|| PathBuf::from("."));
-            base.join("taskwire")
-        }))
+        if let Some(dir) = &self.data_dir {
+            return Some(DataDir::Kept(dir.clone()));
+        }
+        if self.addr.port() == 0 {
+            return Some(DataDir::Temporary);
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name = format!("{}-{}", addr.ip(), addr.port()).replace([':', '[', ']'], "_");
+        Some(DataDir::Kept(base.join("taskwire").join(name)))
     }
 
     pub fn site_root(&self) -> PathBuf {
@@ -155,4 +168,13 @@ impl Settings {
 /// CPUs this process may use.
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Where a durable store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataDir {
+    /// This directory, kept across restarts.
+    Kept(PathBuf),
+    /// A fresh directory removed at exit (a server on port 0).
+    Temporary,
 }

@@ -17,7 +17,7 @@ use tower::Layer as _;
 
 use crate::api::auth::AccessToken;
 use crate::api::{AppState, RemoteKinds, http, socket, worker};
-use crate::config::Settings;
+use crate::config::{DataDir, Settings};
 use crate::kinds::{Class, Registry};
 use crate::store::Store;
 use crate::{pool, scheduler, site};
@@ -31,6 +31,8 @@ pub struct Application {
     io: SocketIo,
     dispatcher: scheduler::Dispatcher,
     shutdown_grace: std::time::Duration,
+    /// A port-0 server's data directory, removed when the server is dropped.
+    _temporary_dir: Option<tempfile::TempDir>,
 }
 
 impl Application {
@@ -61,7 +63,21 @@ impl Application {
             .build_layer();
         io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
         io.ns(events::WORKER_NS, worker::on_connect.with(worker::register));
-        let durable = match settings.data_dir() {
+        let mut temporary = None;
+        let data_dir = match settings.data_dir(listener.local_addr()?) {
+            Some(DataDir::Kept(dir)) => Some(dir),
+            Some(DataDir::Temporary) => {
+                let dir = tempfile::Builder::new()
+                    .prefix("taskwire-")
+                    .tempdir()
+                    .context("cannot create a temporary data directory")?;
+                let path = dir.path().to_owned();
+                temporary = Some(dir);
+                Some(path)
+            }
+            None => None,
+        };
+        let durable = match data_dir {
             Some(dir) => {
                 let (store, recovered) = Store::open(&dir)?;
                 tracing::info!(data_dir = %dir.display(), "durable task store");
@@ -114,6 +130,7 @@ impl Application {
             io,
             dispatcher,
             shutdown_grace: std::time::Duration::from_millis(settings.shutdown_grace_ms),
+            _temporary_dir: temporary,
         })
     }
 

@@ -356,3 +356,57 @@ async fn finished_tasks_past_the_retention_age_are_dropped_from_memory_and_disk(
         .unwrap();
     assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn servers_on_port_0_with_default_storage_run_side_by_side() {
+    // No --memory, no --data-dir: each port-0 server gets its own temporary
+    // store, so several can run at once and none writes to the data home.
+    let home = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--workers", "1"])
+            .env("XDG_DATA_HOME", home.path())
+            .env("TASKWIRE_SITE_ROOT", "/nonexistent")
+            .env("TASKWIRE_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let url = line
+            .strip_prefix("taskwire listening on ")
+            .unwrap()
+            .to_owned();
+        let mut c = taskwire::client::Client::connect_with(&url, WAIT)
+            .await
+            .unwrap();
+        let t = c
+            .submit(&spec("echo", json!("side by side")))
+            .await
+            .unwrap();
+        assert_eq!(
+            result_of(&mut c, t.id).await.output,
+            Some(json!("side by side"))
+        );
+        children.push(child);
+    }
+    for mut child in children {
+        assert!(signal(child.id().unwrap(), libc::SIGTERM));
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success());
+    }
+    assert!(
+        !home.path().join("taskwire").exists(),
+        "port-0 servers wrote to the data home"
+    );
+}
