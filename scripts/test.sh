@@ -25,4 +25,7 @@ if [ -f tests/js/package.json ]; then
   step "JS socket.io-client conformance tests"
   cargo build -p taskwire
   (cd tests/js && TASKWIRE_BIN="$PWD/../../target/debug/taskwire" npm test)
+
+  step "JS conformance tests again, on the durable store"
+  (cd tests/js && TASKWIRE_JS_STORAGE=durable TASKWIRE_BIN="$PWD/../../target/debug/taskwire" npm test)
 fi

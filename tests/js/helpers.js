@@ -58,7 +58,8 @@ export function withTimeout(promise, ms, what) {
 export async function startServer(extra = []) {
   const args = ['serve', '--addr', '127.0.0.1:0'];
   if (!extra.includes('--workers')) args.push('--workers', '2');
-  if (!extra.includes('--data-dir')) args.push('--memory');
+  // TASKWIRE_JS_STORAGE=durable runs the suite on the default durable store.
+  if (!extra.includes('--data-dir') && process.env.TASKWIRE_JS_STORAGE !== 'durable') args.push('--memory');
   args.push(...extra);
   const bin = binPath();
   const proc = spawn(bin, args, {

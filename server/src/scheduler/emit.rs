@@ -27,14 +27,8 @@ impl Emitter {
     }
 
     /// `status` on a transition to `queued` or `running`.
-    pub async fn status(&self, task: &Task) {
-        let ev = StatusEvent {
-            task_id: task.id,
-            status: task.status,
-            attempt: task.attempt,
-            worker: task.worker.clone(),
-        };
-        self.to_room(task.id.room(), events::STATUS, &ev).await;
+    pub async fn status(&self, ev: &StatusEvent) {
+        self.to_room(ev.task_id.room(), events::STATUS, ev).await;
     }
 
     /// `progress` of a running task.
@@ -57,5 +51,15 @@ impl Emitter {
     pub async fn stats(&self, stats: &Stats) {
         self.to_room(events::DASHBOARD_ROOM.to_owned(), events::STATS, stats)
             .await;
+    }
+}
+
+/// The `status` push announcing `task`'s current state.
+pub fn status_of(task: &Task) -> StatusEvent {
+    StatusEvent {
+        task_id: task.id,
+        status: task.status,
+        attempt: task.attempt,
+        worker: task.worker.clone(),
     }
 }

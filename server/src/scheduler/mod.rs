@@ -15,8 +15,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use app::{
-    Ack, ErrorBody, ErrorCode, Progress, ProgressEvent, Stats, Task, TaskAck, TaskId, TaskStatus,
-    TasksAck, Timestamp, WorkerId, WorkerInfo,
+    Ack, ErrorBody, ErrorCode, Progress, ProgressEvent, Stats, StatusEvent, Task, TaskAck, TaskId,
+    TaskStatus, TasksAck, Timestamp, WorkerId, WorkerInfo,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
@@ -357,9 +357,11 @@ type PendingCommit = BoxFuture<'static, (Result<(), StoreError>, Vec<Deferred>)>
 /// `result` pushes, which must not go out before the state they announce
 /// is stored.
 enum Deferred {
+    /// The tasks as submitted (`queued`): the work may have started, or
+    /// even ended, by the time their commit is durable.
     Submitted {
         reply: Reply,
-        ids: Vec<TaskId>,
+        tasks: Vec<Task>,
         batch: bool,
     },
     Task {
@@ -367,6 +369,10 @@ enum Deferred {
         id: TaskId,
     },
     Result(TaskId),
+    /// A `status` or `progress` push, kept in order behind the acks and
+    /// results of earlier commits.
+    Status(StatusEvent),
+    Progress(ProgressEvent),
 }
 
 struct Scheduler {
@@ -551,39 +557,29 @@ impl Scheduler {
         }
         for d in deferred {
             match d {
-                Deferred::Submitted { reply, ids, batch } => {
-                    // Only now may they start: no push about a task before its ack.
-                    for id in &ids {
-                        if let Some(e) = self.tasks.get(id)
-                            && e.task.status == TaskStatus::Queued
-                        {
-                            self.queues[queue_index(e.class)].push(Place {
-                                priority: e.task.priority,
-                                seq: e.seq,
-                                id: *id,
-                            });
-                        }
-                    }
-                    self.reply_submitted(reply, &ids, batch)
-                }
+                Deferred::Submitted {
+                    reply,
+                    tasks,
+                    batch,
+                } => reply_submitted(reply, tasks.iter(), batch),
                 Deferred::Task { reply, id } => match self.tasks.get(&id) {
                     Some(e) => reply.task(&e.task),
                     None => reply.error(not_found(id)),
                 },
                 Deferred::Result(id) => self.publish(id).await,
+                Deferred::Status(ev) => self.emitter.status(&ev).await,
+                Deferred::Progress(ev) => self.emitter.progress(&ev).await,
             }
         }
     }
 
-    fn reply_submitted(&self, reply: Reply, ids: &[TaskId], batch: bool) {
-        let snapshots = ids
-            .iter()
-            .filter_map(|id| self.tasks.get(id))
-            .map(|e| &e.task);
-        if batch {
-            reply.tasks(snapshots.collect());
-        } else if let Some(task) = snapshots.into_iter().next() {
-            reply.task(task);
+    /// Pushes `status`: at once without a store; with one, after the
+    /// commits already under way, so no push about a task overtakes its ack.
+    async fn push_status(&mut self, ev: StatusEvent) {
+        if self.store.is_some() {
+            self.deferred.push(Deferred::Status(ev));
+        } else {
+            self.emitter.status(&ev).await;
         }
     }
 
@@ -735,14 +731,14 @@ impl Scheduler {
         for (task, class) in tasks {
             let seq = self.next_seq;
             self.next_seq += 1;
-            if !durable {
-                // Durable tasks join the run queue once stored (`committed`).
-                self.queues[queue_index(class)].push(Place {
-                    priority: task.priority,
-                    seq,
-                    id: task.id,
-                });
-            }
+            // With a store the work may start while its commit is under way:
+            // the ack still goes first, since every push about the task
+            // waits behind that commit.
+            self.queues[queue_index(class)].push(Place {
+                priority: task.priority,
+                seq,
+                id: task.id,
+            });
             self.queued += 1;
             self.tasks.insert(
                 task.id,
@@ -756,13 +752,21 @@ impl Scheduler {
                 }),
             );
         }
+        let submitted = ids
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .map(|e| &e.task);
         if durable {
-            // Stored before acked.
+            // Stored before acked; the ack shows them as submitted.
+            let tasks = submitted.cloned().collect();
             self.dirty.extend_from_slice(&ids);
-            self.deferred
-                .push(Deferred::Submitted { reply, ids, batch });
+            self.deferred.push(Deferred::Submitted {
+                reply,
+                tasks,
+                batch,
+            });
         } else {
-            self.reply_submitted(reply, &ids, batch);
+            reply_submitted(reply, submitted, batch);
         }
     }
 
@@ -804,10 +808,15 @@ impl Scheduler {
                     .map_or(self.config.default_timeout, Duration::from_millis);
                 entry.timer = Some(self.timers.insert(Timer::Timeout(task.id), timeout));
                 worker.start(task, entry.class);
-                self.emitter.status(task).await;
-                if self.store.is_some() && !entry.dirty {
-                    entry.dirty = true;
-                    self.dirty.push(place.id);
+                let ev = emit::status_of(task);
+                if self.store.is_some() {
+                    self.deferred.push(Deferred::Status(ev));
+                    if !entry.dirty {
+                        entry.dirty = true;
+                        self.dirty.push(place.id);
+                    }
+                } else {
+                    self.emitter.status(&ev).await;
                 }
             }
         }
@@ -849,7 +858,11 @@ impl Scheduler {
                         total,
                         message,
                     };
-                    self.emitter.progress(&ev).await;
+                    if self.store.is_some() {
+                        self.deferred.push(Deferred::Progress(ev));
+                    } else {
+                        self.emitter.progress(&ev).await;
+                    }
                 }
                 return;
             }
@@ -1091,7 +1104,8 @@ impl Scheduler {
             task.progress = None;
             self.running -= 1;
             self.queued += 1;
-            self.emitter.status(task).await;
+            let ev = emit::status_of(task);
+            self.push_status(ev).await;
             self.touch(id);
         }
     }
@@ -1145,7 +1159,8 @@ impl Scheduler {
             self.queues[queue_index(entry.class)].push(place);
             self.running -= 1;
             self.queued += 1;
-            self.emitter.status(&entry.task).await;
+            let ev = emit::status_of(&entry.task);
+            self.push_status(ev).await;
             self.touch(task_id);
         }
     }
@@ -1228,6 +1243,15 @@ fn pick_worker(
         *round_worker = best;
     }
     best
+}
+
+/// Acks a submission with its tasks: `{ok, tasks}` for a batch, else `{ok, task}`.
+fn reply_submitted<'a>(reply: Reply, mut tasks: impl Iterator<Item = &'a Task>, batch: bool) {
+    if batch {
+        reply.tasks(tasks.collect());
+    } else if let Some(task) = tasks.next() {
+        reply.task(task);
+    }
 }
 
 fn not_found(id: TaskId) -> ErrorBody {
