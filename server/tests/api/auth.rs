@@ -1,11 +1,10 @@
 //! The optional access token (`--token`): Socket.IO `/` and `/worker`, HTTP,
 //! the CLI and the remote worker.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::{ErrorCode, HttpError, Task, TaskStatus, events};
+use app::{ErrorCode, Task, TaskStatus, events};
 use futures_util::FutureExt;
 use reqwest::StatusCode;
 use rust_socketio::asynchronous::ClientBuilder;
@@ -60,14 +59,6 @@ async fn socket_connections_need_the_token() {
     let _ = c.disconnect().await;
 }
 
-async fn error_of(res: reqwest::Response) -> ErrorCode {
-    res.json::<HttpError>()
-        .await
-        .expect("error body")
-        .error
-        .code
-}
-
 #[tokio::test]
 async fn http_needs_a_bearer_token_but_healthz() {
     let server = TestServer::start(&["--token", TOKEN]).await;
@@ -87,7 +78,7 @@ async fn http_needs_a_bearer_token_but_healthz() {
             .map(|v| v.to_str().unwrap()),
         Some("Bearer")
     );
-    assert_eq!(error_of(res).await, ErrorCode::Unauthorized);
+    assert_eq!(error_code(res).await, ErrorCode::Unauthorized);
     for auth in ["Bearer wrong", "Bearer ", "Basic czNjcmV0", "s3cret"] {
         let res = http
             .post(server.at("/tasks"))
@@ -97,7 +88,7 @@ async fn http_needs_a_bearer_token_but_healthz() {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{auth}");
-        assert_eq!(error_of(res).await, ErrorCode::Unauthorized, "{auth}");
+        assert_eq!(error_code(res).await, ErrorCode::Unauthorized, "{auth}");
     }
 
     let res = http
@@ -182,18 +173,6 @@ async fn worker_handshake(server: &TestServer, auth: Value) -> Result<(), String
     out
 }
 
-fn remote_worker(server: &TestServer, token: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"))
-        .args(["remote-worker", "--url", &server.url, "--name", "rw"])
-        .args(["--kinds", "echo", "--concurrency", "2"])
-        .env("TASKWIRE_TOKEN", token)
-        .env("TASKWIRE_LOG", "error")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn remote worker")
-}
-
 #[tokio::test]
 async fn remote_workers_need_the_token() {
     let server = TestServer::start(&["--token", TOKEN, "--workers", "0"]).await;
@@ -224,7 +203,7 @@ async fn remote_workers_need_the_token() {
         .expect("the right token is accepted");
 
     // `taskwire remote-worker` sends its token (here from TASKWIRE_TOKEN).
-    let _rw = remote_worker(&server, TOKEN);
+    let _rw = remote_worker(&server, "rw", "echo", 2, Some(TOKEN));
     let workers = server.wait_workers(1).await;
     assert!(workers[0].remote, "{workers:?}");
     let mut c = server.client().await;

@@ -173,3 +173,41 @@ pub fn signal(pid: u32, signal: i32) -> bool {
     // SAFETY: sending a signal has no memory-safety preconditions.
     unsafe { libc::kill(pid as i32, signal) == 0 }
 }
+
+/// The error code of an HTTP error response.
+pub async fn error_code(res: reqwest::Response) -> app::ErrorCode {
+    res.json::<app::HttpError>()
+        .await
+        .expect("error body")
+        .error
+        .code
+}
+
+/// Starts `taskwire remote-worker` for `server` offering `kinds`
+/// (comma-separated), with an access token if given.
+pub fn remote_worker(
+    server: &TestServer,
+    name: &str,
+    kinds: &str,
+    concurrency: u32,
+    token: Option<&str>,
+) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskwire"));
+    cmd.args([
+        "remote-worker",
+        "--url",
+        &server.url,
+        "--name",
+        name,
+        "--kinds",
+        kinds,
+    ])
+    .args(["--concurrency", &concurrency.to_string()])
+    .env("TASKWIRE_LOG", "error")
+    .stdout(Stdio::null())
+    .kill_on_drop(true);
+    if let Some(token) = token {
+        cmd.env("TASKWIRE_TOKEN", token);
+    }
+    cmd.spawn().expect("spawn remote worker")
+}

@@ -1,6 +1,6 @@
 //! The HTTP routes.
 
-use app::{ErrorCode, HttpError, Task, TaskStatus};
+use app::{ErrorCode, Task, TaskStatus};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -11,14 +11,6 @@ fn no_redirects() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-async fn error_code(res: reqwest::Response) -> ErrorCode {
-    res.json::<HttpError>()
-        .await
-        .expect("error body")
-        .error
-        .code
 }
 
 #[tokio::test]

@@ -1,38 +1,16 @@
 //! Remote workers over the `/worker` namespace, run by `taskwire
 //! remote-worker` against a server with no local workers.
 
-use std::process::Stdio;
-
 use app::TaskStatus;
 use serde_json::json;
 use taskwire::client::Push;
-use tokio::process::{Child, Command};
 
 use crate::helpers::*;
-
-fn remote_worker(server: &TestServer, name: &str, concurrency: u32) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_taskwire"))
-        .args([
-            "remote-worker",
-            "--url",
-            &server.url,
-            "--name",
-            name,
-            "--kinds",
-            "echo,sleep",
-        ])
-        .args(["--concurrency", &concurrency.to_string()])
-        .env("TASKWIRE_LOG", "error")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn remote worker")
-}
 
 #[tokio::test]
 async fn a_remote_worker_runs_jobs_respects_concurrency_and_cancel() {
     let server = TestServer::start(&["--workers", "0"]).await;
-    let _rw = remote_worker(&server, "rw", 2);
+    let _rw = remote_worker(&server, "rw", "echo,sleep", 2, None);
     let workers = server.wait_workers(1).await;
     assert!(
         workers[0].remote && workers[0].id.0.starts_with("rw#"),
@@ -89,7 +67,7 @@ async fn a_remote_worker_runs_jobs_respects_concurrency_and_cancel() {
 #[tokio::test]
 async fn a_lost_remote_worker_puts_its_job_back_in_the_queue() {
     let server = TestServer::start(&["--workers", "0"]).await;
-    let mut first = remote_worker(&server, "first", 1);
+    let mut first = remote_worker(&server, "first", "echo,sleep", 1, None);
     server.wait_workers(1).await;
     let mut c = server.client().await;
     let t = c.submit(&spec("sleep", json!({"ms": 500}))).await.unwrap();
@@ -105,7 +83,7 @@ async fn a_lost_remote_worker_puts_its_job_back_in_the_queue() {
     })
     .await;
     assert_eq!((back.status, back.attempt), (TaskStatus::Queued, 1));
-    let _second = remote_worker(&server, "second", 1);
+    let _second = remote_worker(&server, "second", "echo,sleep", 1, None);
     let done = result_of(&mut c, t.id).await;
     assert_eq!(done.status, TaskStatus::Succeeded);
     assert_eq!(done.attempt, 2);
