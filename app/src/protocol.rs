@@ -297,6 +297,32 @@ impl ErrorBody {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidPayload, message)
     }
+
+    /// The submission field a refusal is about, read from its message:
+    /// `kind` for `unknown_kind`; for `invalid_payload`, the field the
+    /// message starts with (`priority must be …`, `primes: limit must be …`,
+    /// `missing field kind`), or `input` when the input as a whole is wrong.
+    /// Forms use it to show the error next to its field.
+    pub fn field(&self) -> Option<&str> {
+        match self.code {
+            ErrorCode::UnknownKind => return Some("kind"),
+            ErrorCode::InvalidPayload => {}
+            _ => return None,
+        }
+        let (rest, in_input) = match self.message.split_once(": ") {
+            Some((kind, rest)) if !kind.contains(' ') => (rest, true),
+            _ => (self.message.as_str(), false),
+        };
+        let rest = rest.strip_prefix("missing field ").unwrap_or(rest);
+        let word = rest.split(' ').next().filter(|w| !w.is_empty())?;
+        let is_name = word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        match (is_name, in_input) {
+            (true, true) if rest.starts_with(&format!("{word} input ")) => Some("input"),
+            (true, _) => Some(word),
+            (false, true) => Some("input"),
+            (false, false) => None,
+        }
+    }
 }
 
 /// `{done, total, message?}`.
@@ -839,12 +865,192 @@ pub mod builtin {
             _ => return None,
         })
     }
+
+    /// What a form field of a built-in kind's input holds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FieldType {
+        /// A JSON integer within `min..=max`.
+        Integer { min: u64, max: u64 },
+        /// A JSON string.
+        Text,
+    }
+
+    /// One field of a built-in kind's input, for forms (the web UI).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Field {
+        /// The key in the input object.
+        pub name: &'static str,
+        pub ty: FieldType,
+        /// What a new form starts with.
+        pub default: &'static str,
+        /// One line of help.
+        pub hint: &'static str,
+    }
+
+    const SLEEP_FIELDS: [Field; 1] = [Field {
+        name: "ms",
+        ty: FieldType::Integer {
+            min: 0,
+            max: MAX_SLEEP_MS,
+        },
+        default: "2000",
+        hint: "How long to sleep, in milliseconds.",
+    }];
+    const PRIMES_FIELDS: [Field; 1] = [Field {
+        name: "limit",
+        ty: FieldType::Integer {
+            min: 0,
+            max: MAX_PRIMES_LIMIT,
+        },
+        default: "1000000",
+        hint: "Counts the primes up to this number.",
+    }];
+    const SHA256_FIELDS: [Field; 2] = [
+        Field {
+            name: "data",
+            ty: FieldType::Text,
+            default: "hello",
+            hint: "Text hashed first, as UTF-8.",
+        },
+        Field {
+            name: "rounds",
+            ty: FieldType::Integer {
+                min: 1,
+                max: MAX_SHA256_ROUNDS,
+            },
+            default: "1",
+            hint: "How many times SHA-256 is applied.",
+        },
+    ];
+    const FAIL_FIELDS: [Field; 1] = [Field {
+        name: "message",
+        ty: FieldType::Text,
+        default: "it failed on purpose",
+        hint: "The error message the task fails with.",
+    }];
+
+    /// The input fields of a built-in kind, or `None` when its input is free
+    /// JSON (`echo`) or the kind is not built in: edit those as raw JSON.
+    pub fn fields(kind: &str) -> Option<&'static [Field]> {
+        Some(match kind {
+            SLEEP => &SLEEP_FIELDS,
+            PRIMES => &PRIMES_FIELDS,
+            SHA256 => &SHA256_FIELDS,
+            FAIL => &FAIL_FIELDS,
+            _ => return None,
+        })
+    }
+
+    /// Builds an input object from form values (`name → text`) of a kind's
+    /// [`fields`]; a field's own problem is reported as `(name, message)`.
+    pub fn input_from_fields(
+        fields: &[Field],
+        value_of: impl Fn(&str) -> String,
+    ) -> Result<Value, (&'static str, String)> {
+        let mut obj = Map::new();
+        for field in fields {
+            let text = value_of(field.name);
+            let value = match field.ty {
+                FieldType::Text => Value::String(text),
+                FieldType::Integer { min, max } => match text.trim().parse::<u64>() {
+                    Ok(n) => Value::from(n),
+                    Err(_) => {
+                        return Err((
+                            field.name,
+                            format!("{} must be an integer {min}..={max}", field.name),
+                        ));
+                    }
+                },
+            };
+            obj.insert(field.name.to_owned(), value);
+        }
+        Ok(Value::Object(obj))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn refusals_name_their_field() {
+        let field = |raw: Value, kind_check: bool| {
+            let err = match TaskSpec::parse(raw) {
+                Err(e) => e,
+                Ok(spec) if kind_check => {
+                    let msg = builtin::validate(&spec.kind, &spec.input)
+                        .expect("built-in kind")
+                        .expect_err("bad input");
+                    ErrorBody::invalid(format!("{}: {msg}", spec.kind))
+                }
+                Ok(_) => panic!("accepted"),
+            };
+            err.field().map(str::to_owned)
+        };
+        let f = |s: &str| Some(s.to_owned());
+        assert_eq!(field(json!({"input": 1}), false), f("kind"));
+        assert_eq!(field(json!({"kind": 3}), false), f("kind"));
+        assert_eq!(
+            field(json!({"kind": "echo", "priority": "x"}), false),
+            f("priority")
+        );
+        assert_eq!(
+            field(json!({"kind": "echo", "timeout_ms": 0}), false),
+            f("timeout_ms")
+        );
+        assert_eq!(
+            field(json!({"kind": "echo", "max_attempts": 0}), false),
+            f("max_attempts")
+        );
+        assert_eq!(
+            field(json!({"kind": "primes", "input": {"limit": -1}}), true),
+            f("limit")
+        );
+        assert_eq!(field(json!({"kind": "sleep", "input": {}}), true), f("ms"));
+        assert_eq!(
+            field(
+                json!({"kind": "sha256", "input": {"data": "a", "rounds": 0}}),
+                true
+            ),
+            f("rounds")
+        );
+        assert_eq!(
+            field(json!({"kind": "fail", "input": []}), true),
+            f("input")
+        );
+        let unknown = ErrorBody::new(ErrorCode::UnknownKind, "unknown kind \"zzz\"");
+        assert_eq!(unknown.field(), Some("kind"));
+        assert_eq!(ErrorBody::new(ErrorCode::QueueFull, "full").field(), None);
+    }
+
+    #[test]
+    fn builtin_fields_make_valid_inputs() {
+        for kind in builtin::KINDS {
+            let Some(fields) = builtin::fields(kind) else {
+                assert_eq!(kind, builtin::ECHO, "only echo is free JSON");
+                continue;
+            };
+            let defaults = |name: &str| {
+                fields
+                    .iter()
+                    .find(|f| f.name == name)
+                    .map(|f| f.default.to_owned())
+                    .unwrap_or_default()
+            };
+            let input = builtin::input_from_fields(fields, defaults).unwrap();
+            assert_eq!(
+                builtin::validate(kind, &input),
+                Some(Ok(())),
+                "{kind}: {input}"
+            );
+        }
+        let primes = builtin::fields(builtin::PRIMES).unwrap();
+        assert_eq!(
+            builtin::input_from_fields(primes, |_| "12x".into()),
+            Err(("limit", "limit must be an integer 0..=10000000000".into()))
+        );
+    }
 
     #[test]
     fn spec_defaults_and_fields() {

@@ -2,6 +2,7 @@
 //! client sends, parsing never panics, an accepted value respects the
 //! documented ranges, and a refusal is always `invalid_payload` (or
 //! `not_found` for a task id that is a string but not a UUID).
+#![cfg(not(target_arch = "wasm32"))]
 
 use app::builtin::{
     self, FailInput, MAX_PRIMES_LIMIT, MAX_SHA256_ROUNDS, MAX_SLEEP_MS, PrimesInput, Sha256Input,

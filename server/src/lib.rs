@@ -15,6 +15,8 @@
 //! - [`remote`]: the remote worker SDK (`taskwire remote-worker`);
 //! - [`cli`]: the `taskwire` command line;
 //! - [`site`]: the Leptos site.
+// Leptos view types nest deeply; the default limit is too low for them.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod cli;

@@ -1,18 +1,29 @@
 //! The Leptos site: server-rendered pages that hydrate in the browser, and
-//! the static files `cargo leptos build` put in the site root.
+//! the static files `cargo leptos build` put in the site root (the WASM, its
+//! JS glue, the Socket.IO client module and the stylesheet).
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
-use app::{App, shell};
+use app::{App, Backend, shell};
 use axum::Router;
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::response::Html;
-use leptos::prelude::LeptosOptions;
-use leptos_axum::{LeptosRoutes, file_and_error_handler, generate_route_list};
+use axum::response::{Html, Response};
+use leptos::prelude::{LeptosOptions, provide_context};
+use leptos_axum::{
+    LeptosRoutes, file_and_error_handler, generate_route_list, render_app_to_stream_with_context,
+};
+
+use crate::api::AppState;
 
 /// The name cargo-leptos gives the site's JS, WASM and CSS files.
 pub const OUTPUT_NAME: &str = "taskwire";
+
+/// The task page's route. `GET` on it is shared with the JSON API and
+/// negotiated by `Accept` (see `api::http`), so it is not routed here.
+const TASK_PAGE: &str = "/tasks/{id}";
 
 /// The site's options, or `None` when the site has not been built.
 pub fn options(site_root: &Path, addr: SocketAddr) -> Option<LeptosOptions> {
@@ -30,16 +41,57 @@ pub fn options(site_root: &Path, addr: SocketAddr) -> Option<LeptosOptions> {
     )
 }
 
+/// What the pages read from the server while they are rendered.
+fn backend(state: &AppState) -> Backend {
+    let for_kinds = state.clone();
+    let dispatcher = state.dispatcher.clone();
+    Backend {
+        kinds: Arc::new(move || for_kinds.kinds()),
+        task: Arc::new(move |id| {
+            let dispatcher = dispatcher.clone();
+            Box::pin(async move { dispatcher.get(id).await.ok() })
+        }),
+    }
+}
+
 /// Routes of the site's pages and files.
-pub fn router(options: LeptosOptions) -> Router {
-    let routes = generate_route_list(App);
+pub fn router(options: LeptosOptions, state: &AppState) -> Router {
+    let routes = generate_route_list(App)
+        .into_iter()
+        .filter(|r| r.path() != TASK_PAGE)
+        .collect();
+    let backend = backend(state);
     Router::new()
-        .leptos_routes(&options, routes, {
-            let options = options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(backend.clone()),
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
         .fallback(file_and_error_handler(shell))
         .with_state(options)
+}
+
+/// `GET /tasks/{id}` from a browser: the task's page (`404` when unknown).
+pub async fn task_page(
+    state: &AppState,
+    options: LeptosOptions,
+    known: bool,
+    req: Request,
+) -> Response {
+    let backend = backend(state);
+    let render = render_app_to_stream_with_context(
+        move || provide_context(backend.clone()),
+        move || shell(options.clone()),
+    );
+    let mut res = render(req).await;
+    if !known {
+        *res.status_mut() = StatusCode::NOT_FOUND;
+    }
+    res
 }
 
 /// What `/` shows when the site was not built: the API still works.

@@ -43,6 +43,8 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
 
+        let site_root = settings.site_root();
+        let site = site::options(&site_root, listener.local_addr()?);
         let (dispatcher, commands) = scheduler::channel();
         let state = AppState {
             dispatcher: dispatcher.clone(),
@@ -50,6 +52,7 @@ impl Application {
             remote_kinds: RemoteKinds::default(),
             token: AccessToken::new(settings.token.as_deref()),
             events_per_sec: settings.max_events_per_sec,
+            site: site.clone(),
         };
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(settings.socket_buffer)
@@ -105,11 +108,10 @@ impl Application {
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
 
         let api = http::routes(&state)
-            .with_state(state)
+            .with_state(state.clone())
             .layer(DefaultBodyLimit::max(settings.max_message_bytes));
-        let site_root = settings.site_root();
-        let router = match site::options(&site_root, listener.local_addr()?) {
-            Some(options) => site::router(options).merge(api),
+        let router = match site {
+            Some(options) => site::router(options, &state).merge(api),
             None => {
                 tracing::info!(site_root = %site_root.display(), "no built site; serving the API only");
                 api.fallback(site::not_built)

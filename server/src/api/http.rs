@@ -136,11 +136,31 @@ fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
     })
 }
 
+/// Whether the client asked for a page rather than JSON (a browser's
+/// navigation sends `Accept: text/html,…`; API clients send `*/*` or JSON).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The task as JSON, or its page for a browser when the web UI is built.
 async fn read(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Task>, ApiError> {
-    Ok(Json(state.dispatcher.get(parse_id(&id)?).await?))
+    req: Request,
+) -> Result<Response, ApiError> {
+    if wants_html(req.headers())
+        && let Some(options) = state.site.clone()
+    {
+        let known = match parse_id(&id) {
+            Ok(id) => state.dispatcher.get(id).await.is_ok(),
+            Err(_) => false,
+        };
+        return Ok(crate::site::task_page(&state, options, known, req).await);
+    }
+    Ok(Json(state.dispatcher.get(parse_id(&id)?).await?).into_response())
 }
 
 async fn cancel(
@@ -151,7 +171,7 @@ async fn cancel(
 }
 
 async fn kinds(State(state): State<AppState>) -> Json<Vec<String>> {
-    Json(state.registry.kinds())
+    Json(state.kinds())
 }
 
 async fn healthz() -> &'static str {

@@ -26,6 +26,8 @@ pub struct AppState {
     pub token: AccessToken,
     /// Events one client socket may send per second.
     pub events_per_sec: u32,
+    /// The web UI's options, when its site was built.
+    pub site: Option<leptos::prelude::LeptosOptions>,
 }
 
 /// Kinds offered by connected remote workers that this server's registry
@@ -56,6 +58,14 @@ impl RemoteKinds {
         }
     }
 
+    /// The kinds offered now, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = map.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     pub fn offers(&self, kind: &str) -> bool {
         self.0
             .read()
@@ -65,6 +75,18 @@ impl RemoteKinds {
 }
 
 impl AppState {
+    /// Every kind a submission may name: the registry's, then those only
+    /// connected remote workers run.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut kinds = self.registry.kinds();
+        for k in self.remote_kinds.names() {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        kinds
+    }
+
     /// Validates a submission against its kind and makes it a queued task
     /// with a fresh id.
     pub fn prepare(&self, spec: TaskSpec) -> Result<(Task, Class), ErrorBody> {

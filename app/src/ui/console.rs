@@ -1,0 +1,362 @@
+//! `/`: the submit panel and the live list of this page's tasks.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde_json::{Map, Value, json};
+
+use super::Kinds;
+use super::book::Filter;
+use super::live::Live;
+use super::task_view::TaskRow;
+use crate::protocol::builtin::{self, Field, FieldType};
+use crate::protocol::{ErrorBody, MAX_BATCH, events};
+
+/// Rows the list renders at most; the rest are counted.
+pub const RENDERED_ROWS: usize = 200;
+
+#[component]
+pub fn Console() -> impl IntoView {
+    view! {
+        <div class="console">
+            <SubmitPanel/>
+            <TaskList/>
+        </div>
+    }
+}
+
+/// What the raw JSON editor starts with for a kind.
+fn example_input(kind: &str) -> String {
+    match builtin::fields(kind) {
+        Some(fields) => {
+            let input = builtin::input_from_fields(fields, |name| {
+                fields
+                    .iter()
+                    .find(|f| f.name == name)
+                    .map(|f| f.default.to_owned())
+                    .unwrap_or_default()
+            });
+            input.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into())
+        }
+        None if kind == builtin::ECHO => r#"{"hello": "world"}"#.into(),
+        None => "{}".into(),
+    }
+}
+
+/// Field errors by field name (`""` for the form as a whole).
+type Errors = HashMap<String, String>;
+
+/// The task (or batch) the form describes, or the field that is wrong.
+fn build_submission(
+    kind: &str,
+    input: Value,
+    priority: &str,
+    timeout_ms: &str,
+    max_attempts: &str,
+) -> Result<Value, (String, String)> {
+    let mut task = Map::new();
+    task.insert("kind".into(), json!(kind));
+    task.insert("input".into(), input);
+    let int = |name: &str, text: &str| -> Result<Option<Value>, (String, String)> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse::<i64>()
+            .map(|n| Some(json!(n)))
+            .map_err(|_| (name.to_owned(), format!("{name} must be an integer")))
+    };
+    for (name, text) in [
+        ("priority", priority),
+        ("timeout_ms", timeout_ms),
+        ("max_attempts", max_attempts),
+    ] {
+        if let Some(v) = int(name, text)? {
+            task.insert(name.into(), v);
+        }
+    }
+    Ok(Value::Object(task))
+}
+
+#[component]
+pub fn SubmitPanel() -> impl IntoView {
+    let live = Live::get();
+    let Kinds(kinds) = expect_context::<Kinds>();
+    let kind = RwSignal::new(builtin::ECHO.to_owned());
+    // Values of the per-kind fields, by "kind.field", kept across switches.
+    let values = RwSignal::new(HashMap::<String, String>::new());
+    let raw = RwSignal::new(example_input(builtin::ECHO));
+    let raw_mode = RwSignal::new(false);
+    let priority = RwSignal::new("0".to_owned());
+    let timeout_ms = RwSignal::new(String::new());
+    let max_attempts = RwSignal::new("3".to_owned());
+    let count = RwSignal::new("1".to_owned());
+    let errors = RwSignal::new(Errors::new());
+    let busy = RwSignal::new(false);
+    // Server-rendered, the form posts `kind` + raw `input` (works without
+    // JavaScript); once hydrated, built-in kinds get their own fields.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    let fields = move || {
+        if !hydrated.get() || raw_mode.get() {
+            return None;
+        }
+        builtin::fields(&kind.get())
+    };
+    let error_of = move |name: &'static str| move || errors.with(|e| e.get(name).cloned());
+    let value_of = move |k: &str, f: &Field| {
+        values
+            .with(|v| v.get(&format!("{k}.{}", f.name)).cloned())
+            .unwrap_or_else(|| f.default.to_owned())
+    };
+
+    let on_kind = move |ev| {
+        let k = event_target_value(&ev);
+        raw.set(example_input(&k));
+        kind.set(k);
+        errors.set(Errors::new());
+    };
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let k = kind.get_untracked();
+        let input = match fields() {
+            Some(fs) => builtin::input_from_fields(fs, |name| {
+                let f = fs.iter().find(|f| f.name == name).copied();
+                f.map(|f| value_of(&k, &f)).unwrap_or_default()
+            })
+            .map_err(|(name, msg)| (name.to_owned(), msg)),
+            None => serde_json::from_str::<Value>(&raw.get_untracked())
+                .map_err(|e| ("input".to_owned(), format!("input is not JSON: {e}"))),
+        };
+        let n = count
+            .get_untracked()
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_BATCH).contains(n));
+        let spec = input.and_then(|input| {
+            build_submission(
+                &k,
+                input,
+                &priority.get_untracked(),
+                &timeout_ms.get_untracked(),
+                &max_attempts.get_untracked(),
+            )
+        });
+        let (spec, n) = match (spec, n) {
+            (Ok(spec), Some(n)) => (spec, n),
+            (Err((field, msg)), _) => {
+                errors.set(Errors::from([(field, msg)]));
+                return;
+            }
+            (_, None) => {
+                errors.set(Errors::from([(
+                    "count".into(),
+                    format!("count must be an integer 1..={MAX_BATCH}"),
+                )]));
+                return;
+            }
+        };
+        errors.set(Errors::new());
+        busy.set(true);
+        spawn_local(async move {
+            let ack = if n == 1 {
+                super::io::emit(events::TASK, &spec).await
+            } else {
+                let batch = vec![spec; n];
+                super::io::emit(events::TASKS, &json!({ "tasks": batch })).await
+            };
+            busy.set(false);
+            match ack {
+                Ok(ack) => {
+                    for task in ack.task.into_iter().chain(ack.tasks.into_iter().flatten()) {
+                        live.upsert(task);
+                    }
+                }
+                Err(e) => errors.set(field_error(e)),
+            }
+        });
+    };
+
+    view! {
+        <section class="panel submit-panel" aria-labelledby="submit-title">
+            <h2 id="submit-title">"Submit a task"</h2>
+            <form id="submit" method="post" action="/tasks" on:submit=submit novalidate>
+                <div class="row">
+                    <label for="kind">"Kind"</label>
+                    <Transition fallback=|| ()>
+                        <select id="kind" name="kind" on:change=on_kind prop:value=move || kind.get()
+                            aria-describedby="error-kind">
+                            {move || kinds.get().unwrap_or_default().into_iter().map(|k| {
+                                let selected = k == kind.get_untracked();
+                                view! { <option value=k.clone() selected=selected>{k.clone()}</option> }
+                            }).collect_view()}
+                        </select>
+                    </Transition>
+                    <FieldError id="error-kind" message=error_of("kind")/>
+                </div>
+                {move || match fields() {
+                    Some(fs) => {
+                        let k = kind.get();
+                        fs.iter().map(|f| {
+                            let f = *f;
+                            let id = format!("field-{}", f.name);
+                            let err_id = format!("error-{}", f.name);
+                            let key = format!("{k}.{}", f.name);
+                            let k2 = k.clone();
+                            let (ty, min, max) = match f.ty {
+                                FieldType::Integer { min, max } => ("number", Some(min.to_string()), Some(max.to_string())),
+                                FieldType::Text => ("text", None, None),
+                            };
+                            view! {
+                                <div class="row">
+                                    <label for=id.clone()>{f.name}</label>
+                                    <input id=id type=ty min=min max=max step=(ty == "number").then_some("1")
+                                        inputmode=(ty == "number").then_some("numeric")
+                                        prop:value=move || value_of(&k2, &f)
+                                        on:input=move |ev| {
+                                            let v = event_target_value(&ev);
+                                            values.update(|m| { m.insert(key.clone(), v); });
+                                        }
+                                        aria-invalid=move || errors.with(|e| e.contains_key(f.name)).to_string()
+                                        aria-describedby=format!("hint-{} {err_id}", f.name)/>
+                                    <small id=format!("hint-{}", f.name) class="hint">{f.hint}</small>
+                                    <FieldError id=err_id message=move || errors.with(|e| e.get(f.name).cloned())/>
+                                </div>
+                            }
+                        }).collect_view().into_any()
+                    }
+                    None => view! {
+                        <div class="row">
+                            <label for="input">"Input (JSON)"</label>
+                            <textarea id="input" name="input" rows="4" spellcheck="false"
+                                prop:value=move || raw.get()
+                                on:input=move |ev| raw.set(event_target_value(&ev))
+                                aria-invalid=move || errors.with(|e| e.contains_key("input")).to_string()
+                                aria-describedby="error-input">{raw.get_untracked()}</textarea>
+                            <FieldError id="error-input" message=error_of("input")/>
+                        </div>
+                    }.into_any(),
+                }}
+                {move || hydrated.get().then(|| view! {
+                    <div class="row row-inline">
+                        <input id="raw" type="checkbox" prop:checked=move || raw_mode.get()
+                            on:change=move |ev| raw_mode.set(event_target_checked(&ev))/>
+                        <label for="raw">"Edit the input as raw JSON"</label>
+                    </div>
+                })}
+                <div class="options">
+                    <NumberField name="priority" label="Priority" value=priority errors/>
+                    <NumberField name="timeout_ms" label="Timeout (ms)" value=timeout_ms errors placeholder="default"/>
+                    <NumberField name="max_attempts" label="Max attempts" value=max_attempts errors/>
+                    {move || hydrated.get().then(|| view! {
+                        <NumberField name="count" label="Copies" value=count errors/>
+                    })}
+                </div>
+                <FieldError id="error-form" message=error_of("")/>
+                <button type="submit" id="submit-button" disabled=move || busy.get()>"Submit"</button>
+            </form>
+        </section>
+    }
+}
+
+/// Puts a refusal next to the field it is about (or under the form).
+fn field_error(e: ErrorBody) -> Errors {
+    const FORM_FIELDS: [&str; 5] = ["kind", "input", "priority", "timeout_ms", "max_attempts"];
+    let is_field = |f: &str| {
+        FORM_FIELDS.contains(&f)
+            || builtin::KINDS
+                .iter()
+                .filter_map(|k| builtin::fields(k))
+                .flatten()
+                .any(|x| x.name == f)
+    };
+    let field = e.field().filter(|f| is_field(f)).unwrap_or("").to_owned();
+    let message = if field.is_empty() {
+        format!("{}: {}", e.code.as_str(), e.message)
+    } else {
+        e.message
+    };
+    Errors::from([(field, message)])
+}
+
+#[component]
+fn FieldError(
+    id: impl Into<String>,
+    message: impl Fn() -> Option<String> + Send + Sync + 'static,
+) -> impl IntoView {
+    view! { <p class="field-error" id=id.into() role="alert">{message}</p> }
+}
+
+#[component]
+fn NumberField(
+    name: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    errors: RwSignal<Errors>,
+    #[prop(optional)] placeholder: &'static str,
+) -> impl IntoView {
+    let id = format!("opt-{name}");
+    let err_id = format!("error-{name}");
+    view! {
+        <div class="row">
+            <label for=id.clone()>{label}</label>
+            <input id=id name=name type="number" step="1" inputmode="numeric" placeholder=placeholder
+                prop:value=move || value.get()
+                value=value.get_untracked()
+                on:input=move |ev| value.set(event_target_value(&ev))
+                aria-invalid=move || errors.with(|e| e.contains_key(name)).to_string()
+                aria-describedby=err_id.clone()/>
+            <FieldError id=err_id message=move || errors.with(|e| e.get(name).cloned())/>
+        </div>
+    }
+}
+
+#[component]
+pub fn TaskList() -> impl IntoView {
+    let live = Live::get();
+    let filter = RwSignal::new(Filter::All);
+    let view_of = Memo::new(move |_| live.visible(filter.get(), RENDERED_ROWS));
+    let counts = Memo::new(move |_| live.counts());
+    view! {
+        <section class="panel tasks" aria-labelledby="tasks-title">
+            <h2 id="tasks-title">"Tasks"</h2>
+            <div class="filters" role="group" aria-label="Show">
+                {Filter::ALL.into_iter().map(|f| view! {
+                    <button type="button" class="filter" data-filter=f.name()
+                        aria-pressed=move || (filter.get() == f).to_string()
+                        on:click=move |_| filter.set(f)>
+                        {f.label()}" "
+                        <span class="count">{move || counts.with(|c| c.get(&f).copied().unwrap_or(0))}</span>
+                    </button>
+                }).collect_view()}
+            </div>
+            <ol id="task-list" class="task-list">
+                <For each=move || view_of.get().0 key=|id| *id let:id>
+                    <TaskRow id/>
+                </For>
+            </ol>
+            {move || {
+                let (shown, total) = view_of.get();
+                (total > shown.len()).then(|| view! {
+                    <p class="more">{format!("Showing the newest {} of {total}.", shown.len())}</p>
+                })
+            }}
+            {move || (view_of.with(|v| v.1) == 0).then(|| view! {
+                <p class="empty">"No tasks here yet. Submit one above."</p>
+            })}
+            {move || {
+                let dropped = live.dropped();
+                (dropped > 0).then(|| view! {
+                    <p class="more" id="dropped">{format!("{dropped} older finished tasks are no longer kept on this page.")}</p>
+                })
+            }}
+        </section>
+    }
+}

@@ -1,0 +1,166 @@
+//! The Leptos application: the HTML shell rendered on the server and the
+//! component tree hydrated in the browser.
+//!
+//! Pages: the console (`/`: submit panel and live task list), the dashboard
+//! (`/dashboard`) and one task's page (`/tasks/{id}`, rendered on the server
+//! so it works without JavaScript, live once hydrated).
+
+pub mod book;
+pub mod console;
+pub mod dashboard;
+pub mod io;
+pub mod live;
+pub mod task_page;
+pub mod task_view;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::{StaticSegment, path};
+
+pub use live::Live;
+
+use crate::protocol::{Task, TaskId, builtin};
+
+/// What the server gives the pages it renders: the kinds it runs and a way
+/// to read a task. Provided as context by the server crate.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct Backend {
+    pub kinds: std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    #[allow(clippy::type_complexity)]
+    pub task: std::sync::Arc<
+        dyn Fn(TaskId) -> std::pin::Pin<Box<dyn Future<Output = Option<Task>> + Send>>
+            + Send
+            + Sync,
+    >,
+}
+
+/// The kinds the server runs: from the server itself while rendering, from
+/// `GET /kinds` in a browser-only build.
+async fn load_kinds() -> Vec<String> {
+    #[cfg(feature = "ssr")]
+    if let Some(backend) = use_context::<Backend>() {
+        return (backend.kinds)();
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let fetch = send_wrapper::SendWrapper::new(io::fetch_json::<Vec<String>>("/kinds"));
+        if let Ok(kinds) = fetch.await {
+            return kinds;
+        }
+    }
+    builtin::KINDS.iter().map(|k| (*k).to_owned()).collect()
+}
+
+/// One task: from the server while rendering, over the socket (which also
+/// follows it) in the browser.
+async fn load_task(id: TaskId) -> Option<Task> {
+    #[cfg(feature = "ssr")]
+    if let Some(backend) = use_context::<Backend>() {
+        return (backend.task)(id).await;
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let payload = serde_json::json!({ "task_id": id });
+        let ack =
+            send_wrapper::SendWrapper::new(io::emit(crate::protocol::events::SUBSCRIBE, &payload));
+        return ack.await.ok().and_then(|a| a.task);
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = id;
+        None
+    }
+}
+
+/// The whole document, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The kinds the server runs, loaded once per page.
+#[derive(Clone, Copy)]
+pub struct Kinds(pub Resource<Vec<String>>);
+
+/// The root component.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let live = Live::new();
+    provide_context(live);
+    provide_context(Kinds(Resource::new(|| (), |_| load_kinds())));
+    // Effects run only in the browser, after hydration.
+    Effect::new(move |_| {
+        live.start();
+        mark_hydrated();
+    });
+    view! {
+        <Stylesheet id="leptos" href="/pkg/taskwire.css"/>
+        <Title text="Taskwire"/>
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">"Taskwire"</a>
+                <nav aria-label="Main">
+                    <A href="/">"Console"</A>
+                    <A href="/dashboard">"Dashboard"</A>
+                </nav>
+                <ConnIndicator/>
+            </header>
+            <main id="main">
+                <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
+                    <Route path=StaticSegment("") view=console::Console/>
+                    <Route path=StaticSegment("dashboard") view=dashboard::Dashboard/>
+                    <Route path=path!("/tasks/:id") view=task_page::TaskPage/>
+                </Routes>
+            </main>
+            <p id="announcer" class="visually-hidden" aria-live="polite" role="status">
+                {move || live.announcement.get()}
+            </p>
+        </Router>
+    }
+}
+
+/// Lets scripts (and the browser tests) know the page is interactive.
+fn mark_hydrated() {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        let _ = body.dataset().set("hydrated", "true");
+    }
+}
+
+/// The connection's state, always visible in the top bar.
+#[component]
+fn ConnIndicator() -> impl IntoView {
+    let live = Live::get();
+    view! {
+        <span
+            id="conn"
+            class=move || format!("conn conn-{}", live.conn.get().name())
+            data-state=move || live.conn.get().name()
+            role="status"
+            aria-live="polite"
+        >
+            <span class="dot" aria-hidden="true"></span>
+            {move || live.conn.get().label()}
+        </span>
+    }
+}

@@ -1,0 +1,56 @@
+//! `/tasks/{id}`: one task, rendered on the server (the no-JS form's `303`
+//! lands here), live after hydration.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::live::{Live, short_id};
+use super::load_task;
+use super::task_view::TaskDetail;
+use crate::protocol::TaskId;
+
+#[component]
+pub fn TaskPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|raw| raw.parse::<TaskId>().ok())
+    };
+    let task = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => load_task(id).await,
+            None => None,
+        }
+    });
+    let live = Live::get();
+    view! {
+        <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match task.await {
+                    Some(t) => {
+                        let title = format!("{} {} · Taskwire", t.kind, short_id(&t.id));
+                        // Follow it live once the page runs in a browser.
+                        let initial = t.clone();
+                        Effect::new(move |_| live.follow(initial.clone()));
+                        view! {
+                            <Title text=title/>
+                            <TaskDetail initial=t/>
+                            <p><a href="/">"← Console"</a></p>
+                        }
+                        .into_any()
+                    }
+                    None => view! {
+                        <Title text="No such task · Taskwire"/>
+                        <h1>"No such task"</h1>
+                        <p class="empty">"The server has no task with this id (it may have been pruned)."</p>
+                        <p><a href="/">"← Console"</a></p>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
