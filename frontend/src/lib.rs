@@ -1,5 +1,8 @@
 //! Browser entry point: hydrates the server-rendered page with [`app::App`].
 
+// Leptos view types nest deeply; the default limit is too low for them.
+#![recursion_limit = "256"]
+
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

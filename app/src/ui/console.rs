@@ -349,7 +349,7 @@ pub fn TaskList() -> impl IntoView {
                 })
             }}
             {move || (view_of.with(|v| v.1) == 0).then(|| view! {
-                <p class="empty">"No tasks here yet. Submit one above."</p>
+                <p class="empty">"No tasks here yet."</p>
             })}
             {move || {
                 let dropped = live.dropped();
