@@ -1,19 +1,65 @@
 #!/usr/bin/env bash
 # Installs what building and testing Taskwire needs, skipping whatever is
-# already there at the right version. Safe to run again.
+# already there at the right version. Safe to run again; when everything is
+# in place it only checks versions and installs nothing.
+#
+# PATH convention. This script cannot change its caller's PATH, and the tools
+# it installs live in two places:
+#   scripts/tools/node_modules/.bin   wasm-opt (npm's binaryen, pinned in
+#                                     scripts/tools/package-lock.json; it must
+#                                     come before any Debian wasm-opt)
+#   ${CARGO_HOME:-$HOME/.cargo}/bin   cargo-leptos, wasm-bindgen,
+#                                     wasm-bindgen-test-runner, wasm-pack
+# so whoever runs it (scripts/test.sh) puts both first on PATH afterwards,
+# from the repository root:
+#   export PATH="$PWD/scripts/tools/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+# (with CARGO_HOME unset that is ".../node_modules/.bin:$HOME/.cargo/bin:$PATH").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
+cargo_root="${CARGO_HOME:-$HOME/.cargo}"
+cargo_bin="$cargo_root/bin"
+# The same PATH the caller is told to use, so every version check below sees
+# the binaries the build and tests will run.
+export PATH="$root/scripts/tools/node_modules/.bin:$cargo_bin:$PATH"
+
+# Pinned tool versions. wasm-bindgen-cli must equal the wasm-bindgen crate in
+# Cargo.lock, so that one is read from there.
+cargo_leptos_version=0.3.10 # 0.3.11 needs a newer rustc
+wasm_pack_version=0.15.1
+
+# Prints the version a tool reports as "name 1.2.3 ...", or nothing when the
+# tool is missing or fails.
+reported_version() {
+  { "$@" 2>/dev/null || true; } | awk 'NR == 1 && NF >= 2 { print $2 }'
+}
+
+# cargo install, timed, from outside the repository so that its
+# .cargo/config.toml does not apply. --force replaces a binary at another
+# version or one cargo does not know about.
+cargo_install() {
+  local crate=$1 version=$2 start=$SECONDS
+  shift 2
+  echo "setup: installing $crate $version with cargo (several minutes)"
+  (cd / && cargo install "$crate" --version "$version" --root "$cargo_root" --force "$@")
+  echo "setup: installed $crate $version in $((SECONDS - start)) s"
+}
+
+# --- Debian packages (one apt-get update at most) ---
 need_apt=()
-for pkg in pkg-config libssl-dev; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+for pkg in pkg-config libssl-dev chromium chromium-driver; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed$' || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
+  start=$SECONDS
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  echo "setup: installed ${need_apt[*]} in $((SECONDS - start)) s"
 fi
 
+# --- Rust toolchain pieces ---
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo "setup: adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
@@ -21,10 +67,52 @@ fi
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 
-if [ -f tests/js/package-lock.json ]; then
-  command -v node >/dev/null || { echo "setup: Node.js is required for tests/js" >&2; exit 1; }
-  if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
-    echo "setup: npm ci in tests/js"
-    (cd tests/js && npm ci --no-audit --no-fund --silent)
-  fi
+# --- cargo-installed tools ---
+# cargo-leptos without downloads: it takes wasm-bindgen and wasm-opt from PATH.
+if [ "$(reported_version cargo leptos --version)" != "$cargo_leptos_version" ]; then
+  cargo_install cargo-leptos "$cargo_leptos_version" --locked --features no_downloads
 fi
+
+wasm_bindgen_version=$(awk '
+  /^\[\[package\]\]/ { name = "" }
+  /^name = /         { name = $3 }
+  /^version = / && name == "\"wasm-bindgen\"" { gsub(/"/, "", $3); print $3; exit }
+' Cargo.lock 2>/dev/null || true)
+if [ -z "$wasm_bindgen_version" ]; then
+  echo "setup: no wasm-bindgen in Cargo.lock; skipping wasm-bindgen-cli"
+elif [ "$(reported_version wasm-bindgen --version)" != "$wasm_bindgen_version" ] ||
+  [ ! -x "$cargo_bin/wasm-bindgen-test-runner" ]; then
+  # No --locked: the crate's own lockfile names a version that cannot be had.
+  cargo_install wasm-bindgen-cli "$wasm_bindgen_version"
+fi
+
+if [ "$(reported_version wasm-pack --version)" != "$wasm_pack_version" ]; then
+  cargo_install wasm-pack "$wasm_pack_version" --locked
+fi
+
+# --- npm-installed tools and test dependencies ---
+command -v node >/dev/null || { echo "setup: Node.js and npm are required" >&2; exit 1; }
+
+# wasm-opt from npm's binaryen: Debian's binaryen builds release wasm that
+# crashes on load.
+tools=scripts/tools
+if [ ! -x "$tools/node_modules/.bin/wasm-opt" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules" ]; then
+  echo "setup: npm ci in $tools (binaryen's wasm-opt)"
+  start=$SECONDS
+  (cd "$tools" && npm ci --no-audit --no-fund --silent)
+  echo "setup: installed $(wasm-opt --version) in $((SECONDS - start)) s"
+fi
+
+# app: the browser's socket.io-client (app/build.rs would fetch it too);
+# tests/js: the protocol conformance suite; tests/browser: playwright-core.
+for dir in app tests/js tests/browser; do
+  [ -f "$dir/package-lock.json" ] || continue
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+done
+
+echo "setup: tools ready; put them on PATH with:"
+# shellcheck disable=SC2016 # printed for the caller, not expanded here
+echo '  export PATH="$PWD/scripts/tools/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"'

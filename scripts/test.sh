@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Runs every check and test of Taskwire: formatting, lints, unit and
-# integration tests (real server on 127.0.0.1:0, Rust and JS clients), and
-# the browser crate's wasm32 build.
+# Runs every check and test of Taskwire: formatting, lints, the web UI's
+# build, unit and integration tests (real server on 127.0.0.1:0, Rust and JS
+# clients), and the browser tests (wasm-bindgen tests and end-to-end tests in
+# headless Chromium). Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+export PATH="$PWD/scripts/tools/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
+timings=()
+# Runs a step and records how long it took.
+timed() {
+  local name=$1 start=$SECONDS
+  shift
+  step "$name"
+  "$@"
+  timings+=("$(printf '%5d s  %s' $((SECONDS - start)) "$name")")
+}
 
 step "format"
 cargo fmt --all -- --check
@@ -14,18 +25,28 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p app --target wasm32-unknown-unknown --features csr --all-targets -- -D warnings
 
-step "frontend builds for wasm32"
-cargo build -p frontend --target wasm32-unknown-unknown
+# The server and the site (WASM, JS glue, socket.io-client module, CSS).
+timed "web UI build (cargo leptos build)" cargo leptos build
 
 step "Rust tests"
 cargo test --workspace --exclude frontend
 
-if [ -f tests/js/package.json ]; then
-  step "JS socket.io-client conformance tests"
-  cargo build -p taskwire
-  (cd tests/js && TASKWIRE_BIN="$PWD/../../target/debug/taskwire" npm test)
+chromedriver=$(command -v chromedriver)
+timed "browser: wasm-bindgen tests (headless Chromium)" \
+  env CHROMEDRIVER="$chromedriver" wasm-pack test --headless --chrome app --features csr
 
-  step "JS conformance tests again, on the durable store"
-  (cd tests/js && TASKWIRE_JS_STORAGE=durable TASKWIRE_BIN="$PWD/../../target/debug/taskwire" npm test)
-fi
+bin="$PWD/target/debug/taskwire"
+cargo build -p taskwire
+step "JS socket.io-client conformance tests"
+(cd tests/js && TASKWIRE_BIN="$bin" npm test)
+
+step "JS conformance tests again, on the durable store"
+(cd tests/js && TASKWIRE_JS_STORAGE=durable TASKWIRE_BIN="$bin" npm test)
+
+timed "browser: end-to-end tests (headless Chromium, real server)" \
+  env TASKWIRE_BIN="$bin" TASKWIRE_SITE_ROOT="$PWD/target/site" sh -c 'cd tests/browser && npm test'
+
+step "durations"
+printf '%s\n' "${timings[@]}"

@@ -111,8 +111,10 @@ pub fn App() -> impl IntoView {
         live.start();
         mark_hydrated();
     });
+    // cargo-leptos serves the stylesheet; Trunk (`csr`) injects it itself.
+    let stylesheet = (!cfg!(feature = "csr")).then(|| view! { <Stylesheet id="leptos" href="/pkg/taskwire.css"/> });
     view! {
-        <Stylesheet id="leptos" href="/pkg/taskwire.css"/>
+        {stylesheet}
         <Title text="Taskwire"/>
         <Router>
             <header class="topbar">
