@@ -281,9 +281,12 @@ impl Live {
     }
 }
 
-/// The first block of a task id: enough to tell tasks apart on screen.
+/// The last 8 hex digits of a task id: enough to tell tasks apart on
+/// screen. (A UUID v7 starts with its timestamp, so the first digits are the
+/// same for every task of the same minute; the last ones are random.)
 pub fn short_id(id: &TaskId) -> String {
-    id.to_string().chars().take(8).collect()
+    let s = id.to_string();
+    s[s.len() - 8..].to_owned()
 }
 
 pub fn status_label(status: TaskStatus) -> &'static str {

@@ -112,7 +112,8 @@ pub fn App() -> impl IntoView {
         mark_hydrated();
     });
     // cargo-leptos serves the stylesheet; Trunk (`csr`) injects it itself.
-    let stylesheet = (!cfg!(feature = "csr")).then(|| view! { <Stylesheet id="leptos" href="/pkg/taskwire.css"/> });
+    let stylesheet = (!cfg!(feature = "csr"))
+        .then(|| view! { <Stylesheet id="leptos" href="/pkg/taskwire.css"/> });
     view! {
         {stylesheet}
         <Title text="Taskwire"/>

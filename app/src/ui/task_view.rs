@@ -111,6 +111,7 @@ fn TaskBody(task: Task, #[prop(optional)] full: bool) -> impl IntoView {
             <pre class="output">{pretty(out)}</pre>
         })}
         {task.error.as_ref().map(|e| view! {
+            {full.then(|| view! { <h3>"Error"</h3> })}
             <pre class="error"><strong>{e.code.as_str()}</strong>": "{e.message.clone()}</pre>
         })}
         {unfinished.then(|| view! {
