@@ -14,3 +14,4 @@ mod kinds;
 mod lifecycle;
 mod pool;
 mod remote;
+mod site;
