@@ -161,7 +161,7 @@ async fn without_a_built_site_browsers_get_json_task_and_a_hint() {
     let empty = tempfile::tempdir().unwrap();
     let server = TestServer::start(&["--site-root", empty.path().to_str().unwrap()]).await;
     let http = http();
-    let mut ws = server.client().await;
+    let ws = server.client().await;
     let task = ws.submit(&spec("echo", json!(1))).await.unwrap();
     let res = http
         .get(server.at(&format!("/tasks/{}", task.id)))
