@@ -111,7 +111,13 @@ fn init_tracing(default: &str) {
 /// Runs the command line with the kinds of `registry`: a binary that adds
 /// its own kinds calls this from `main`, and its workers run them too.
 pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    // Without a command, `taskwire` serves (with its `TASKWIRE_*` settings):
+    // that is how `cargo leptos serve` starts it.
+    let cli = if std::env::args_os().len() > 1 {
+        Cli::parse()
+    } else {
+        Cli::parse_from(["taskwire", "serve"])
+    };
     if let Command::Worker = cli.command {
         init_tracing("warn");
         return run_worker(registry);
