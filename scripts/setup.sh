@@ -70,7 +70,10 @@ rustup component list --installed | grep -q '^clippy' || rustup component add cl
 # --- cargo-installed tools ---
 # cargo-leptos without downloads: it takes wasm-bindgen and wasm-opt from PATH.
 if [ "$(reported_version cargo leptos --version)" != "$cargo_leptos_version" ]; then
-  cargo_install cargo-leptos "$cargo_leptos_version" --locked --features no_downloads
+  # Its release profile asks for fat LTO in one codegen unit, which costs
+  # minutes of a 2-core machine and buys a build tool nothing.
+  cargo_install cargo-leptos "$cargo_leptos_version" --locked --features no_downloads \
+    --config 'profile.release.lto=false' --config 'profile.release.codegen-units=16'
 fi
 
 wasm_bindgen_version=$(awk '
