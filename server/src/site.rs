@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, Response};
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{
-    LeptosRoutes, file_and_error_handler, generate_route_list, render_app_to_stream_with_context,
+    LeptosRoutes, file_and_error_handler, generate_route_list, render_app_async_with_context,
 };
 
 use crate::api::AppState;
@@ -83,10 +83,11 @@ pub async fn task_page(
     req: Request,
 ) -> Response {
     let backend = backend(state);
-    let render = render_app_to_stream_with_context(
+    let render = render_app_async_with_context(
         move || provide_context(backend.clone()),
         move || shell(options.clone()),
     );
+    // Whole, not streamed: the page must read without JavaScript.
     let mut res = render(req).await;
     if !known {
         *res.status_mut() = StatusCode::NOT_FOUND;

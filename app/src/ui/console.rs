@@ -179,7 +179,10 @@ pub fn SubmitPanel() -> impl IntoView {
                         live.upsert(task);
                     }
                 }
-                Err(e) => errors.set(field_error(e)),
+                Err(e) => {
+                    let shown = fields().map(|fs| fs.iter().map(|f| f.name).collect::<Vec<_>>());
+                    errors.set(field_error(e, shown.as_deref().unwrap_or(&[])));
+                }
             }
         });
     };
@@ -266,18 +269,24 @@ pub fn SubmitPanel() -> impl IntoView {
     }
 }
 
-/// Puts a refusal next to the field it is about (or under the form).
-fn field_error(e: ErrorBody) -> Errors {
-    const FORM_FIELDS: [&str; 5] = ["kind", "input", "priority", "timeout_ms", "max_attempts"];
-    let is_field = |f: &str| {
-        FORM_FIELDS.contains(&f)
-            || builtin::KINDS
-                .iter()
-                .filter_map(|k| builtin::fields(k))
-                .flatten()
-                .any(|x| x.name == f)
+/// Puts a refusal next to the field it is about, among the submission's own
+/// fields and the input `fields` on screen; a refusal about a part of the
+/// input edited as raw JSON goes under the JSON editor; the rest under the
+/// form.
+fn field_error(e: ErrorBody, fields: &[&str]) -> Errors {
+    const ENVELOPE: [&str; 5] = ["kind", "input", "priority", "timeout_ms", "max_attempts"];
+    let in_input = |f: &str| {
+        builtin::KINDS
+            .iter()
+            .filter_map(|k| builtin::fields(k))
+            .flatten()
+            .any(|x| x.name == f)
     };
-    let field = e.field().filter(|f| is_field(f)).unwrap_or("").to_owned();
+    let field = match e.field() {
+        Some(f) if ENVELOPE.contains(&f) || fields.contains(&f) => f.to_owned(),
+        Some(f) if in_input(f) => "input".to_owned(),
+        _ => String::new(),
+    };
     let message = if field.is_empty() {
         format!("{}: {}", e.code.as_str(), e.message)
     } else {
@@ -358,5 +367,34 @@ pub fn TaskList() -> impl IntoView {
                 })
             }}
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorCode;
+
+    #[test]
+    fn refusals_land_next_to_a_visible_field() {
+        let rounds = ErrorBody::invalid("sha256: rounds must be an integer 1..=10000000");
+        let at = |e: &ErrorBody, shown: &[&str]| field_error(e.clone(), shown).into_keys().next().unwrap();
+        assert_eq!(at(&rounds, &["data", "rounds"]), "rounds");
+        // Raw JSON editor: no `rounds` field on screen.
+        assert_eq!(at(&rounds, &[]), "input");
+        assert_eq!(at(&ErrorBody::invalid("priority must be a 32-bit integer"), &[]), "priority");
+        assert_eq!(at(&ErrorBody::new(ErrorCode::UnknownKind, "unknown kind \"x\""), &[]), "kind");
+        let full = field_error(ErrorBody::new(ErrorCode::QueueFull, "the queue is full"), &[]);
+        assert_eq!(full.get(""), Some(&"queue_full: the queue is full".to_owned()));
+    }
+
+    #[test]
+    fn submissions_carry_only_the_options_given() {
+        let spec = build_submission("echo", json!(1), "2", "", " 3 ").unwrap();
+        assert_eq!(spec, json!({"kind": "echo", "input": 1, "priority": 2, "max_attempts": 3}));
+        assert_eq!(
+            build_submission("echo", json!(1), "x", "", ""),
+            Err(("priority".into(), "priority must be an integer".into()))
+        );
     }
 }

@@ -16,7 +16,7 @@ pub mod task_view;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::{StaticSegment, path};
+use leptos_router::{SsrMode, StaticSegment, path};
 
 pub use live::Live;
 
@@ -128,9 +128,11 @@ pub fn App() -> impl IntoView {
             </header>
             <main id="main">
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=console::Console/>
-                    <Route path=StaticSegment("dashboard") view=dashboard::Dashboard/>
-                    <Route path=path!("/tasks/:id") view=task_page::TaskPage/>
+                    // Async: the server sends each page whole, data in place,
+                    // so it reads (and its form posts) without JavaScript.
+                    <Route path=StaticSegment("") view=console::Console ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("dashboard") view=dashboard::Dashboard ssr=SsrMode::Async/>
+                    <Route path=path!("/tasks/:id") view=task_page::TaskPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <p id="announcer" class="visually-hidden" aria-live="polite" role="status">
