@@ -378,20 +378,43 @@ mod tests {
     #[test]
     fn refusals_land_next_to_a_visible_field() {
         let rounds = ErrorBody::invalid("sha256: rounds must be an integer 1..=10000000");
-        let at = |e: &ErrorBody, shown: &[&str]| field_error(e.clone(), shown).into_keys().next().unwrap();
+        let at = |e: &ErrorBody, shown: &[&str]| {
+            field_error(e.clone(), shown).into_keys().next().unwrap()
+        };
         assert_eq!(at(&rounds, &["data", "rounds"]), "rounds");
         // Raw JSON editor: no `rounds` field on screen.
         assert_eq!(at(&rounds, &[]), "input");
-        assert_eq!(at(&ErrorBody::invalid("priority must be a 32-bit integer"), &[]), "priority");
-        assert_eq!(at(&ErrorBody::new(ErrorCode::UnknownKind, "unknown kind \"x\""), &[]), "kind");
-        let full = field_error(ErrorBody::new(ErrorCode::QueueFull, "the queue is full"), &[]);
-        assert_eq!(full.get(""), Some(&"queue_full: the queue is full".to_owned()));
+        assert_eq!(
+            at(
+                &ErrorBody::invalid("priority must be a 32-bit integer"),
+                &[]
+            ),
+            "priority"
+        );
+        assert_eq!(
+            at(
+                &ErrorBody::new(ErrorCode::UnknownKind, "unknown kind \"x\""),
+                &[]
+            ),
+            "kind"
+        );
+        let full = field_error(
+            ErrorBody::new(ErrorCode::QueueFull, "the queue is full"),
+            &[],
+        );
+        assert_eq!(
+            full.get(""),
+            Some(&"queue_full: the queue is full".to_owned())
+        );
     }
 
     #[test]
     fn submissions_carry_only_the_options_given() {
         let spec = build_submission("echo", json!(1), "2", "", " 3 ").unwrap();
-        assert_eq!(spec, json!({"kind": "echo", "input": 1, "priority": 2, "max_attempts": 3}));
+        assert_eq!(
+            spec,
+            json!({"kind": "echo", "input": 1, "priority": 2, "max_attempts": 3})
+        );
         assert_eq!(
             build_submission("echo", json!(1), "x", "", ""),
             Err(("priority".into(), "priority must be an integer".into()))
