@@ -163,6 +163,16 @@ pub fn SubmitPanel() -> impl IntoView {
                 return;
             }
         };
+        // Not while offline: socket.io-client would hold the event until it
+        // reconnects, after this form gave up on its ack, and the task would
+        // exist unseen. (Checked last, so field errors show even offline.)
+        if live.conn.get_untracked() != super::io::ConnState::Connected {
+            errors.set(Errors::from([(
+                String::new(),
+                "Not connected to the server: wait until the indicator says Live.".to_owned(),
+            )]));
+            return;
+        }
         errors.set(Errors::new());
         busy.set(true);
         spawn_local(async move {

@@ -26,6 +26,9 @@ pub enum ConnState {
     Connected,
     /// Lost; trying again (attempt number, from 1).
     Reconnecting(u32),
+    /// The server refused the connection (a wrong or missing `--token`);
+    /// the client does not retry on its own.
+    Refused,
 }
 
 impl ConnState {
@@ -34,6 +37,7 @@ impl ConnState {
             ConnState::Connecting => "connecting",
             ConnState::Connected => "connected",
             ConnState::Reconnecting(_) => "reconnecting",
+            ConnState::Refused => "refused",
         }
     }
 
@@ -43,6 +47,7 @@ impl ConnState {
             ConnState::Connected => "Live".into(),
             ConnState::Reconnecting(0 | 1) => "Offline, reconnecting…".into(),
             ConnState::Reconnecting(n) => format!("Offline, reconnecting (attempt {n})…"),
+            ConnState::Refused => "Refused: open the page with ?token=…".into(),
         }
     }
 }
@@ -78,6 +83,9 @@ mod browser {
         fn disconnect(this: &Socket);
         #[wasm_bindgen(method, getter)]
         fn io(this: &Socket) -> Manager;
+        /// Whether the client will retry by itself after a failed connect.
+        #[wasm_bindgen(method, getter)]
+        fn active(this: &Socket) -> bool;
 
         pub type Manager;
         #[wasm_bindgen(method, js_name = on)]
@@ -174,17 +182,27 @@ mod browser {
         let connected = Closure::<dyn Fn()>::new(move || h(ConnState::Connected));
         let h = handler.clone();
         let lost = Closure::<dyn Fn()>::new(move || h(ConnState::Reconnecting(0)));
-        let h = handler;
+        let h = handler.clone();
         let attempt = Closure::<dyn Fn(u32)>::new(move |n: u32| h(ConnState::Reconnecting(n)));
+        // A refusal by the server (its auth middleware) is final for the
+        // client; a network failure is retried.
+        let h = handler;
+        let failed = Closure::<dyn Fn()>::new(move || {
+            if !with_socket(|s| s.active()) {
+                h(ConnState::Refused);
+            }
+        });
         with_socket(|s| {
             s.on("connect", connected.as_ref().unchecked_ref());
             s.on("disconnect", lost.as_ref().unchecked_ref());
+            s.on("connect_error", failed.as_ref().unchecked_ref());
             s.io()
                 .on_manager("reconnect_attempt", attempt.as_ref().unchecked_ref());
         });
         connected.forget();
         lost.forget();
         attempt.forget();
+        failed.forget();
     }
 }
 

@@ -1,0 +1,58 @@
+// A server run with `--token`: the page says it was refused until it is
+// opened once with `?token=…`, which it then keeps for this browser.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, launchBrowser, PageErrors, openLive, newRowAfter, waitRow, row, pretty, WAIT_MS, SUITE_MS,
+} from './helpers.js';
+
+const TOKEN = 'page-token-0123456789';
+
+describe('access token', { timeout: SUITE_MS }, () => {
+  let server;
+  let browser;
+  let page;
+  const errors = new PageErrors();
+
+  before(async () => {
+    server = await startServer({ extra: ['--token', TOKEN] });
+    browser = await launchBrowser();
+    page = errors.watch(browser.context.pages()[0] ?? await browser.context.newPage());
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('shows a refused connection without the token', async () => {
+    await page.goto(`${server.url}/`, { timeout: WAIT_MS });
+    await page.waitForSelector('body[data-hydrated="true"]', { timeout: WAIT_MS, state: 'attached' });
+    await page.waitForSelector('#conn[data-state="refused"]', { timeout: WAIT_MS, state: 'attached' });
+    assert.match(await page.textContent('#conn'), /token/);
+    // Nothing is sent while not connected: the form says so.
+    await page.click('#submit-button');
+    assert.match(await page.textContent('#error-form'), /Not connected/);
+  });
+
+  it('connects with ?token= and keeps it for the next visit', async () => {
+    // Each visit in a page of its own (same browser profile, so the same
+    // local storage): leaving a page while its socket connects would log
+    // the browser's own "closed before the connection" errors.
+    await page.close();
+    page = errors.watch(await browser.context.newPage(), 'with ?token=');
+    await openLive(page, server.url, `/?token=${TOKEN}`);
+    await page.close();
+    page = errors.watch(await browser.context.newPage(), 'next visit');
+    await openLive(page, server.url, '/');
+    await page.fill('#input', '{"secret":false}');
+    const id = await newRowAfter(page, () => page.click('#submit-button'));
+    await waitRow(page, id, 'succeeded');
+    assert.equal(await page.textContent(`${row(id)} pre.output`), pretty({ secret: false }));
+  });
+
+  it('logged no errors', () => {
+    errors.assertNone();
+  });
+});
