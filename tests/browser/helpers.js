@@ -273,7 +273,10 @@ export class PageErrors {
 
   watch(page, label = 'page') {
     page.on('console', (msg) => {
-      if (msg.type() !== 'error') return;
+      // Errors, and Leptos's debug-build warnings about our own code (e.g. a
+      // signal read outside a tracking context).
+      const ours = msg.type() === 'warning' && /app\/src\//.test(msg.text());
+      if (msg.type() !== 'error' && !ours) return;
       const loc = msg.location();
       this.entries.push({ label, kind: 'console', text: msg.text(), url: loc?.url ?? '', window: this.window });
     });

@@ -125,7 +125,7 @@ pub fn SubmitPanel() -> impl IntoView {
             return;
         }
         let k = kind.get_untracked();
-        let input = match fields() {
+        let input = match untrack(fields) {
             Some(fs) => builtin::input_from_fields(fs, |name| {
                 let f = fs.iter().find(|f| f.name == name).copied();
                 f.map(|f| value_of(&k, &f)).unwrap_or_default()
@@ -190,7 +190,8 @@ pub fn SubmitPanel() -> impl IntoView {
                     }
                 }
                 Err(e) => {
-                    let shown = fields().map(|fs| fs.iter().map(|f| f.name).collect::<Vec<_>>());
+                    let shown =
+                        untrack(fields).map(|fs| fs.iter().map(|f| f.name).collect::<Vec<_>>());
                     errors.set(field_error(e, shown.as_deref().unwrap_or(&[])));
                 }
             }

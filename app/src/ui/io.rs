@@ -119,6 +119,10 @@ mod browser {
             "reconnectionDelayMax": 5000,
             "randomizationFactor": 0.5,
         });
+        // Trunk's dev proxy (the `csr` build) forwards WebSockets only.
+        if cfg!(feature = "csr") {
+            opts["transports"] = serde_json::json!(["websocket"]);
+        }
         if let Some(token) = token() {
             opts["auth"] = serde_json::json!({ "token": token });
         }
