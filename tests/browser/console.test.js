@@ -162,6 +162,20 @@ describe('console', { timeout: SUITE_MS }, () => {
     assert.equal(await li.locator('pre.output').textContent(), pretty({ slept_ms: 50 }));
   });
 
+  it('submits the raw JSON editor with Ctrl+Enter (Enter alone is a new line)', async () => {
+    await page.selectOption('#kind', 'echo');
+    await page.focus('#input');
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.type('{"keys":');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('"ctrl+enter"}');
+    assert.equal(await page.inputValue('#input'), '{"keys":\n"ctrl+enter"}');
+    const id = await newRowAfter(page, () => page.keyboard.press('Control+Enter'));
+    const li = await waitRow(page, id, 'succeeded');
+    submitted.succeeded += 1;
+    assert.equal(await li.locator('pre.output').textContent(), pretty({ keys: 'ctrl+enter' }));
+  });
+
   it('filters the list, with the right counts', async () => {
     // What the server says of every task the page lists.
     const ids = await rowIds(page);

@@ -93,6 +93,7 @@ pub fn SubmitPanel() -> impl IntoView {
     let max_attempts = RwSignal::new("3".to_owned());
     let count = RwSignal::new("1".to_owned());
     let errors = RwSignal::new(Errors::new());
+    let form = NodeRef::<leptos::html::Form>::new();
     let busy = RwSignal::new(false);
     // Server-rendered, the form posts `kind` + raw `input` (works without
     // JavaScript); once hydrated, built-in kinds get their own fields.
@@ -201,7 +202,7 @@ pub fn SubmitPanel() -> impl IntoView {
     view! {
         <section class="panel submit-panel" aria-labelledby="submit-title">
             <h2 id="submit-title">"Submit a task"</h2>
-            <form id="submit" method="post" action="/tasks" on:submit=submit novalidate>
+            <form id="submit" method="post" action="/tasks" on:submit=submit novalidate node_ref=form>
                 <div class="row">
                     <label for="kind">"Kind"</label>
                     <Transition fallback=|| ()>
@@ -252,8 +253,18 @@ pub fn SubmitPanel() -> impl IntoView {
                             <textarea id="input" name="input" rows="4" spellcheck="false"
                                 prop:value=move || raw.get()
                                 on:input=move |ev| raw.set(event_target_value(&ev))
+                                // Enter makes a new line here; Ctrl/⌘+Enter submits.
+                                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                                    if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+                                        ev.prevent_default();
+                                        if let Some(form) = form.get_untracked() {
+                                            let _ = form.request_submit();
+                                        }
+                                    }
+                                }
                                 aria-invalid=move || errors.with(|e| e.contains_key("input")).to_string()
-                                aria-describedby="error-input">{raw.get_untracked()}</textarea>
+                                aria-describedby="hint-input error-input">{raw.get_untracked()}</textarea>
+                            <small id="hint-input" class="hint">"Ctrl+Enter submits."</small>
                             <FieldError id="error-input" message=error_of("input")/>
                         </div>
                     }.into_any(),
