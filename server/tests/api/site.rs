@@ -25,6 +25,18 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET path` as a browser asks for it: the page's status and HTML.
+async fn browse(http: &reqwest::Client, server: &TestServer, path: &str) -> (StatusCode, String) {
+    page(
+        http.get(server.at(path))
+            .header(ACCEPT, HTML)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 async fn page(res: reqwest::Response) -> (StatusCode, String) {
     let status = res.status();
     let ct = res.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
@@ -95,14 +107,7 @@ async fn no_js_form_lands_on_the_server_rendered_task_page() {
     assert_eq!(done.output, Some(json!({"from": "a form"})));
 
     // ...and a browser gets the page, rendered with the task's state.
-    let (status, html) = page(
-        http.get(server.at(&location))
-            .header(ACCEPT, HTML)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, html) = browse(&http, &server, &location).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(&format!(r#"data-task-id="{id}""#)), "{html}");
     assert!(html.contains(r#"data-status="succeeded""#), "{html}");
@@ -120,24 +125,10 @@ async fn unknown_task_pages_are_404_and_json_clients_keep_json() {
     let server = TestServer::start(&["--site-root", site.path().to_str().unwrap()]).await;
     let http = http();
     let unknown = "/tasks/01936c1e-0000-7000-8000-000000000000";
-    let (status, html) = page(
-        http.get(server.at(unknown))
-            .header(ACCEPT, HTML)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, html) = browse(&http, &server, unknown).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("No such task"), "{html}");
-    let (status, _) = page(
-        http.get(server.at("/tasks/not-a-uuid"))
-            .header(ACCEPT, HTML)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = browse(&http, &server, "/tasks/not-a-uuid").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // `*/*` (fetch, curl, socket.io clients' HTTP calls) is JSON.
     for accept in ["*/*", "application/json"] {
