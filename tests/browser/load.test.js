@@ -1,13 +1,14 @@
 // Load: 10,000 tasks submitted from Node (10 `tasks` batches of 1000 echo)
 // while the dashboard is open and the console follows 1000 tasks of its own
-// (one submission with 1000 copies). The pages must stay responsive, and the
+// (one submission with 1000 copies of a 1 ms sleep), all held in the queue
+// by two long sleeps until the test cancels those. The pages must stay responsive, and the
 // console must keep its list bounded (at most 200 rows rendered) while its
 // counts say how many tasks it has.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launchBrowser, PageErrors, openLive, ack, pollUntil, filterCount, WAIT_MS, SUITE_MS,
+  startServer, launchBrowser, PageErrors, openLive, ack, pollUntil, pollTask, filterCount, WAIT_MS, SUITE_MS,
 } from './helpers.js';
 
 /** Rows the console renders at most (RENDERED_ROWS in app/src/ui/console.rs). */
@@ -88,10 +89,9 @@ describe('load', { timeout: SUITE_MS }, () => {
   const errors = new PageErrors();
 
   before(async () => {
-    // One I/O slot per worker: echo tasks then run a few thousand a second
-    // instead of all at once, so the 10,000 from Node form a real backlog
-    // for a few seconds, and the console's tasks (priority -1, behind it)
-    // are still queued when the page first counts them.
+    // One I/O slot per worker (echo and sleep are I/O kinds), so two
+    // long sleeps hold every slot: what is submitted next stays queued, for
+    // sure, until the test cancels them.
     server = await startServer({ extra: ['--io-slots', '1'] });
     socket = await server.connect();
     browser = await launchBrowser();
@@ -109,20 +109,32 @@ describe('load', { timeout: SUITE_MS }, () => {
 
   it('stays responsive and bounded under 11,000 tasks', async (t) => {
     const started = Date.now();
+    const blockers = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await ack(socket, 'task', { kind: 'sleep', input: { ms: 600_000 }, priority: 10 });
+      assert.equal(res?.ok, true, JSON.stringify(res));
+      blockers.push(res.task.id);
+    }
+    for (const id of blockers) {
+      await pollTask(server.url, id, (task) => task.status === 'running', `blocker ${id} running`);
+    }
     await consolePage.evaluate(installProbe);
     await dashboard.evaluate(installProbe);
 
-    // 10 batches of 1000 from Node, each acked before the next.
+    // 10 batches of 1000 from Node, each acked before the next, from two
+    // sockets (one socket may have at most 10,000 unfinished tasks).
+    const other = await server.connect();
     for (let b = 0; b < 10; b++) {
       const tasks = Array.from({ length: 1000 }, (_, i) => ({ kind: 'echo', input: { b, i } }));
-      const res = await ack(socket, 'tasks', { tasks });
+      const res = await ack(b < 5 ? socket : other, 'tasks', { tasks });
       assert.equal(res?.ok, true, `batch ${b}: ${JSON.stringify(res).slice(0, 300)}`);
       assert.equal(res.tasks.length, 1000);
     }
 
     // The console's own 1000: one submission of 1000 copies (one `tasks`
     // batch), behind Node's backlog.
-    await consolePage.fill('textarea#input', '{"from": "console"}');
+    await consolePage.selectOption('#kind', 'sleep');
+    await consolePage.fill('#field-ms', '1');
     await consolePage.fill('#opt-priority', '-1');
     await consolePage.fill('#opt-count', '1000');
     await consolePage.click('#submit-button');
@@ -130,12 +142,20 @@ describe('load', { timeout: SUITE_MS }, () => {
     // Counted in full while queued, but only 200 rows rendered.
     await pollUntil(async () => (await filterCount(consolePage, 'all')) === 1000,
       'the console counting its 1000 tasks');
+    assert.equal(await filterCount(consolePage, 'active'), 1000);
     assert.equal(await consolePage.locator('li.task').count(), RENDERED_ROWS);
     assert.equal(await consolePage.textContent('section.tasks p.more'), 'Showing the newest 200 of 1000.');
 
+    // Free the slots: 11,000 tasks run, and the console gets 1000 results.
+    for (const id of blockers) {
+      const res = await ack(socket, 'cancel', { task_id: id });
+      assert.equal(res?.ok, true, JSON.stringify(res));
+    }
+
     // Everything finishes: 11,000 succeeded on the dashboard.
-    await pollUntil(async () => (await dashboard.textContent('div[data-counter="succeeded"] dd')) === '11000',
-      'the dashboard counting 11000 succeeded', 40_000, 100);
+    await pollUntil(async () => (await dashboard.textContent('div[data-counter="succeeded"] dd')) === '11000'
+      && (await dashboard.textContent('div[data-counter="cancelled"] dd')) === '2',
+    'the dashboard counting 11000 succeeded and 2 cancelled', 40_000, 100);
     await pollUntil(async () => (await filterCount(consolePage, 'active')) === 0
       && (await filterCount(consolePage, 'succeeded')) === KEEP_FINISHED,
     'the console\'s tasks all finished', WAIT_MS, 100);
@@ -172,6 +192,7 @@ describe('load', { timeout: SUITE_MS }, () => {
     assert.ok(c.ticks > 100 && c.frames > 30, `probe ran: ${c.ticks} ticks, ${c.frames} frames`);
 
     // And it still answers right away.
+    await consolePage.selectOption('#kind', 'echo');
     await consolePage.fill('#opt-count', '1');
     await consolePage.fill('#opt-priority', '0');
     await consolePage.fill('textarea#input', '{"after": "load"}');
