@@ -532,6 +532,18 @@ pub enum WorkerState {
     Stopping,
 }
 
+impl WorkerState {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Idle => "idle",
+            Self::Busy => "busy",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
 /// The `stats` push and the `dashboard` ack's `stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -941,15 +953,15 @@ pub mod builtin {
         })
     }
 
-    /// Builds an input object from form values (`name → text`) of a kind's
+    /// Builds an input object from the form's text for each of a kind's
     /// [`fields`]; a field's own problem is reported as `(name, message)`.
     pub fn input_from_fields(
         fields: &[Field],
-        value_of: impl Fn(&str) -> String,
+        text_of: impl Fn(&Field) -> String,
     ) -> Result<Value, (&'static str, String)> {
         let mut obj = Map::new();
         for field in fields {
-            let text = value_of(field.name);
+            let text = text_of(field);
             let value = match field.ty {
                 FieldType::Text => Value::String(text),
                 FieldType::Integer { min, max } => match text.trim().parse::<u64>() {
@@ -1025,20 +1037,21 @@ mod tests {
     }
 
     #[test]
+    fn worker_state_names_are_the_wire_names() {
+        use WorkerState::*;
+        for state in [Starting, Idle, Busy, Stopping] {
+            assert_eq!(serde_json::to_value(state).unwrap(), json!(state.as_str()));
+        }
+    }
+
+    #[test]
     fn builtin_fields_make_valid_inputs() {
         for kind in builtin::KINDS {
             let Some(fields) = builtin::fields(kind) else {
                 assert_eq!(kind, builtin::ECHO, "only echo is free JSON");
                 continue;
             };
-            let defaults = |name: &str| {
-                fields
-                    .iter()
-                    .find(|f| f.name == name)
-                    .map(|f| f.default.to_owned())
-                    .unwrap_or_default()
-            };
-            let input = builtin::input_from_fields(fields, defaults).unwrap();
+            let input = builtin::input_from_fields(fields, |f| f.default.to_owned()).unwrap();
             assert_eq!(
                 builtin::validate(kind, &input),
                 Some(Ok(())),

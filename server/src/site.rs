@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use app::{App, Backend, shell};
+use app::{App, Backend, Task, shell};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -75,23 +75,34 @@ pub fn router(options: LeptosOptions, state: &AppState) -> Router {
         .with_state(options)
 }
 
-/// `GET /tasks/{id}` from a browser: the task's page (`404` when unknown).
+/// `GET /tasks/{id}` from a browser: the page of `task`, already read by
+/// the caller (`404` when there is none).
 pub async fn task_page(
     state: &AppState,
     options: LeptosOptions,
-    known: bool,
+    task: Option<Task>,
     req: Request,
 ) -> Response {
-    let backend = backend(state);
+    let status = if task.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    // The page reads the task the caller read: one lookup, one state.
+    let backend = Backend {
+        task: Arc::new(move |id| {
+            let task = task.clone().filter(|t| t.id == id);
+            Box::pin(async move { task })
+        }),
+        ..backend(state)
+    };
     let render = render_app_async_with_context(
         move || provide_context(backend.clone()),
         move || shell(options.clone()),
     );
     // Whole, not streamed: the page must read without JavaScript.
     let mut res = render(req).await;
-    if !known {
-        *res.status_mut() = StatusCode::NOT_FOUND;
-    }
+    *res.status_mut() = status;
     res
 }
 

@@ -29,16 +29,9 @@ pub fn Console() -> impl IntoView {
 /// What the raw JSON editor starts with for a kind.
 fn example_input(kind: &str) -> String {
     match builtin::fields(kind) {
-        Some(fields) => {
-            let input = builtin::input_from_fields(fields, |name| {
-                fields
-                    .iter()
-                    .find(|f| f.name == name)
-                    .map(|f| f.default.to_owned())
-                    .unwrap_or_default()
-            });
-            input.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into())
-        }
+        Some(fields) => builtin::input_from_fields(fields, |f| f.default.to_owned())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| "{}".into()),
         None if kind == builtin::ECHO => r#"{"hello": "world"}"#.into(),
         None => "{}".into(),
     }
@@ -127,11 +120,8 @@ pub fn SubmitPanel() -> impl IntoView {
         }
         let k = kind.get_untracked();
         let input = match untrack(fields) {
-            Some(fs) => builtin::input_from_fields(fs, |name| {
-                let f = fs.iter().find(|f| f.name == name).copied();
-                f.map(|f| value_of(&k, &f)).unwrap_or_default()
-            })
-            .map_err(|(name, msg)| (name.to_owned(), msg)),
+            Some(fs) => builtin::input_from_fields(fs, |f| value_of(&k, f))
+                .map_err(|(name, msg)| (name.to_owned(), msg)),
             None => serde_json::from_str::<Value>(&raw.get_untracked())
                 .map_err(|e| ("input".to_owned(), format!("input is not JSON: {e}"))),
         };

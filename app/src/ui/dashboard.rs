@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::live::{CHART_SECONDS, Live, short_id};
-use crate::protocol::{Stats, WorkerState};
+use crate::protocol::Stats;
 
 const CHART_W: f64 = 600.0;
 const CHART_H: f64 = 160.0;
@@ -140,14 +140,14 @@ pub fn Workers() -> impl IntoView {
                 </tr>
             </thead>
             <tbody>
-                <For each=workers key=|w| (w.id.clone(), state_name(w.state), w.current_task, w.running, w.tasks_done) let:w>
+                <For each=workers key=|w| (w.id.clone(), w.state.as_str(), w.current_task, w.running, w.tasks_done) let:w>
                     <tr data-worker-id=w.id.to_string()>
                         <td>
                             {w.id.to_string()}
                             {w.remote.then(|| view! { <span class="tag">"remote"</span> })}
                             {w.pid.map(|p| view! { <span class="pid">{format!(" pid {p}")}</span> })}
                         </td>
-                        <td><span class=format!("state state-{}", state_name(w.state))>{state_name(w.state)}</span></td>
+                        <td><span class=format!("state state-{}", w.state.as_str())>{w.state.as_str()}</span></td>
                         <td>{w.current_task.map(|t| view! {
                             <a href=format!("/tasks/{t}")><code>{short_id(&t)}</code></a>
                         })}</td>
@@ -158,15 +158,6 @@ pub fn Workers() -> impl IntoView {
             </tbody>
         </table>
         {move || live.stats.with(|s| s.is_none()).then(|| view! { <p class="empty">"Waiting for the first stats…"</p> })}
-    }
-}
-
-fn state_name(s: WorkerState) -> &'static str {
-    match s {
-        WorkerState::Starting => "starting",
-        WorkerState::Idle => "idle",
-        WorkerState::Busy => "busy",
-        WorkerState::Stopping => "stopping",
     }
 }
 

@@ -154,11 +154,11 @@ async fn read(
     if wants_html(req.headers())
         && let Some(options) = state.site.clone()
     {
-        let known = match parse_id(&id) {
-            Ok(id) => state.dispatcher.get(id).await.is_ok(),
-            Err(_) => false,
+        let task = match parse_id(&id) {
+            Ok(id) => state.dispatcher.get(id).await.ok(),
+            Err(_) => None,
         };
-        return Ok(crate::site::task_page(&state, options, known, req).await);
+        return Ok(crate::site::task_page(&state, options, task, req).await);
     }
     Ok(Json(state.dispatcher.get(parse_id(&id)?).await?).into_response())
 }
