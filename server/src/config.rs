@@ -43,6 +43,11 @@ pub struct Settings {
     /// Finished tasks kept readable by `subscribe` and `GET /tasks/{id}`.
     #[arg(long, env = "TASKWIRE_RETAIN_FINISHED", default_value_t = 100_000)]
     pub retain_finished: usize,
+    /// With `--memory`: bytes of finished tasks' inputs, outputs and errors
+    /// kept readable; the oldest finished tasks are dropped past it. (With a
+    /// store, finished tasks' payloads are read from the store, not memory.)
+    #[arg(long, env = "TASKWIRE_RETAIN_BYTES", default_value_t = 256 << 20)]
+    pub retain_bytes: usize,
     /// On SIGTERM / ctrl-c: how long running tasks may take to finish before
     /// they are put back in the queue.
     #[arg(long, env = "TASKWIRE_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
@@ -104,6 +109,7 @@ impl Settings {
             default_timeout: Duration::from_millis(self.default_timeout_ms),
             retain_finished: self.retain_finished,
             retain_age: Duration::from_secs(self.retain_secs),
+            retain_bytes: self.retain_bytes,
             stop_grace: Duration::from_millis(self.stop_grace_ms),
             max_unfinished_per_socket: self.max_unfinished_per_socket,
             ..SchedulerConfig::default()

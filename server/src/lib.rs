@@ -10,6 +10,7 @@
 //! - [`scheduler`]: the actor that owns tasks, queues, slots and timers;
 //! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
 //! - [`store`]: the durable SQLite store (group commit, recovery);
+//! - [`health`]: healthy or degraded, for `GET /healthz`;
 //! - [`kinds`]: the `Handler` trait, the registry and the built-in kinds;
 //! - [`client`]: a Rust Socket.IO client of the protocol (CLI, tests);
 //! - [`remote`]: the remote worker SDK (`taskwire remote-worker`);
@@ -22,6 +23,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod health;
 pub mod kinds;
 pub mod pool;
 pub mod remote;

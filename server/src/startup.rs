@@ -18,6 +18,7 @@ use tower::Layer as _;
 use crate::api::auth::AccessToken;
 use crate::api::{AppState, RemoteKinds, http, socket, worker};
 use crate::config::{DataDir, Settings};
+use crate::health::Health;
 use crate::kinds::{Class, Registry};
 use crate::store::Store;
 use crate::{pool, scheduler, site};
@@ -46,8 +47,10 @@ impl Application {
         let site_root = settings.site_root();
         let site = site::options(&site_root, listener.local_addr()?);
         let (dispatcher, commands) = scheduler::channel();
+        let health = Health::default();
         let state = AppState {
             dispatcher: dispatcher.clone(),
+            health: health.clone(),
             registry,
             remote_kinds: RemoteKinds::default(),
             token: AccessToken::new(settings.token.as_deref()),
@@ -88,6 +91,7 @@ impl Application {
                 Some(scheduler::Durable {
                     store,
                     recovered,
+                    health,
                     classify: Box::new(move |kind| {
                         registry.get(kind).map_or(Class::Cpu, |h| h.class())
                     }),

@@ -8,6 +8,7 @@
 //! back every task it holds so the scheduler can recover.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread;
@@ -44,6 +45,8 @@ pub enum StoreError {
     Stopped,
     #[error("writing tasks failed: {0}")]
     Write(String),
+    #[error("reading a task failed: {0}")]
+    Read(String),
 }
 
 /// A task as stored: its snapshot and its place in submission order.
@@ -84,10 +87,59 @@ struct Job {
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// Handle to the store thread.
+struct ReadJob {
+    id: TaskId,
+    done: oneshot::Sender<Result<Option<Task>, String>>,
+}
+
+/// Handle to the store's threads: one writer (group commit) and one
+/// reader (finished tasks whose payloads are no longer held in memory).
 #[derive(Clone)]
 pub struct Store {
     jobs: std_mpsc::Sender<Job>,
+    reads: std_mpsc::Sender<ReadJob>,
+    file: FileIdentity,
+}
+
+/// Which file the store opened: the database must still be that file at
+/// every commit. A database deleted or replaced under a running server
+/// would take every later write with it (they would land in an unlinked
+/// inode, or be mixed into someone else's file), so that is refused.
+#[derive(Debug, Clone)]
+struct FileIdentity {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// `Err` with the reason when the path no longer names the opened file.
+    fn verify(&self) -> Result<(), String> {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => Ok(()),
+            Ok(_) => Err(format!(
+                "the database file {} was replaced while the server ran; restart the server",
+                self.path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "the database file {} was deleted while the server ran; restart the server",
+                self.path.display()
+            )),
+            Err(e) => Err(format!(
+                "the database file {} cannot be checked: {e}",
+                self.path.display()
+            )),
+        }
+    }
 }
 
 /// The database file inside a data directory.
@@ -134,12 +186,42 @@ impl Store {
         )
         .map_err(open_err)?;
         let tasks = load(&conn)?;
+        let file = FileIdentity::of(&path).map_err(dir_err)?;
+        // WAL lets this connection read while the writer commits.
+        let reader = Connection::open(&path).map_err(open_err)?;
         let (jobs, rx) = std_mpsc::channel();
+        let (reads, read_rx) = std_mpsc::channel();
+        let writer_file = file.clone();
         thread::Builder::new()
             .name("taskwire-store".into())
-            .spawn(move || writer(conn, rx, lock))
+            .spawn(move || writer(conn, rx, lock, writer_file))
             .map_err(dir_err)?;
-        Ok((Self { jobs }, tasks))
+        thread::Builder::new()
+            .name("taskwire-store-read".into())
+            .spawn(move || read_loop(reader, read_rx))
+            .map_err(dir_err)?;
+        Ok((Self { jobs, reads, file }, tasks))
+    }
+
+    /// Whether the database is still the file opened at start (see
+    /// [`FileIdentity`]); `Err` says what happened to it.
+    pub fn verify(&self) -> Result<(), String> {
+        self.file.verify()
+    }
+
+    /// Reads one task as stored; `None` if the store does not hold it.
+    pub fn read(
+        &self,
+        id: TaskId,
+    ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send + 'static {
+        let (done, rx) = oneshot::channel();
+        let queued = self.reads.send(ReadJob { id, done });
+        async move {
+            queued.map_err(|_| StoreError::Stopped)?;
+            rx.await
+                .map_err(|_| StoreError::Stopped)?
+                .map_err(StoreError::Read)
+        }
     }
 
     /// Queues `writes` for one transaction; the future resolves once they
@@ -182,14 +264,40 @@ fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
     Ok(tasks)
 }
 
+/// The reader thread: one task at a time, by id.
+fn read_loop(conn: Connection, rx: std_mpsc::Receiver<ReadJob>) {
+    while let Ok(job) = rx.recv() {
+        let _ = job.done.send(read_one(&conn, job.id));
+    }
+}
+
+fn read_one(conn: &Connection, id: TaskId) -> Result<Option<Task>, String> {
+    let mut stmt = conn
+        .prepare_cached("SELECT body FROM tasks WHERE id = ?1")
+        .map_err(|e| e.to_string())?;
+    let mut rows = stmt
+        .query(params![id.0.as_bytes().as_slice()])
+        .map_err(|e| e.to_string())?;
+    let Some(row) = rows.next().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let body: String = row.get(0).map_err(|e| e.to_string())?;
+    serde_json::from_str(&body)
+        .map(Some)
+        .map_err(|e| format!("task {id} in the database is unreadable: {e}"))
+}
+
 /// The store thread: applies each job (and every job already waiting) in
-/// one transaction, then answers them all.
-fn writer(mut conn: Connection, rx: std_mpsc::Receiver<Job>, _lock: File) {
+/// one transaction, then answers them all. A transaction that fails (a full
+/// disk, say) changes nothing: its jobs get the error and the scheduler
+/// writes their tasks again later.
+fn writer(mut conn: Connection, rx: std_mpsc::Receiver<Job>, _lock: File, file: FileIdentity) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        let result =
-            apply(&mut conn, jobs.iter().flat_map(|j| &j.writes)).map_err(|e| e.to_string());
+        let result = file.verify().and_then(|()| {
+            apply(&mut conn, jobs.iter().flat_map(|j| &j.writes)).map_err(|e| e.to_string())
+        });
         if let Err(e) = &result {
             tracing::error!(error = %e, "task store write failed");
         }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use app::{ErrorBody, ErrorCode, HttpError, Task, TaskId, TaskSpec};
+use app::{ErrorBody, ErrorCode, HttpError, TaskId, TaskSpec};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -48,6 +48,22 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 /// An error answered as `{"error": {...}}` with its code's status.
 #[derive(Debug)]
 pub struct ApiError(pub ErrorBody);
+
+/// The scheduler's refusal of a change. An `internal` one while the server
+/// is degraded is `503`: the request was fine and may be sent again once
+/// the server recovers (its task store writes again).
+fn refused(state: &AppState, e: ErrorBody) -> Response {
+    if e.code == ErrorCode::Internal && state.health.is_degraded() {
+        tracing::warn!(error = %e, "change refused while degraded");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(HttpError { error: e }),
+        )
+            .into_response()
+    } else {
+        ApiError(e).into_response()
+    }
+}
 
 impl From<ErrorBody> for ApiError {
     fn from(e: ErrorBody) -> Self {
@@ -118,7 +134,10 @@ async fn create(
             .map_err(|e| ErrorBody::invalid(format!("body is not JSON: {e}")))?
     };
     let (task, class) = state.prepare(TaskSpec::parse(json)?)?;
-    let task = state.dispatcher.submit(task, class).await?;
+    let task = match state.dispatcher.submit(task, class).await {
+        Ok(task) => task,
+        Err(e) => return Ok(refused(&state, e)),
+    };
     Ok(if form {
         Redirect::to(&format!("/tasks/{}", task.id)).into_response()
     } else {
@@ -166,16 +185,28 @@ async fn read(
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Task>, ApiError> {
-    Ok(Json(state.dispatcher.cancel(parse_id(&id)?).await?))
+) -> Result<Response, ApiError> {
+    Ok(match state.dispatcher.cancel(parse_id(&id)?).await {
+        Ok(task) => Json(task).into_response(),
+        Err(e) => refused(&state, e),
+    })
 }
 
 async fn kinds(State(state): State<AppState>) -> Json<Vec<String>> {
     Json(state.kinds())
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `200 ok`, or `503` with the reason while the server is degraded (its
+/// task store cannot write, say).
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.health.problem() {
+        None => "ok\n".into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Prometheus text exposition of the scheduler's counters.

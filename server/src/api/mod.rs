@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, Timestamp};
 
 use self::auth::AccessToken;
+use crate::health::Health;
 use crate::kinds::{Class, Registry};
 use crate::scheduler::Dispatcher;
 
@@ -20,6 +21,8 @@ use crate::scheduler::Dispatcher;
 #[derive(Clone)]
 pub struct AppState {
     pub dispatcher: Dispatcher,
+    /// Degraded while the task store cannot write (`GET /healthz`).
+    pub health: Health,
     pub registry: Registry,
     pub remote_kinds: RemoteKinds,
     /// `--token`: who may use the API (everyone when unset).

@@ -29,9 +29,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 pub use emit::Emitter;
-pub use queue::{Place, RunQueue};
+pub use queue::{KindQueues, Place, RunQueue};
 pub use worker::{Link, Slots, WorkerLink};
 
+use crate::health::Health;
 use crate::kinds::Class;
 use crate::pool::frame::FromWorker;
 use crate::store::{Store, StoreError, StoredTask, Write};
@@ -48,6 +49,9 @@ pub struct SchedulerConfig {
     pub retain_finished: usize,
     /// Finished tasks older than this are dropped too.
     pub retain_age: Duration,
+    /// Without a store: the oldest finished tasks are dropped while their
+    /// inputs, outputs and errors take more bytes than this.
+    pub retain_bytes: usize,
     /// How long a cancelled or timed-out task may take to stop before its
     /// worker process is killed and replaced.
     pub stop_grace: Duration,
@@ -64,6 +68,7 @@ impl Default for SchedulerConfig {
             default_timeout: Duration::from_secs(300),
             retain_finished: 100_000,
             retain_age: Duration::from_secs(7 * 24 * 3600),
+            retain_bytes: 256 << 20,
             stop_grace: Duration::from_secs(2),
             stats_interval: Duration::from_millis(500),
             max_unfinished_per_socket: 10_000,
@@ -276,6 +281,8 @@ enum Timer {
     },
     /// The shutdown grace period is over.
     DrainDeadline,
+    /// The store failed to write: try again.
+    RetryCommit,
 }
 
 /// One task and what the scheduler needs to know about it.
@@ -289,6 +296,20 @@ struct Entry {
     dirty: bool,
     /// The socket that submitted it, while it is unfinished.
     owner: Option<Sid>,
+    /// Where a finished task's input, output and error are (see
+    /// [`Scheduler::shelve`]).
+    payload: Payload,
+}
+
+/// Where a task's payload (input, output, error) is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    /// In `task`, as it runs (or finished, not yet shelved).
+    Live,
+    /// In `task`, finished, counted against the in-memory byte budget.
+    Kept(usize),
+    /// Only in the store: `task` holds the rest of the task.
+    Stored,
 }
 
 /// Cumulative counts of final tasks (not limited by retention).
@@ -309,6 +330,18 @@ impl Counters {
             TaskStatus::TimedOut => self.timed_out += 1,
             TaskStatus::Queued | TaskStatus::Running => {}
         }
+    }
+
+    /// Takes back a [`Counters::count`] (a task withdrawn after it ended).
+    fn uncount(&mut self, status: TaskStatus) {
+        let n = match status {
+            TaskStatus::Succeeded => &mut self.succeeded,
+            TaskStatus::Failed => &mut self.failed,
+            TaskStatus::Cancelled => &mut self.cancelled,
+            TaskStatus::TimedOut => &mut self.timed_out,
+            TaskStatus::Queued | TaskStatus::Running => return,
+        };
+        *n = n.saturating_sub(1);
     }
 
     fn total(&self) -> u64 {
@@ -338,6 +371,7 @@ pub fn spawn(
     if let Some(durable) = durable {
         actor.restore(durable.recovered, &*durable.classify);
         actor.store = Some(durable.store);
+        actor.health = durable.health;
     }
     tokio::spawn(actor.run(mailbox.0, shutdown))
 }
@@ -348,10 +382,26 @@ pub struct Durable {
     pub recovered: Vec<StoredTask>,
     /// The class of a kind (recovered tasks go back to their class's queue).
     pub classify: Box<dyn Fn(&str) -> Class + Send>,
+    /// Where the scheduler reports that the store cannot write.
+    pub health: Health,
 }
 
+/// How long a store that failed to write rests before the next attempt.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+
 /// A commit under way and what waits for it.
-type PendingCommit = BoxFuture<'static, (Result<(), StoreError>, Vec<Deferred>)>;
+type PendingCommit = BoxFuture<'static, CommitDone>;
+
+/// A finished commit: its outcome, what waited for it, and what it wrote
+/// (written again by a later commit if this one failed).
+struct CommitDone {
+    result: Result<(), StoreError>,
+    deferred: Vec<Deferred>,
+    written: Vec<TaskId>,
+    deleted: Vec<TaskId>,
+    /// Commits are numbered in the order they started.
+    generation: u64,
+}
 
 /// What waits for the next commit: acks of new or cancelled tasks, and
 /// `result` pushes, which must not go out before the state they announce
@@ -373,6 +423,8 @@ enum Deferred {
     /// results of earlier commits.
     Status(StatusEvent),
     Progress(ProgressEvent),
+    /// Nothing: makes an otherwise empty commit, to test the store.
+    Probe,
 }
 
 struct Scheduler {
@@ -380,7 +432,7 @@ struct Scheduler {
     emitter: Emitter,
     /// Boxed entries keep the table small, so growing it copies little.
     tasks: HashMap<TaskId, Box<Entry>>,
-    queues: [RunQueue; 2],
+    queues: [KindQueues; 2],
     queued: usize,
     running: usize,
     next_seq: u64,
@@ -401,12 +453,27 @@ struct Scheduler {
     deferred: Vec<Deferred>,
     /// Commits under way, oldest first, with what waits for each.
     commits: FuturesOrdered<PendingCommit>,
+    /// Number of the next commit to start.
+    next_generation: u64,
+    /// Set while the store cannot write (why): new tasks and cancels are
+    /// refused, and every ack or push that waits for a commit is held in
+    /// `held` until a commit started after the failure succeeds (one from
+    /// `recovers_from` on), which rewrites everything the failed ones held.
+    degraded: Option<String>,
+    held: Vec<Deferred>,
+    recovers_from: u64,
+    /// A retry of a failed commit is due (its timer is set).
+    retry_pending: bool,
+    /// Where `degraded` is reported for `GET /healthz`.
+    health: Health,
     /// Set while shutting down: answered when nothing runs any more.
     draining: Option<oneshot::Sender<()>>,
     /// Shutting down: no new tasks, none started.
     stopping: bool,
     /// Unfinished tasks per submitting socket.
     unfinished: HashMap<Sid, usize>,
+    /// Payload bytes of the finished tasks kept in memory (no store).
+    kept_bytes: usize,
 }
 
 fn queue_index(class: Class) -> usize {
@@ -440,9 +507,16 @@ impl Scheduler {
             deletes: Vec::new(),
             deferred: Vec::new(),
             commits: FuturesOrdered::new(),
+            next_generation: 0,
+            degraded: None,
+            held: Vec::new(),
+            recovers_from: 0,
+            retry_pending: false,
+            health: Health::default(),
             draining: None,
             stopping: false,
             unfinished: HashMap::new(),
+            kept_bytes: 0,
         }
     }
 
@@ -477,15 +551,24 @@ impl Scheduler {
             }
             match task.status {
                 TaskStatus::Queued => {
-                    self.queues[queue_index(class)].push(Place {
-                        priority: task.priority,
-                        seq,
-                        id,
-                    });
+                    self.queues[queue_index(class)].push(
+                        &task.kind,
+                        Place {
+                            priority: task.priority,
+                            seq,
+                            id,
+                        },
+                    );
                     self.queued += 1;
                 }
                 TaskStatus::Running => {}
                 _ => self.finished.push_back(id),
+            }
+            let mut payload = Payload::Live;
+            if task.status.is_final() && !dirty {
+                // Stored as it is: read from the store when asked for.
+                strip_payload(&mut task);
+                payload = Payload::Stored;
             }
             self.tasks.insert(
                 id,
@@ -496,6 +579,7 @@ impl Scheduler {
                     timer: None,
                     dirty,
                     owner: None,
+                    payload,
                 }),
             );
             if dirty {
@@ -529,32 +613,145 @@ impl Scheduler {
     /// transaction, taking along what waits for it. The scheduler goes on
     /// meanwhile; [`Scheduler::committed`] runs when it is durable.
     fn start_commit(&mut self) {
+        // While the store fails, only the retry timer starts commits.
+        if self.degraded.is_none() {
+            self.write_changes();
+        }
+    }
+
+    fn write_changes(&mut self) {
         let Some(store) = &self.store else { return };
         if self.dirty.is_empty() && self.deletes.is_empty() && self.deferred.is_empty() {
             return;
         }
         let mut writes = Vec::with_capacity(self.dirty.len() + self.deletes.len());
+        let mut written = Vec::with_capacity(self.dirty.len());
         for id in self.dirty.drain(..) {
             if let Some(e) = self.tasks.get_mut(&id) {
                 e.dirty = false;
                 match Write::put(&e.task, e.seq) {
-                    Ok(w) => writes.push(w),
+                    Ok(w) => {
+                        writes.push(w);
+                        written.push(id);
+                    }
                     Err(err) => tracing::error!(task = %id, error = %err, "cannot serialize task"),
                 }
             }
         }
-        writes.extend(self.deletes.drain(..).map(Write::Delete));
+        let deleted = std::mem::take(&mut self.deletes);
+        writes.extend(deleted.iter().copied().map(Write::Delete));
         let deferred = std::mem::take(&mut self.deferred);
+        let generation = self.next_generation;
+        self.next_generation += 1;
         let commit = store.commit(writes);
-        self.commits
-            .push_back(async move { (commit.await, deferred) }.boxed());
+        self.commits.push_back(
+            async move {
+                CommitDone {
+                    result: commit.await,
+                    deferred,
+                    written,
+                    deleted,
+                    generation,
+                }
+            }
+            .boxed(),
+        );
     }
 
-    /// A commit is durable: queue its new tasks, send its acks and results.
-    async fn committed(&mut self, result: Result<(), StoreError>, deferred: Vec<Deferred>) {
+    /// A commit finished. Durable: queue its new tasks, send its acks and
+    /// results (after those held by earlier failures). Failed: see
+    /// [`Scheduler::commit_failed`].
+    async fn committed(&mut self, done: CommitDone) {
+        let CommitDone {
+            result,
+            deferred,
+            written,
+            deleted,
+            generation,
+        } = done;
         if let Err(e) = result {
-            tracing::error!(error = %e, "tasks not stored");
+            return self.commit_failed(&e, deferred, written, deleted).await;
         }
+        if self.degraded.is_some() {
+            if generation < self.recovers_from {
+                // Stored, but it holds nothing of the failed commits: its
+                // pushes stay behind theirs. New tasks in it are safe to ack.
+                for d in deferred {
+                    match d {
+                        Deferred::Submitted {
+                            reply,
+                            tasks,
+                            batch,
+                        } => reply_submitted(reply, tasks.iter(), batch),
+                        other => self.held.push(other),
+                    }
+                }
+                return;
+            }
+            let reason = self.degraded.take().unwrap_or_default();
+            self.health.restore();
+            tracing::warn!(
+                was = %reason,
+                held = self.held.len(),
+                "the task store writes again; sending what waited for it"
+            );
+            let held = std::mem::take(&mut self.held);
+            self.release(held).await;
+        }
+        self.release(deferred).await;
+    }
+
+    /// A commit failed (disk full, database file gone): nothing of it is
+    /// stored. Its new tasks are refused (`internal`) and withdrawn, as if
+    /// never submitted; everything else it wrote is written again by the
+    /// next attempt, and the acks and pushes that waited for it are held
+    /// until one succeeds. Meanwhile the server reports itself degraded.
+    async fn commit_failed(
+        &mut self,
+        error: &StoreError,
+        deferred: Vec<Deferred>,
+        written: Vec<TaskId>,
+        deleted: Vec<TaskId>,
+    ) {
+        let reason = format!("the task store cannot write: {error}");
+        self.degrade(reason.clone());
+        for id in written {
+            self.touch(id);
+        }
+        self.deletes.extend(deleted);
+        for d in deferred {
+            match d {
+                Deferred::Submitted { reply, tasks, .. } => {
+                    for task in &tasks {
+                        self.withdraw(task.id);
+                    }
+                    reply.error(ErrorBody::new(
+                        ErrorCode::Internal,
+                        format!("{reason}; the task was not created, try again later"),
+                    ));
+                }
+                other => self.held.push(other),
+            }
+        }
+    }
+
+    /// Enters (or stays in) degraded mode for `reason` and arms a retry.
+    fn degrade(&mut self, reason: String) {
+        if self.degraded.is_none() {
+            tracing::error!(%reason, "new tasks are refused and results held until the store writes again");
+        }
+        self.health.degrade(reason.clone());
+        self.degraded = Some(reason);
+        // Only a commit started from now on rewrites what failed so far.
+        self.recovers_from = self.next_generation;
+        if !self.retry_pending {
+            self.retry_pending = true;
+            self.timers.insert(Timer::RetryCommit, COMMIT_RETRY);
+        }
+    }
+
+    /// Sends the acks and pushes that waited for a commit, in order.
+    async fn release(&mut self, deferred: Vec<Deferred>) {
         for d in deferred {
             match d {
                 Deferred::Submitted {
@@ -567,10 +764,47 @@ impl Scheduler {
                     None => reply.error(not_found(id)),
                 },
                 Deferred::Result(id) => self.publish(id).await,
-                Deferred::Status(ev) => self.emitter.status(&ev).await,
-                Deferred::Progress(ev) => self.emitter.progress(&ev).await,
+                // Nothing about a withdrawn task goes out.
+                Deferred::Status(ev) if self.tasks.contains_key(&ev.task_id) => {
+                    self.emitter.status(&ev).await;
+                }
+                Deferred::Progress(ev) if self.tasks.contains_key(&ev.task_id) => {
+                    self.emitter.progress(&ev).await;
+                }
+                Deferred::Status(_) | Deferred::Progress(_) | Deferred::Probe => {}
             }
         }
+    }
+
+    /// Removes a task whose submission could not be stored, wherever it is
+    /// in its life (the work may have started while its commit ran): it
+    /// stops, leaves the counters, and any row a later commit wrote of it
+    /// is deleted.
+    fn withdraw(&mut self, id: TaskId) {
+        let Some(entry) = self.tasks.get(&id) else {
+            return;
+        };
+        let status = entry.task.status;
+        if status == TaskStatus::Running
+            && let Some(worker) = entry.task.worker.clone()
+        {
+            self.stop_work(id, worker);
+        }
+        let Some(mut entry) = self.tasks.remove(&id) else {
+            return;
+        };
+        match status {
+            TaskStatus::Queued => self.queued -= 1, // its queue place is skipped
+            TaskStatus::Running => self.running -= 1,
+            done => self.counters.uncount(done),
+        }
+        if let Some(key) = entry.timer.take() {
+            self.timers.remove(&key);
+        }
+        if let Some(sid) = entry.owner.take() {
+            self.forget_owner(sid);
+        }
+        self.deletes.push(id);
     }
 
     /// Pushes `status`: at once without a store; with one, after the
@@ -612,8 +846,8 @@ impl Scheduler {
                     self.on_timer(expired.into_inner()).await;
                 }
                 _ = stats_tick.tick() => self.push_stats().await,
-                Some((result, deferred)) = self.commits.next(), if !self.commits.is_empty() => {
-                    self.committed(result, deferred).await;
+                Some(done) = self.commits.next(), if !self.commits.is_empty() => {
+                    self.committed(done).await;
                 }
             }
             // With a store, acks and results wait for the commit that holds
@@ -639,19 +873,15 @@ impl Scheduler {
                 batch,
                 reply,
             } => self.submit(tasks, socket, batch, reply),
-            Command::Get { id, reply } => match self.tasks.get(&id) {
-                Some(e) => reply.task(&e.task),
-                None => reply.error(not_found(id)),
-            },
-            Command::Subscribe { id, socket, reply } => match self.tasks.get(&id) {
-                Some(e) => {
-                    if !e.task.status.is_final() {
-                        socket.join(id.room());
-                    }
-                    reply.task(&e.task);
+            Command::Get { id, reply } => self.reply_task(id, reply),
+            Command::Subscribe { id, socket, reply } => {
+                if let Some(e) = self.tasks.get(&id)
+                    && !e.task.status.is_final()
+                {
+                    socket.join(id.room());
                 }
-                None => reply.error(not_found(id)),
-            },
+                self.reply_task(id, reply);
+            }
             Command::Unsubscribe { id, socket, reply } => {
                 socket.leave(id.room());
                 match self.tasks.contains_key(&id) {
@@ -685,6 +915,32 @@ impl Scheduler {
         }
     }
 
+    /// Answers with a task's snapshot; a finished task whose payload is
+    /// only in the store is read from there, without holding up the loop.
+    fn reply_task(&self, id: TaskId, reply: Reply) {
+        match (self.tasks.get(&id), &self.store) {
+            (None, _) => reply.error(not_found(id)),
+            (Some(e), Some(store)) if e.payload == Payload::Stored => {
+                let read = store.read(id);
+                tokio::spawn(async move {
+                    match read.await {
+                        Ok(Some(task)) => reply.task(&task),
+                        // Pruned meanwhile.
+                        Ok(None) => reply.error(not_found(id)),
+                        Err(e) => {
+                            tracing::error!(task = %id, error = %e, "cannot read a task");
+                            reply.error(ErrorBody::new(
+                                ErrorCode::Internal,
+                                format!("task {id} cannot be read: {e}"),
+                            ));
+                        }
+                    }
+                });
+            }
+            (Some(e), _) => reply.task(&e.task),
+        }
+    }
+
     fn submit(
         &mut self,
         tasks: Vec<(Task, Class)>,
@@ -697,6 +953,9 @@ impl Scheduler {
                 ErrorCode::QueueFull,
                 "the server is shutting down and takes no new tasks; try again shortly",
             ));
+        }
+        if let Some(reason) = &self.degraded {
+            return reply.error(store_down(reason));
         }
         let owner = socket.as_ref().map(|s| s.id);
         if let Some(sid) = owner {
@@ -734,11 +993,14 @@ impl Scheduler {
             // With a store the work may start while its commit is under way:
             // the ack still goes first, since every push about the task
             // waits behind that commit.
-            self.queues[queue_index(class)].push(Place {
-                priority: task.priority,
-                seq,
-                id: task.id,
-            });
+            self.queues[queue_index(class)].push(
+                &task.kind,
+                Place {
+                    priority: task.priority,
+                    seq,
+                    id: task.id,
+                },
+            );
             self.queued += 1;
             self.tasks.insert(
                 task.id,
@@ -749,6 +1011,7 @@ impl Scheduler {
                     timer: None,
                     dirty: durable,
                     owner,
+                    payload: Payload::Live,
                 }),
             );
         }
@@ -778,21 +1041,26 @@ impl Scheduler {
         }
         for class in [Class::Cpu, Class::Io] {
             let q = queue_index(class);
-            while let Some(place) = self.queues[q].peek() {
-                let kind = match self.tasks.get(&place.id) {
-                    Some(e) if e.task.status == TaskStatus::Queued => &e.task.kind,
-                    _ => {
-                        self.queues[q].pop(); // cancelled while queued
-                        continue;
-                    }
-                };
-                let Some(w) = pick_worker(&self.workers, &mut self.round_worker, class, kind)
+            while let Some(place) =
+                self.queues[q].pop_runnable(|kind| can_run(&self.workers, class, kind))
+            {
+                let Some(entry) = self
+                    .tasks
+                    .get_mut(&place.id)
+                    .filter(|e| e.task.status == TaskStatus::Queued)
                 else {
-                    break;
+                    continue; // cancelled while queued
                 };
-                self.queues[q].pop();
-                let Some(entry) = self.tasks.get_mut(&place.id) else {
-                    continue;
+                let Some(w) = pick_worker(
+                    &self.workers,
+                    &mut self.round_worker,
+                    class,
+                    &entry.task.kind,
+                ) else {
+                    // `can_run` found a free worker, so this does not
+                    // happen; if it did, the task keeps its place.
+                    self.queues[q].push(&entry.task.kind, place);
+                    break;
                 };
                 self.queued -= 1;
                 self.running += 1;
@@ -943,31 +1211,62 @@ impl Scheduler {
         if let Some(key) = entry.timer.take() {
             self.timers.remove(&key);
         }
-        if let Some(sid) = entry.owner.take()
-            && let Some(n) = self.unfinished.get_mut(&sid)
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.unfinished.remove(&sid);
-            }
-        }
+        let owner = entry.owner.take();
         let task = &mut entry.task;
         task.status = status;
         task.output = output;
         task.error = error;
         task.finished_at = Some(Timestamp::now());
         self.counters.count(status);
+        if let Some(sid) = owner {
+            self.forget_owner(sid);
+        }
         self.touch(id);
         true
     }
 
+    /// One fewer unfinished task of socket `sid`.
+    fn forget_owner(&mut self, sid: Sid) {
+        if let Some(n) = self.unfinished.get_mut(&sid) {
+            *n -= 1;
+            if *n == 0 {
+                self.unfinished.remove(&sid);
+            }
+        }
+    }
+
     /// Pushes a final task's `result`, closes its room and applies retention.
     async fn publish(&mut self, id: TaskId) {
-        if let Some(entry) = self.tasks.get(&id) {
-            self.emitter.result(&entry.task).await;
-        }
+        let Some(entry) = self.tasks.get(&id) else {
+            return; // withdrawn
+        };
+        self.emitter.result(&entry.task).await;
+        self.shelve(id);
         self.finished.push_back(id);
         self.prune();
+    }
+
+    /// Takes a finished (and stored, if there is a store) task's payload
+    /// out of memory: with a store it is read from there when asked for;
+    /// without one it counts against `retain_bytes`, so finished tasks
+    /// hold a bounded amount of memory either way.
+    fn shelve(&mut self, id: TaskId) {
+        let durable = self.store.is_some();
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if entry.payload != Payload::Live {
+            return;
+        }
+        let task = &mut entry.task;
+        if durable {
+            strip_payload(task);
+            entry.payload = Payload::Stored;
+        } else {
+            let bytes = payload_bytes(task);
+            self.kept_bytes += bytes;
+            entry.payload = Payload::Kept(bytes);
+        }
     }
 
     /// Drops the oldest finished tasks beyond the retention count, from
@@ -976,7 +1275,8 @@ impl Scheduler {
         let oldest_kept = Timestamp::now().millis()
             - i64::try_from(self.config.retain_age.as_millis()).unwrap_or(i64::MAX);
         while let Some(&old) = self.finished.front() {
-            let too_many = self.finished.len() > self.config.retain_finished;
+            let too_many = self.finished.len() > self.config.retain_finished
+                || self.kept_bytes > self.config.retain_bytes;
             let too_old = self
                 .tasks
                 .get(&old)
@@ -986,7 +1286,9 @@ impl Scheduler {
                 break;
             }
             self.finished.pop_front();
-            self.tasks.remove(&old);
+            if let Some(Payload::Kept(bytes)) = self.tasks.remove(&old).map(|e| e.payload) {
+                self.kept_bytes -= bytes;
+            }
             if self.store.is_some() {
                 self.deletes.push(old);
             }
@@ -997,6 +1299,12 @@ impl Scheduler {
         let Some(entry) = self.tasks.get(&id) else {
             return reply.error(not_found(id));
         };
+        if let Some(reason) = &self.degraded
+            && !entry.task.status.is_final()
+        {
+            // A cancel that cannot be stored would come undone at restart.
+            return reply.error(store_down(reason));
+        }
         if entry.task.status.is_final() {
             return reply.error(ErrorBody::new(
                 ErrorCode::AlreadyFinished,
@@ -1022,17 +1330,8 @@ impl Scheduler {
         };
         if entry.task.status == TaskStatus::Running
             && let Some(worker) = entry.task.worker.clone()
-            && let Some(w) = self.workers.iter_mut().find(|w| w.id == worker)
-            && w.stop(id)
         {
-            self.timers.insert(
-                Timer::Kill {
-                    worker,
-                    incarnation: w.incarnation,
-                    task: id,
-                },
-                self.config.stop_grace,
-            );
+            self.stop_work(id, worker);
         }
         // The ack shows the final state and goes out before the `result` push.
         self.settle(id, status, None, Some(error));
@@ -1046,8 +1345,37 @@ impl Scheduler {
         self.announce(id).await;
     }
 
+    /// Tells `worker` to stop task `id`, and kills the worker if it does
+    /// not within the grace period.
+    fn stop_work(&mut self, id: TaskId, worker: WorkerId) {
+        if let Some(w) = self.workers.iter_mut().find(|w| w.id == worker)
+            && w.stop(id)
+        {
+            self.timers.insert(
+                Timer::Kill {
+                    worker,
+                    incarnation: w.incarnation,
+                    task: id,
+                },
+                self.config.stop_grace,
+            );
+        }
+    }
+
     async fn on_timer(&mut self, timer: Timer) {
         match timer {
+            Timer::RetryCommit => {
+                self.retry_pending = false;
+                if self.degraded.is_some() {
+                    self.write_changes();
+                    if self.commits.is_empty() {
+                        // Nothing to write: a probe commit tells whether
+                        // the store works again.
+                        self.deferred.push(Deferred::Probe);
+                        self.write_changes();
+                    }
+                }
+            }
             Timer::Timeout(id) => {
                 if let Some(entry) = self.tasks.get_mut(&id) {
                     entry.timer = None;
@@ -1117,8 +1445,11 @@ impl Scheduler {
         }
         // Everything changed so far must be stored before we answer.
         self.start_commit();
-        while let Some((result, deferred)) = self.commits.next().await {
-            self.committed(result, deferred).await;
+        while let Some(done) = self.commits.next().await {
+            self.committed(done).await;
+        }
+        if let Some(reason) = &self.degraded {
+            tracing::error!(%reason, held = self.held.len(), "stopping with changes the store could not write; the last stored state will be recovered");
         }
         if let Some(done) = self.draining.take() {
             let _ = done.send(());
@@ -1156,7 +1487,7 @@ impl Scheduler {
                 seq: entry.seq,
                 id: task_id,
             };
-            self.queues[queue_index(entry.class)].push(place);
+            self.queues[queue_index(entry.class)].push(&entry.task.kind, place);
             self.running -= 1;
             self.queued += 1;
             let ev = emit::status_of(&entry.task);
@@ -1198,6 +1529,14 @@ impl Scheduler {
         }
         let stats = self.stats();
         self.emitter.stats(&stats).await;
+        // A database deleted or replaced under us is noticed even while
+        // nothing is written (the writer checks it at every commit too).
+        if self.degraded.is_none()
+            && let Some(store) = &self.store
+            && let Err(reason) = store.verify()
+        {
+            self.degrade(format!("the task store cannot write: {reason}"));
+        }
         // Retention by age runs in the background, on this tick.
         self.prune();
     }
@@ -1213,6 +1552,11 @@ fn running_on<'a>(
         .get_mut(&task_id)
         .filter(|e| e.task.status == TaskStatus::Running && e.task.worker.as_ref() == Some(worker))
         .map(|e| &mut **e)
+}
+
+/// Whether some worker has a free slot for a task of `class` and `kind`.
+fn can_run(workers: &[Worker], class: Class, kind: &str) -> bool {
+    workers.iter().any(|w| w.free(class) > 0 && w.accepts(kind))
 }
 
 /// Where a task of `class` and `kind` goes: I/O-bound tasks stay on the
@@ -1252,6 +1596,39 @@ fn reply_submitted<'a>(reply: Reply, mut tasks: impl Iterator<Item = &'a Task>, 
     } else if let Some(task) = tasks.next() {
         reply.task(task);
     }
+}
+
+/// The refusal of a change while the store cannot write.
+fn store_down(reason: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Internal, format!("{reason}; try again later"))
+}
+
+/// Drops what a finished task holds besides its state and times.
+fn strip_payload(task: &mut Task) {
+    task.input = serde_json::Value::Null;
+    task.output = None;
+    task.error = None;
+    task.progress = None;
+}
+
+/// The size of a task's payload as JSON: what holding it costs, give or
+/// take the in-memory representation.
+fn payload_bytes(task: &Task) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, &task.input);
+    let _ = serde_json::to_writer(&mut count, &task.output);
+    let _ = serde_json::to_writer(&mut count, &task.error);
+    count.0
 }
 
 fn not_found(id: TaskId) -> ErrorBody {

@@ -1,9 +1,11 @@
-//! The run queue: higher priority first, first-in first-out within a
-//! priority. Removal is lazy: the scheduler skips popped ids whose task is no
-//! longer queued, so cancelling a queued task is O(1).
+//! The run queues: higher priority first, first-in first-out within a
+//! priority, one queue per kind so that a kind no free worker runs (one only
+//! a busy remote worker offers, say) never holds back the others. Removal is
+//! lazy: the scheduler skips popped ids whose task is no longer queued, so
+//! cancelling a queued task is O(1).
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use app::TaskId;
 
@@ -61,6 +63,54 @@ impl RunQueue {
     }
 }
 
+/// The queued tasks of one class, by kind.
+#[derive(Debug, Default)]
+pub struct KindQueues {
+    /// Only kinds with entries: an emptied queue is removed, so a round
+    /// looks at the kinds that have work and nothing else.
+    by_kind: HashMap<String, RunQueue>,
+}
+
+impl KindQueues {
+    pub fn push(&mut self, kind: &str, place: Place) {
+        match self.by_kind.get_mut(kind) {
+            Some(q) => q.push(place),
+            None => {
+                let mut q = RunQueue::default();
+                q.push(place);
+                self.by_kind.insert(kind.to_owned(), q);
+            }
+        }
+    }
+
+    /// Takes the first in line among the kinds `runnable` accepts
+    /// (possibly stale: check its status).
+    pub fn pop_runnable(&mut self, mut runnable: impl FnMut(&str) -> bool) -> Option<Place> {
+        let (kind, _) = self
+            .by_kind
+            .iter()
+            .filter_map(|(kind, q)| Some((kind, q.peek()?)))
+            .filter(|(kind, _)| runnable(kind))
+            .max_by_key(|(_, place)| *place)?;
+        let kind = kind.clone();
+        let q = self.by_kind.get_mut(&kind)?;
+        let place = q.pop();
+        if q.is_empty() {
+            self.by_kind.remove(&kind);
+        }
+        place
+    }
+
+    /// Entries of every kind, stale ones included.
+    pub fn len(&self) -> usize {
+        self.by_kind.values().map(RunQueue::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_kind.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +143,24 @@ mod tests {
         q.push(place(0, 3));
         assert_eq!(q.pop().map(|p| p.seq), Some(3));
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_kind_nobody_runs_does_not_hold_back_the_others() {
+        let mut q = KindQueues::default();
+        q.push("remote-only", place(9, 1));
+        q.push("primes", place(0, 2));
+        q.push("remote-only", place(0, 3));
+        q.push("sha256", place(5, 4));
+        let local = |kind: &str| kind != "remote-only";
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop_runnable(local))
+            .map(|p| p.seq)
+            .collect();
+        assert_eq!(order, vec![4, 2]);
+        assert_eq!(q.len(), 2);
+        // Once its worker is there, it comes first again (priority 9).
+        assert_eq!(q.pop_runnable(|_| true).map(|p| p.seq), Some(1));
+        assert_eq!(q.pop_runnable(|_| true).map(|p| p.seq), Some(3));
+        assert!(q.is_empty());
     }
 }
