@@ -16,5 +16,11 @@ fn main() -> anyhow::Result<ExitCode> {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
+    // Past a file-size limit (`ulimit -f`), a write should fail and the
+    // store report it (acks refused, health degraded), not kill the server.
+    // SAFETY: ignoring a signal has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     taskwire::cli::main_with(taskwire::Registry::builtin())
 }
