@@ -149,3 +149,79 @@ async fn a_stalled_client_does_not_hold_up_others() {
     }
     drop(stalled);
 }
+
+/// Numbers in each large input: 0.3 MB of JSON, about 5 MB once parsed.
+const LARGE: usize = 150_000;
+/// Large tasks per test; the first few bring the allocator (and the
+/// store's page cache) to a steady state, the rest would hold over 100 MB
+/// if finished tasks kept their payloads.
+const LARGE_TASKS: usize = 16;
+const WARM_UP: usize = 4;
+
+/// Runs echo tasks of a large input one after the other; returns the
+/// server's RSS growth in KiB after the warm-up, and the ids.
+async fn large_echoes(server: &TestServer) -> (u64, Vec<app::TaskId>) {
+    let mut c = server.client().await;
+    let big = vec![7; LARGE];
+    let mut ids = Vec::new();
+    let mut before = 0;
+    for i in 0..LARGE_TASKS {
+        if i == WARM_UP {
+            before = rss_kib(server.pid());
+        }
+        let t = c
+            .submit(&spec("echo", json!({"i": i, "big": big})))
+            .await
+            .unwrap();
+        let done = result_of(&mut c, t.id).await;
+        assert_eq!(done.output.as_ref().map(|o| &o["i"]), Some(&json!(i)));
+        ids.push(t.id);
+    }
+    (rss_kib(server.pid()).saturating_sub(before), ids)
+}
+
+#[tokio::test]
+async fn finished_tasks_payloads_leave_memory_and_are_read_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let server = TestServer::start(&["--data-dir", data.as_str(), "--workers", "1"]).await;
+    let (grew, ids) = large_echoes(&server).await;
+    // Held in memory, their inputs and outputs would take over 100 MB.
+    assert!(grew < 40 * 1024, "RSS grew by {grew} KiB");
+    // Every one is still readable whole, from the store.
+    let c = server.client().await;
+    for (i, id) in ids.iter().enumerate() {
+        let t = c.subscribe(*id).await.unwrap();
+        assert_eq!(t.output, Some(json!({"i": i, "big": vec![7; LARGE]})));
+        assert_eq!(t.input, t.output.unwrap());
+    }
+    let res = reqwest::get(server.at(&format!("/tasks/{}", ids[0])))
+        .await
+        .unwrap();
+    let t: app::Task = res.json().await.unwrap();
+    assert_eq!(t.output.map(|o| o["i"].clone()), Some(json!(0)));
+}
+
+#[tokio::test]
+async fn in_memory_finished_tasks_are_kept_within_a_byte_budget() {
+    // Each task holds 0.6 MB of JSON (input and output): 1 MB keeps one.
+    let server = TestServer::start(&["--workers", "1", "--retain-bytes", "1000000"]).await;
+    let (grew, ids) = large_echoes(&server).await;
+    assert!(grew < 40 * 1024, "RSS grew by {grew} KiB");
+    let c = server.client().await;
+    let last = ids.last().copied().unwrap();
+    assert_eq!(
+        c.subscribe(last)
+            .await
+            .unwrap()
+            .output
+            .map(|o| o["i"].clone()),
+        Some(json!(LARGE_TASKS - 1))
+    );
+    for id in &ids[..LARGE_TASKS - 1] {
+        match c.subscribe(*id).await {
+            Err(ClientError::Server(e)) => assert_eq!(e.code, ErrorCode::NotFound),
+            other => panic!("expected not_found, got {other:?}"),
+        }
+    }
+}
