@@ -76,6 +76,26 @@ pub struct Settings {
     /// Packets queued per socket before pushes to it fail.
     #[arg(long, env = "TASKWIRE_SOCKET_BUFFER", default_value_t = 65_536)]
     pub socket_buffer: usize,
+    /// Time a connection has to send a request's head: from when it is
+    /// accepted or done with its previous request (so also how long a
+    /// keep-alive connection may sit idle) until the head is complete.
+    #[arg(long, env = "TASKWIRE_HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Time a request has to send its whole body, from its start.
+    #[arg(long, env = "TASKWIRE_BODY_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+    /// Connections served at once; past it, only short single requests
+    /// such as `GET /healthz` are answered [default: the open-file limit
+    /// less 256].
+    #[arg(long, env = "TASKWIRE_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Bytes waiting for a websocket client that does not read before its
+    /// connection is closed.
+    #[arg(long, env = "TASKWIRE_MAX_QUEUED_BYTES", default_value_t = 64 << 20)]
+    pub max_queued_bytes: usize,
     /// Directory of the built Leptos site [default: `$LEPTOS_SITE_ROOT` or `target/site`].
     #[arg(long, env = "TASKWIRE_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -113,6 +133,20 @@ impl Settings {
             stop_grace: Duration::from_millis(self.stop_grace_ms),
             max_unfinished_per_socket: self.max_unfinished_per_socket,
             ..SchedulerConfig::default()
+        }
+    }
+
+    /// What one connection may cost (see [`crate::serve`]).
+    pub fn limits(&self) -> crate::serve::Limits {
+        crate::serve::Limits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_connections: self
+                .max_connections
+                .map_or_else(crate::serve::default_max_connections, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+            max_queued_bytes: self.max_queued_bytes,
         }
     }
 

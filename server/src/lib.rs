@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: `Settings`, from flags and `TASKWIRE_*` variables;
 //! - [`startup`]: `Application::build` wires everything on one port;
+//! - [`serve`]: the accept loop and the limits of each connection;
 //! - [`api`]: Socket.IO handlers and HTTP routes, thin edges;
 //! - [`scheduler`]: the actor that owns tasks, queues, slots and timers;
 //! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
@@ -28,6 +29,7 @@ pub mod kinds;
 pub mod pool;
 pub mod remote;
 pub mod scheduler;
+pub mod serve;
 pub mod site;
 pub mod startup;
 pub mod store;

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use app::events;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt as _;
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
@@ -32,6 +31,7 @@ pub struct Application {
     io: SocketIo,
     dispatcher: scheduler::Dispatcher,
     shutdown_grace: std::time::Duration,
+    limits: crate::serve::Limits,
     /// A port-0 server's data directory, removed when the server is dropped.
     _temporary_dir: Option<tempfile::TempDir>,
 }
@@ -114,6 +114,7 @@ impl Application {
         let api = http::routes(&state)
             .with_state(state.clone())
             .layer(DefaultBodyLimit::max(settings.max_message_bytes));
+        let api = http::with_content_length_limit(api, settings.max_message_bytes);
         let router = match site {
             Some(options) => site::router(options, &state).merge(api),
             None => {
@@ -136,6 +137,7 @@ impl Application {
             io,
             dispatcher,
             shutdown_grace: std::time::Duration::from_millis(settings.shutdown_grace_ms),
+            limits: settings.limits(),
             _temporary_dir: temporary,
         })
     }
@@ -162,23 +164,17 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then stops the workers.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
-        let shutdown = self.shutdown.clone();
-        let served = axum::serve(
-            // Pushes are small writes right after the ack: with Nagle on,
-            // they would wait for the client's delayed ACK (~40 ms).
-            self.listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-                }
-            }),
+        crate::serve::serve(
+            self.listener,
             self.service,
+            self.limits,
+            self.shutdown.clone(),
         )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
         self.shutdown.cancel();
         self.io.close().await;
         while self.pool.join_next().await.is_some() {}
-        served.context("server failed")
+        Ok(())
     }
 }
 

@@ -33,6 +33,40 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(healthz))
 }
 
+/// `router` with requests whose declared `Content-Length` is over `max`
+/// refused with `413` `payload_too_large` before their body is read.
+/// Reading it, even to find it too large, would first tell a client that
+/// sent `Expect: 100-continue` to go ahead and upload it all.
+pub fn with_content_length_limit<S>(router: Router<S>, max: usize) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(middleware::from_fn_with_state(max, check_content_length))
+}
+
+async fn check_content_length(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(len) if len > u64::try_from(max).unwrap_or(u64::MAX) => {
+            let error = ErrorBody::new(
+                ErrorCode::PayloadTooLarge,
+                format!("a body of {len} bytes is over the limit of {max} bytes"),
+            );
+            let mut res = ApiError(error).into_response();
+            // The body was not read, so the connection cannot carry another
+            // request.
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
+        _ => next.run(req).await,
+    }
+}
+
 /// Refuses a request without the access token (when one is configured)
 /// with `401` `unauthorized`.
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use app::{Ack, ErrorBody, TaskId, TaskSpec, events, parse_batch};
 use serde_json::Value;
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 
 use super::AppState;
 use super::auth::{self, AccessToken};
@@ -44,6 +44,7 @@ pub async fn register(
     socket.on(events::SUBSCRIBE, on_subscribe);
     socket.on(events::UNSUBSCRIBE, on_unsubscribe);
     socket.on(events::CANCEL, on_cancel);
+    socket.on_fallback(on_unknown);
     socket.on(
         events::DASHBOARD,
         move |socket: SocketRef, ack: AckSender, State(state): State<AppState>| {
@@ -51,6 +52,18 @@ pub async fn register(
         },
     );
     Ok(())
+}
+
+/// Any event this namespace does not know (on `/` and `/worker`): an
+/// `invalid_payload` ack, so a client that asked for one does not wait
+/// forever. The name is quoted and shortened: it is the client's text.
+pub async fn on_unknown(socket: SocketRef, Event(event): Event, ack: AckSender) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
+    let name: String = event.chars().take(64).collect();
+    tracing::debug!(event = ?name, ns = socket.ns(), "unknown event");
+    reject(ack, ErrorBody::invalid(format!("unknown event {name:?}")));
 }
 
 /// The connect handler proper: everything was done in [`register`].

@@ -57,6 +57,7 @@ pub async fn register(
             message: f.error.message,
         }
     });
+    socket.on_fallback(super::socket::on_unknown);
     socket.on_disconnect(move |State(state): State<AppState>| async move {
         state.remote_kinds.remove(&hello.kinds);
         let down = Command::WorkerDown {

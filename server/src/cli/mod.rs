@@ -99,12 +99,34 @@ pub struct TaskArgs {
     pub id: TaskId,
 }
 
+/// Targets whose debug logs print what clients send verbatim, handshake
+/// `auth` (so the access token) included: held at `info` unless
+/// `TASKWIRE_LOG` names them itself.
+const VERBATIM_TARGETS: [&str; 2] = ["socketioxide", "engineioxide"];
+
 fn init_tracing(default: &str) {
-    let filter =
-        EnvFilter::try_from_env("TASKWIRE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal as _;
+    let spec = std::env::var("TASKWIRE_LOG").unwrap_or_default();
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new(default));
+    if spec.trim().is_empty() {
+        filter = EnvFilter::new(default);
+    }
+    let verbose = filter
+        .max_level_hint()
+        .is_none_or(|max| max > tracing_subscriber::filter::LevelFilter::INFO);
+    for target in VERBATIM_TARGETS {
+        if verbose
+            && !spec.contains(target)
+            && let Ok(directive) = format!("{target}=info").parse()
+        {
+            filter = filter.add_directive(directive);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes are noise (and a way to hide text) in a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

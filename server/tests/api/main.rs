@@ -13,6 +13,7 @@ mod errors;
 mod http;
 mod kinds;
 mod lifecycle;
+mod net;
 mod pool;
 mod remote;
 mod site;
