@@ -898,7 +898,7 @@ impl Scheduler {
                 self.timers.insert(Timer::DrainDeadline, grace);
             }
             Command::WorkerUp(link) => {
-                tracing::info!(worker = %link.id, "worker up");
+                tracing::info!(worker = ?link.id.0, "worker up");
                 self.workers.retain(|w| w.id != link.id);
                 self.workers.push(Worker::new(link));
             }
@@ -1396,7 +1396,7 @@ impl Scheduler {
                 if let Some(w) = self.worker_index(&worker, incarnation)
                     && self.workers[w].holds(task)
                 {
-                    tracing::warn!(%worker, %task, "task did not stop in time; killing its worker");
+                    tracing::warn!(worker = ?worker.0, %task, "task did not stop in time; killing its worker");
                     self.workers[w].kill();
                 }
             }
@@ -1461,7 +1461,7 @@ impl Scheduler {
             return;
         };
         let worker = self.workers.remove(w);
-        tracing::warn!(worker = %id, running = worker.running_count(), "worker down");
+        tracing::warn!(worker = ?id.0, running = worker.running_count(), "worker down");
         for task_id in worker.running_tasks() {
             let Some(entry) = running_on(&mut self.tasks, task_id, id) else {
                 continue; // already final, only its slot was held

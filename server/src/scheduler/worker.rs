@@ -143,7 +143,7 @@ impl Worker {
             }
             Link::Remote { socket } => {
                 if let Err(e) = socket.emit(events::JOB, task) {
-                    tracing::warn!(worker = %self.id, error = %e, "job not delivered");
+                    tracing::warn!(worker = ?self.id.0, error = %e, "job not delivered");
                     self.kill();
                 }
             }
@@ -163,7 +163,7 @@ impl Worker {
             }
             Link::Remote { socket } => {
                 if let Err(e) = socket.emit(events::CANCEL, &json!({ "task_id": id })) {
-                    tracing::warn!(worker = %self.id, error = %e, "cancel not delivered");
+                    tracing::warn!(worker = ?self.id.0, error = %e, "cancel not delivered");
                 }
                 self.release(id);
                 return false;
