@@ -685,6 +685,19 @@ pub struct HttpError {
 pub const MAX_WORKER_NAME_LEN: usize = 64;
 /// Largest `concurrency` a remote worker may ask for.
 pub const MAX_WORKER_CONCURRENCY: u32 = 1024;
+/// Most kinds one remote worker may offer.
+pub const MAX_WORKER_KINDS: usize = 64;
+
+/// Whether `kind` is a name a remote worker may offer: 1 to
+/// [`MAX_KIND_LEN`] characters of `[A-Za-z0-9_.:-]`. Kind names end up in
+/// pages, logs and metrics labels, so nothing that could be markup or a
+/// control character gets in.
+pub fn is_safe_kind_name(kind: &str) -> bool {
+    (1..=MAX_KIND_LEN).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
 
 /// The `auth` of a remote worker connecting to `/worker`:
 /// `{token, name, kinds: [...], concurrency}`.
@@ -714,15 +727,22 @@ impl WorkerHello {
                 "name must be 1 to {MAX_WORKER_NAME_LEN} bytes"
             )));
         }
-        if hello.kinds.is_empty()
-            || hello
-                .kinds
-                .iter()
-                .any(|k| k.is_empty() || k.len() > MAX_KIND_LEN)
-        {
+        if hello.kinds.is_empty() {
             return Err(ErrorBody::invalid(
                 "kinds must be a non-empty list of kind names",
             ));
+        }
+        if hello.kinds.len() > MAX_WORKER_KINDS {
+            return Err(ErrorBody::invalid(format!(
+                "a worker may offer at most {MAX_WORKER_KINDS} kinds (got {})",
+                hello.kinds.len()
+            )));
+        }
+        if let Some(bad) = hello.kinds.iter().find(|k| !is_safe_kind_name(k)) {
+            // Debug-quoted: the refusal must not echo markup back verbatim.
+            return Err(ErrorBody::invalid(format!(
+                "kind {bad:?} is not 1 to {MAX_KIND_LEN} characters of [A-Za-z0-9_.:-]"
+            )));
         }
         if !(1..=MAX_WORKER_CONCURRENCY).contains(&hello.concurrency) {
             return Err(ErrorBody::invalid(format!(
@@ -1233,5 +1253,47 @@ mod tests {
             serde_json::to_value(Ack::error(ErrorBody::invalid("x"))).unwrap(),
             json!({"ok": false, "error": {"code": "invalid_payload", "message": "x"}})
         );
+    }
+
+    #[test]
+    fn worker_kinds_are_safe_names_and_few() {
+        let hello = |kinds: Value| WorkerHello::parse(Some(json!({"name": "w", "kinds": kinds})));
+        let ok = [
+            "echo",
+            "a",
+            "Report.v2",
+            "ns:thumb-nail_3",
+            &"k".repeat(MAX_KIND_LEN),
+        ];
+        for kind in ok {
+            assert!(is_safe_kind_name(kind), "{kind}");
+            assert!(hello(json!([kind])).is_ok(), "{kind}");
+        }
+        let long = "k".repeat(MAX_KIND_LEN + 1);
+        let bad = [
+            "",
+            "</title><img src=x onerror=alert(1)>",
+            "a b",
+            "a\"b",
+            "é",
+            "tab\t",
+            "new\nline",
+            "a/b",
+            "<",
+            "&amp;",
+            long.as_str(),
+        ];
+        for kind in bad {
+            assert!(!is_safe_kind_name(kind), "{kind:?}");
+            let err = hello(json!(["echo2", kind])).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidPayload, "{kind:?}");
+            assert!(err.message.starts_with("kind "), "{}", err.message);
+        }
+        let many: Vec<String> = (0..=MAX_WORKER_KINDS).map(|i| format!("k{i}")).collect();
+        let err = hello(json!(many)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidPayload);
+        assert!(err.message.contains("at most 64 kinds"), "{}", err.message);
+        assert!(hello(json!(many[..MAX_WORKER_KINDS])).is_ok());
+        assert!(hello(json!([])).is_err());
     }
 }

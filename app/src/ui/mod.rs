@@ -22,6 +22,22 @@ pub use live::Live;
 
 use crate::protocol::{Task, TaskId, builtin};
 
+/// The text of the `<title>`, for every page (the formatter of the root
+/// `<Title>` applies to those below it).
+///
+/// leptos_meta writes the title into the server-rendered `<head>` as is:
+/// the same string later becomes `document.title` in the browser, where it
+/// is text and must not be escaped, so leptos_meta leaves escaping to the
+/// caller. Titles hold data (a task's kind), so on the server the text is
+/// escaped here; `</title><script>` stays text.
+pub fn title_text(text: String) -> String {
+    if cfg!(feature = "ssr") {
+        html_escape::encode_text(&text).into_owned()
+    } else {
+        text
+    }
+}
+
 /// What the server gives the pages it renders: the kinds it runs and a way
 /// to read a task. Provided as context by the server crate.
 #[cfg(feature = "ssr")]
@@ -116,7 +132,7 @@ pub fn App() -> impl IntoView {
         .then(|| view! { <Stylesheet id="leptos" href="/pkg/taskwire.css"/> });
     view! {
         {stylesheet}
-        <Title text="Taskwire"/>
+        <Title text="Taskwire" formatter=title_text/>
         <Router>
             <header class="topbar">
                 <a class="brand" href="/">"Taskwire"</a>
