@@ -96,6 +96,18 @@ pub struct Settings {
     /// connection is closed.
     #[arg(long, env = "TASKWIRE_MAX_QUEUED_BYTES", default_value_t = 64 << 20)]
     pub max_queued_bytes: usize,
+    /// Engine.IO heartbeat: how often the server pings every connection
+    /// (clients and remote workers). A peer that does not answer a ping
+    /// within `--ping-timeout-ms` is disconnected, so a frozen remote
+    /// worker's tasks are back in the queue at most `ping-interval-ms +
+    /// ping-timeout-ms` after it stopped answering.
+    #[arg(long, env = "TASKWIRE_PING_INTERVAL_MS", default_value_t = 25_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_interval_ms: u64,
+    /// Engine.IO heartbeat: how long a ping may wait for its pong.
+    #[arg(long, env = "TASKWIRE_PING_TIMEOUT_MS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_timeout_ms: u64,
     /// Directory of the built Leptos site [default: `$LEPTOS_SITE_ROOT` or `target/site`].
     #[arg(long, env = "TASKWIRE_SITE_ROOT")]
     pub site_root: Option<PathBuf>,

@@ -2,6 +2,7 @@
 //! Socket.IO, HTTP API and (when built) the Leptos site, on one port.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use app::events;
@@ -48,6 +49,8 @@ impl Application {
         let site = site::options(&site_root, listener.local_addr()?);
         let (dispatcher, commands) = scheduler::channel();
         let health = Health::default();
+        let mut pool_config = settings.pool().context("cannot find the worker binary")?;
+        pool_config.kinds = registry.kinds();
         let state = AppState {
             dispatcher: dispatcher.clone(),
             health: health.clone(),
@@ -55,11 +58,14 @@ impl Application {
             remote_kinds: RemoteKinds::default(),
             token: AccessToken::new(settings.token.as_deref()),
             events_per_sec: settings.max_events_per_sec,
+            local_workers: pool_config.workers > 0,
             site: site.clone(),
         };
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(settings.socket_buffer)
             .max_payload(settings.max_message_bytes as u64)
+            .ping_interval(Duration::from_millis(settings.ping_interval_ms))
+            .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
             .ws_max_message_size(settings.max_message_bytes)
             .ws_max_frame_size(settings.max_message_bytes)
             // Idle sockets are the common case; a small read buffer keeps
@@ -107,8 +113,6 @@ impl Application {
             shutdown.clone(),
         );
 
-        let mut pool_config = settings.pool().context("cannot find the worker binary")?;
-        pool_config.kinds = state.registry.kinds();
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
 
         let api = http::routes(&state)

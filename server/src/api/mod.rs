@@ -27,8 +27,11 @@ pub struct AppState {
     pub remote_kinds: RemoteKinds,
     /// `--token`: who may use the API (everyone when unset).
     pub token: AccessToken,
-    /// Events one client socket may send per second.
+    /// Events one client or worker socket may send per second.
     pub events_per_sec: u32,
+    /// Whether this server runs tasks on its own worker processes: then
+    /// remote workers may not offer the kinds of its registry.
+    pub local_workers: bool,
     /// The web UI's options, when its site was built.
     pub site: Option<leptos::prelude::LeptosOptions>,
 }
@@ -41,12 +44,30 @@ pub struct AppState {
 #[derive(Clone, Default)]
 pub struct RemoteKinds(Arc<RwLock<HashMap<String, usize>>>);
 
+/// Most distinct kinds all remote workers together may offer: every page
+/// and `GET /kinds` lists them.
+pub const MAX_REMOTE_KINDS: usize = 1024;
+
 impl RemoteKinds {
-    pub fn add(&self, kinds: &[String]) {
+    /// Counts a new worker's kinds in, unless that would make more than
+    /// [`MAX_REMOTE_KINDS`] distinct ones (then nothing changes).
+    pub fn try_add(&self, kinds: &[String]) -> Result<(), ErrorBody> {
         let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut fresh: Vec<&String> = kinds.iter().filter(|k| !map.contains_key(*k)).collect();
+        fresh.sort();
+        fresh.dedup();
+        if map.len() + fresh.len() > MAX_REMOTE_KINDS {
+            return Err(ErrorBody::invalid(format!(
+                "remote workers may offer at most {MAX_REMOTE_KINDS} kinds in all; \
+                 {} are offered and this worker adds {}",
+                map.len(),
+                fresh.len()
+            )));
+        }
         for k in kinds {
             *map.entry(k.clone()).or_default() += 1;
         }
+        Ok(())
     }
 
     pub fn remove(&self, kinds: &[String]) {
@@ -101,5 +122,35 @@ impl AppState {
         };
         let id = TaskId::from(uuid::Uuid::now_v7());
         Ok((Task::new(id, spec, Timestamp::now()), class))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_kinds_are_capped_in_all() {
+        let kinds = RemoteKinds::default();
+        let names = |from: usize, n: usize| -> Vec<String> {
+            (from..from + n).map(|i| format!("k{i}")).collect()
+        };
+        kinds.try_add(&names(0, MAX_REMOTE_KINDS - 1)).unwrap();
+        // Kinds already offered cost nothing; duplicates count once.
+        kinds.try_add(&names(0, 10)).unwrap();
+        kinds
+            .try_add(&["new".into(), "new".into()])
+            .expect("one more distinct kind fits");
+        let err = kinds.try_add(&names(5000, 1)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidPayload);
+        assert!(
+            err.message.contains("at most 1024 kinds in all"),
+            "{}",
+            err.message
+        );
+        assert!(!kinds.offers("k5000"), "a refused worker adds nothing");
+        kinds.remove(&["new".into(), "new".into()]);
+        assert!(!kinds.offers("new"));
+        kinds.try_add(&names(5000, 1)).expect("room again");
     }
 }

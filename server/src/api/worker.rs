@@ -1,16 +1,31 @@
 //! Socket.IO namespace `/worker`: remote workers. A worker connects with
 //! auth `{token, name, kinds, concurrency}`, gets `job`s (never more than
 //! `concurrency` at once) and `cancel`s, and answers with `progress`, `done`
-//! and `fail`, each acked. When it disconnects, its running tasks go back to
-//! the queue.
+//! and `fail`, each acked. When it disconnects (or stops answering the
+//! Engine.IO heartbeat), its running tasks go back to the queue.
+//!
+//! A remote worker is trusted with the inputs of every task of its kinds,
+//! so what it may offer is checked here: kind names from a safe set, none
+//! of the kinds this server runs itself, a bounded number of them. Its
+//! events are rate-limited like a client's, and its `progress` is thinned
+//! to what local workers send.
 
-use app::{Ack, ErrorBody, ProgressEvent, WorkerDone, WorkerFail, WorkerHello, WorkerId, events};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use app::{
+    Ack, ErrorBody, ErrorCode, ProgressEvent, TaskId, WorkerDone, WorkerFail, WorkerHello,
+    WorkerId, events,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::AppState;
 use super::auth::{self, AccessToken};
+use crate::kinds::PROGRESS_INTERVAL;
 use crate::pool::frame::FromWorker;
 use crate::scheduler::{Command, Link, Slots, WorkerLink};
 
@@ -36,22 +51,39 @@ pub async fn register(
         return Err(AccessToken::refusal("token in the worker's auth"));
     }
     let hello = WorkerHello::parse(auth)?;
+    if state.local_workers
+        && let Some(own) = hello.kinds.iter().find(|k| state.registry.get(k).is_some())
+    {
+        // Jobs of a kind go to whichever worker is free: a worker offering
+        // one of ours would be handed other clients' inputs and could
+        // answer for the server's own code.
+        return Err(ErrorBody::invalid(format!(
+            "kind {own:?} is run by this server itself; a remote worker may not offer it"
+        )));
+    }
+    // The last check, so a refused worker never holds a place.
+    state.remote_kinds.try_add(&hello.kinds)?;
     let id = worker_id(&socket, &hello);
-    on_report(&socket, events::PROGRESS, &id, |p: ProgressEvent| {
-        FromWorker::Progress {
+    let limits = Arc::new(Limits::new(state.events_per_sec));
+    on_report(
+        &socket,
+        events::PROGRESS,
+        &id,
+        &limits,
+        |p: ProgressEvent| FromWorker::Progress {
             id: p.task_id,
             done: p.done,
             total: p.total,
             message: p.message,
-        }
-    });
-    on_report(&socket, events::DONE, &id, |d: WorkerDone| {
+        },
+    );
+    on_report(&socket, events::DONE, &id, &limits, |d: WorkerDone| {
         FromWorker::Done {
             id: d.task_id,
             output: d.output,
         }
     });
-    on_report(&socket, events::FAIL, &id, |f: WorkerFail| {
+    on_report(&socket, events::FAIL, &id, &limits, |f: WorkerFail| {
         FromWorker::Failed {
             id: f.task_id,
             message: f.error.message,
@@ -80,7 +112,6 @@ pub async fn on_connect(
         return; // the middleware refused it already
     };
     tracing::info!(worker = %hello.name, kinds = ?hello.kinds, concurrency = hello.concurrency, "remote worker connected");
-    state.remote_kinds.add(&hello.kinds);
     let link = WorkerLink {
         id: worker_id(&socket, &hello),
         incarnation: INCARNATION,
@@ -92,18 +123,91 @@ pub async fn on_connect(
     let _ = state.dispatcher.send(Command::WorkerUp(link)).await;
 }
 
+/// What one worker socket may send: its event budget (governor's GCRA,
+/// the same as a client socket's: `per_sec` a second, bursts of twice that)
+/// and when each of its tasks last had a progress report let through.
+struct Limits {
+    rate: governor::DefaultDirectRateLimiter,
+    /// Per task: when progress was last let through, and whether that
+    /// was the final one. A std lock: held for a map operation only, never
+    /// across an `.await`.
+    progress: Mutex<HashMap<TaskId, (Instant, bool)>>,
+}
+
+impl Limits {
+    fn new(per_sec: u32) -> Self {
+        let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+        Self {
+            rate: governor::RateLimiter::direct(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+            progress: Mutex::default(),
+        }
+    }
+
+    /// `rate_limited` once the socket spends its event budget.
+    fn admit(&self) -> Result<(), ErrorBody> {
+        self.rate.check().map_err(|_| {
+            ErrorBody::new(
+                ErrorCode::RateLimited,
+                "too many events from this worker; slow down",
+            )
+        })
+    }
+
+    /// Whether a report goes on to the scheduler. Progress is let through
+    /// as local workers send it (docs/protocol-notes.md): at most once per
+    /// [`PROGRESS_INTERVAL`] per task, plus the first `done >= total`.
+    fn passes(&self, frame: &FromWorker) -> bool {
+        let mut seen = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match frame {
+            FromWorker::Progress {
+                id, done, total, ..
+            } => {
+                let last = seen.get(id).copied();
+                let due = last.is_none_or(|(t, _)| now.duration_since(t) >= PROGRESS_INTERVAL);
+                let first_final = done >= total && !last.is_some_and(|(_, fin)| fin);
+                if !due && !first_final {
+                    return false;
+                }
+                // Entries older than the interval decide (almost) nothing:
+                // dropping them keeps the map as small as the tasks
+                // reporting now.
+                if seen.len() >= MAX_TRACKED {
+                    seen.retain(|_, (t, _)| now.duration_since(*t) < PROGRESS_INTERVAL);
+                }
+                let fin = done >= total || last.is_some_and(|(_, fin)| fin);
+                seen.insert(*id, (now, fin));
+                true
+            }
+            FromWorker::Done { id, .. } | FromWorker::Failed { id, .. } => {
+                seen.remove(id);
+                true
+            }
+            FromWorker::Stopped { .. } => true,
+        }
+    }
+}
+
+/// Tasks whose last progress time is kept before old entries are dropped.
+const MAX_TRACKED: usize = 1024;
+
 /// Registers the handler of one kind of report.
 fn on_report<T: DeserializeOwned + Send + 'static>(
     socket: &SocketRef,
     event: &'static str,
     id: &WorkerId,
+    limits: &Arc<Limits>,
     frame: fn(T) -> FromWorker,
 ) {
     let id = id.clone();
+    let limits = limits.clone();
     socket.on(
         event,
         move |data: TryData<Value>, ack: AckSender, state: State<AppState>| {
-            report(data, ack, state, id.clone(), frame)
+            report(data, ack, state, id.clone(), limits.clone(), frame)
         },
     );
 }
@@ -114,23 +218,31 @@ async fn report<T: DeserializeOwned>(
     ack: AckSender,
     State(state): State<AppState>,
     id: WorkerId,
+    limits: Arc<Limits>,
     frame: fn(T) -> FromWorker,
 ) {
-    let parsed = data
-        .map_err(|e| ErrorBody::invalid(format!("expected one JSON payload: {e}")))
-        .and_then(|v| {
-            serde_json::from_value::<T>(v).map_err(|e| ErrorBody::invalid(e.to_string()))
-        });
+    let parsed = limits.admit().and_then(|()| {
+        data.map_err(|e| ErrorBody::invalid(format!("expected one JSON payload: {e}")))
+            .and_then(|v| {
+                serde_json::from_value::<T>(v).map_err(|e| ErrorBody::invalid(e.to_string()))
+            })
+    });
     let answer = match parsed {
         Ok(report) => {
-            let cmd = Command::FromWorker {
-                id,
-                incarnation: INCARNATION,
-                frames: vec![frame(report)],
-            };
-            match state.dispatcher.send(cmd).await {
-                Ok(()) => Ack::ok(),
-                Err(e) => Ack::error(e),
+            let report = frame(report);
+            if limits.passes(&report) {
+                let cmd = Command::FromWorker {
+                    id,
+                    incarnation: INCARNATION,
+                    frames: vec![report],
+                };
+                match state.dispatcher.send(cmd).await {
+                    Ok(()) => Ack::ok(),
+                    Err(e) => Ack::error(e),
+                }
+            } else {
+                // Thinned out, as a local worker would not have sent it.
+                Ack::ok()
             }
         }
         Err(e) => Ack::error(e),
