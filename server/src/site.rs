@@ -10,13 +10,14 @@ use app::{App, Backend, Task, shell};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{Html, Response};
-use leptos::prelude::{LeptosOptions, provide_context};
+use leptos::prelude::{LeptosOptions, provide_context, use_context};
 use leptos_axum::{
     LeptosRoutes, file_and_error_handler, generate_route_list, render_app_async_with_context,
 };
 
-use crate::api::AppState;
+use crate::api::{AppState, auth};
 
 /// The name cargo-leptos gives the site's JS, WASM and CSS files.
 pub const OUTPUT_NAME: &str = "taskwire";
@@ -42,16 +43,47 @@ pub fn options(site_root: &Path, addr: SocketAddr) -> Option<LeptosOptions> {
 }
 
 /// What the pages read from the server while they are rendered.
-fn backend(state: &AppState) -> Backend {
+///
+/// `GET /kinds` needs the access token (when the server has one), so the
+/// pages list the kinds only remote workers offer just to a viewer who
+/// presented it (`trusted`): to anyone else, their names (chosen by whoever
+/// runs those workers) are not the server's to show.
+fn backend(state: &AppState, trusted: bool) -> Backend {
     let for_kinds = state.clone();
     let dispatcher = state.dispatcher.clone();
     Backend {
-        kinds: Arc::new(move || for_kinds.kinds()),
+        kinds: Arc::new(move || {
+            if trusted {
+                for_kinds.kinds()
+            } else {
+                for_kinds.registry.kinds()
+            }
+        }),
         task: Arc::new(move |id| {
             let dispatcher = dispatcher.clone();
             Box::pin(async move { dispatcher.get(id).await.ok() })
         }),
     }
+}
+
+/// Whether the request of the page being rendered may see what the API
+/// shows only with the access token: always without `--token`, else with
+/// `Authorization: Bearer <token>` or `?token=<token>` (how the console is
+/// opened the first time, see the README).
+fn viewer_trusted(state: &AppState, request: Option<&Parts>) -> bool {
+    if !state.token.required() {
+        return true;
+    }
+    let Some(request) = request else {
+        return false;
+    };
+    if let Some(token) = auth::bearer_token(&request.headers) {
+        return state.token.allows(Some(token));
+    }
+    let query = request.uri.query().unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .is_some_and(|(_, token)| state.token.allows(Some(&token)))
 }
 
 /// Routes of the site's pages and files.
@@ -60,12 +92,16 @@ pub fn router(options: LeptosOptions, state: &AppState) -> Router {
         .into_iter()
         .filter(|r| r.path() != TASK_PAGE)
         .collect();
-    let backend = backend(state);
+    let state = state.clone();
     Router::new()
         .leptos_routes_with_context(
             &options,
             routes,
-            move || provide_context(backend.clone()),
+            // leptos_axum provides the request's parts before this runs.
+            move || {
+                let trusted = viewer_trusted(&state, use_context::<Parts>().as_ref());
+                provide_context(backend(&state, trusted));
+            },
             {
                 let options = options.clone();
                 move || shell(options.clone())
@@ -94,7 +130,8 @@ pub async fn task_page(
             let task = task.clone().filter(|t| t.id == id);
             Box::pin(async move { task })
         }),
-        ..backend(state)
+        // The HTTP API let the request through: it has the token, if any.
+        ..backend(state, true)
     };
     let render = render_app_async_with_context(
         move || provide_context(backend.clone()),
@@ -116,4 +153,64 @@ pub async fn not_built() -> (StatusCode, Html<&'static str>) {
              run <code>cargo leptos build --release</code>.</p>",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::auth::AccessToken;
+    use crate::kinds::Registry;
+    use app::{TaskId, TaskSpec, Timestamp};
+    use axum::body::Body;
+    use axum::http::header::ACCEPT;
+
+    /// A kind name a remote worker could once offer (and a store written
+    /// then may still hold): markup that closes `<title>`.
+    const INJECTED: &str = "</title><img src=x onerror=alert(1)>";
+
+    #[tokio::test]
+    async fn the_task_page_title_shows_a_kind_as_text() {
+        // Sets up leptos' executor, as building the server's router does.
+        let _ = generate_route_list(App);
+        let (dispatcher, _mailbox) = crate::scheduler::channel();
+        let state = AppState {
+            dispatcher,
+            registry: Registry::builtin(),
+            remote_kinds: Default::default(),
+            token: AccessToken::default(),
+            events_per_sec: 100,
+            local_workers: false,
+            site: None,
+        };
+        let options = LeptosOptions::builder()
+            .output_name(OUTPUT_NAME)
+            .site_root(".")
+            .site_pkg_dir("pkg")
+            .build();
+        let id = TaskId::from(uuid::Uuid::now_v7());
+        let task = Task::new(
+            id,
+            TaskSpec::new(INJECTED, serde_json::json!(1)),
+            Timestamp::now(),
+        );
+        let req = Request::builder()
+            .uri(format!("/tasks/{id}"))
+            .header(ACCEPT, "text/html")
+            .body(Body::empty())
+            .unwrap();
+        let res = task_page(&state, options, Some(task), req).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            !html.contains("<img"),
+            "injected markup in the page: {html}"
+        );
+        let full = id.to_string();
+        let short = &full[full.len() - 8..];
+        let title = format!("<title>&lt;/title&gt;&lt;img src=x onerror=alert(1)&gt; {short}");
+        assert!(html.contains(&title), "{title} not in {html}");
+    }
 }
