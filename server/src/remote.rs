@@ -1,9 +1,22 @@
 //! The remote worker SDK: runs this binary's kinds for a Taskwire server it
 //! connects to over Socket.IO (`/worker` namespace), as `taskwire
 //! remote-worker`. Jobs run on the same `Handler`s the local pool uses.
+//!
+//! Two rules keep a worker from wedging with tasks the server thinks it
+//! runs. Reports (`progress`, `done`, `fail`) are sent without asking for
+//! an ack: rust_socketio 0.6 picks ack ids at random below 1000 and, when
+//! two acks in flight share one, removes them by stale index and panics in
+//! its receive loop, which then stops reading for good. And a panic
+//! anywhere but inside a handler ends the process: its connection closes,
+//! so the server puts its tasks back in the queue at once, as for a crashed
+//! local worker process. A handler's own panic fails its task.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, Once};
+use std::task::Poll;
 use std::time::Duration;
 
 use app::{Task, TaskId, WorkerHello, events};
@@ -56,6 +69,7 @@ enum Incoming {
 
 /// Connects and runs jobs until the connection closes.
 pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteError> {
+    exit_on_panic_outside_handlers();
     let kinds: Vec<String> = if config.kinds.is_empty() {
         registry.kinds()
     } else {
@@ -158,17 +172,15 @@ pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteE
                 tokio::spawn(async move {
                     let input = task.input;
                     let outcome = match handler.class() {
-                        Class::Io => handler.run(input, ctx).await,
+                        Class::Io => guarded(handler.run(input, ctx)).await,
                         Class::Cpu => {
                             let _permit = cpu.acquire_owned().await;
                             let rt = tokio::runtime::Handle::current();
                             tokio::task::spawn_blocking(move || {
-                                rt.block_on(handler.run(input, ctx))
+                                rt.block_on(guarded(handler.run(input, ctx)))
                             })
                             .await
-                            .unwrap_or_else(|_| {
-                                Err(HandlerError::Failed("the handler panicked".into()))
-                            })
+                            .unwrap_or_else(|_| Err(panicked()))
                         }
                     };
                     running
@@ -204,10 +216,11 @@ fn first(payload: Payload) -> Option<Value> {
     }
 }
 
-/// Sends reports in order from one task. Each asks for an ack, as the
-/// protocol wants, but the next report does not wait for it: a slow or lost
-/// ack must not hold back a `done`. (rust_socketio matches acks by a random
-/// id below 1000; with acks only logged, a mix-up is harmless.)
+/// Sends reports in order from one task, as plain events: the server acks
+/// each, but the worker does not ask for it (see the module's comment), so
+/// no report can be held back or lost by an ack mix-up. A report that does
+/// not reach the server is covered by the server itself: a lost connection
+/// puts the task back in the queue.
 #[derive(Clone)]
 struct Reporter(mpsc::UnboundedSender<(&'static str, Value)>);
 
@@ -216,20 +229,8 @@ impl Reporter {
         let (tx, mut rx) = mpsc::unbounded_channel::<(&'static str, Value)>();
         tokio::spawn(async move {
             while let Some((event, payload)) = rx.recv().await {
-                let sent = sio
-                    .emit_with_ack(event, payload, Duration::from_secs(30), move |ack, _| {
-                        if let Payload::Text(values) = &ack
-                            && values
-                                .iter()
-                                .any(|v| v.to_string().contains("\"ok\":false"))
-                        {
-                            tracing::warn!(event, ?values, "report refused");
-                        }
-                        async {}.boxed()
-                    })
-                    .await;
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e, "report not sent");
+                if let Err(e) = sio.emit(event, payload).await {
+                    tracing::warn!(event, error = %e, "report not sent");
                 }
             }
         });
@@ -238,5 +239,89 @@ impl Reporter {
 
     fn send(&self, event: &'static str, payload: Value) {
         let _ = self.0.send((event, payload));
+    }
+}
+
+thread_local! {
+    /// How many handler polls are running on this thread (the panic hook's
+    /// way to tell a handler's panic, which fails one task, from any other).
+    static IN_HANDLER: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Exit status of a worker stopped by a panic outside its handlers.
+const PANIC_EXIT: i32 = 101;
+
+/// Installs (once per process) a panic hook that ends the process on a
+/// panic outside a handler. Such a panic may have killed a task the
+/// connection depends on (rust_socketio's receive loop runs in one), and a
+/// worker that stays connected but deaf would keep its tasks `running`
+/// forever; exiting closes the socket, and the server requeues them.
+fn exit_on_panic_outside_handlers() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            if IN_HANDLER.with(Cell::get) == 0 {
+                eprintln!("taskwire remote-worker: panic outside a handler; exiting");
+                std::process::exit(PANIC_EXIT);
+            }
+        }));
+    });
+}
+
+/// Marks this thread as polling a handler while it lives.
+struct InHandler;
+
+impl InHandler {
+    fn enter() -> Self {
+        IN_HANDLER.with(|n| n.set(n.get() + 1));
+        Self
+    }
+}
+
+impl Drop for InHandler {
+    fn drop(&mut self) {
+        IN_HANDLER.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
+fn panicked() -> HandlerError {
+    HandlerError::Failed("the handler panicked".into())
+}
+
+/// Runs a handler's future with its panics caught: a panicking handler
+/// fails its task instead of ending the worker.
+async fn guarded<T>(fut: impl Future<Output = Result<T, HandlerError>>) -> Result<T, HandlerError> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        let _in = InHandler::enter();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => Poll::Ready(Err(panicked())),
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handler_panic_fails_its_task() {
+        // (The hook itself is not installed here: it would end the whole
+        // test binary on any other test's failing assert.)
+        let out: Result<(), _> = guarded(async { panic!("handler bug") }).await;
+        assert_eq!(
+            out.unwrap_err().to_string(),
+            panicked().to_string(),
+            "the panic is the task's failure"
+        );
+        assert_eq!(IN_HANDLER.with(Cell::get), 0, "the marker is reset");
+        assert_eq!(
+            guarded(async { Ok::<_, HandlerError>(7) }).await.unwrap(),
+            7
+        );
     }
 }
