@@ -112,3 +112,60 @@ test('a worker that disconnects puts its job back in the queue', async () => {
     second.w.close();
   } finally { c.close(); }
 });
+
+// Security review, issue 8: what a worker may offer and send.
+
+test('a worker offering markup as a kind, or too many kinds, is refused', async () => {
+  for (const kinds of [['</title><img src=x onerror=alert(1)>'], ['a b'], Array.from({ length: 65 }, (_, i) => `k${i}`)]) {
+    const { w, ready } = connectWorker('websocket', { name: 'bad', kinds });
+    await assert.rejects(ready, (err) => /^invalid_payload: /.test(err.message));
+    w.close();
+  }
+});
+
+test('progress from a worker reaches the task room at most every 100 ms, plus the final one', async () => {
+  const { w, ready } = connectWorker('websocket', { name: 'chatty', kinds: ['chatty'], concurrency: 1 });
+  let span;
+  w.on('job', async (task) => {
+    const started = Date.now();
+    const acks = [];
+    for (let i = 0; i < 2000; i++) acks.push(w.emitWithAck('progress', { task_id: task.id, done: i, total: 2000 }));
+    // Thinned-out reports are still acked: nothing is wrong with them.
+    for (const ack of await Promise.all(acks)) assert.deepEqual(ack, { ok: true });
+    assert.deepEqual(await w.emitWithAck('progress', { task_id: task.id, done: 2000, total: 2000 }), { ok: true });
+    span = Date.now() - started;
+    await w.emitWithAck('done', { task_id: task.id, output: 'ok' });
+  });
+  await ready;
+  const c = await server.connect('websocket');
+  try {
+    const t = await c.run({ kind: 'chatty', input: null });
+    assert.equal(t.status, 'succeeded');
+    const progress = c.about(t.id).filter((e) => e.event === 'progress').map((e) => e.data);
+    const allowed = Math.ceil(span / 100) + 2;
+    assert.ok(progress.length >= 2 && progress.length <= allowed, `${progress.length} progress pushes in ${span} ms`);
+    assert.deepEqual(progress.at(-1), { task_id: t.id, done: 2000, total: 2000 });
+  } finally {
+    c.close();
+    w.close();
+  }
+});
+
+test('a worker over its event budget gets rate_limited acks and stays connected', async () => {
+  const small = await startServer(['--workers', '0', '--max-events-per-sec', '10']);
+  const w = io(`${small.url}/worker`, {
+    transports: ['websocket'], forceNew: true, reconnection: false, auth: { name: 'flood', kinds: ['flood'] },
+  });
+  try {
+    await withTimeout(new Promise((resolve, reject) => { w.once('connect', resolve); w.once('connect_error', reject); }), WAIT_MS, 'connect');
+    const report = { task_id: '0193f1c2-7d3a-7c1e-9a51-3b0e6f1d2a40', done: 1, total: 2 };
+    const acks = await Promise.all(Array.from({ length: 100 }, () => w.timeout(WAIT_MS).emitWithAck('progress', report)));
+    const limited = acks.filter((a) => a.ok === false && a.error.code === 'rate_limited');
+    assert.deepEqual(acks[0], { ok: true });
+    assert.ok(limited.length >= 50, `${limited.length} of 100 refused`);
+    assert.ok(w.connected);
+  } finally {
+    w.close();
+    await small.stop();
+  }
+});

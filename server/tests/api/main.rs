@@ -16,5 +16,6 @@ mod lifecycle;
 mod net;
 mod pool;
 mod remote;
+mod remote_hardening;
 mod site;
 mod store_faults;
