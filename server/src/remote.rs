@@ -308,6 +308,43 @@ async fn guarded<T>(fut: impl Future<Output = Result<T, HandlerError>>) -> Resul
 mod tests {
     use super::*;
 
+    /// Set in the child process of the test below.
+    const CHILD: &str = "TASKWIRE_TEST_PANIC_CHILD";
+
+    #[tokio::test]
+    async fn a_panic_outside_handlers_ends_the_process() {
+        if std::env::var_os(CHILD).is_some() {
+            exit_on_panic_outside_handlers();
+            // A handler's panic is its task's failure, not the process's end.
+            let out: Result<(), _> = guarded(async { panic!("handler bug") }).await;
+            assert!(out.is_err());
+            eprintln!("survived the handler panic");
+            // As rust_socketio runs callbacks: in a task of its own, where
+            // tokio would catch the panic and leave the socket deaf.
+            let _ = tokio::spawn(async { panic!("in a socket.io callback") }).await;
+            unreachable!("the hook ends the process first");
+        }
+        // The hook is process-wide: run the test body in a child process.
+        let exe = std::env::current_exe().unwrap();
+        let out = tokio::process::Command::new(exe)
+            .args([
+                "--exact",
+                "remote::tests::a_panic_outside_handlers_ends_the_process",
+            ])
+            .args(["--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(PANIC_EXIT), "{stderr}");
+        assert!(stderr.contains("survived the handler panic"), "{stderr}");
+        assert!(
+            stderr.contains("panic outside a handler; exiting"),
+            "{stderr}"
+        );
+    }
+
     #[tokio::test]
     async fn a_handler_panic_fails_its_task() {
         // (The hook itself is not installed here: it would end the whole
