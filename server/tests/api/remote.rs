@@ -36,10 +36,17 @@ async fn a_remote_worker_runs_jobs_respects_concurrency_and_cancel() {
                 .id,
         );
     }
-    let mut finished = Vec::new();
-    for id in &ids {
-        finished.push(result_of(&mut c, *id).await);
+    // In any order: the two first sleeps race each other.
+    let mut results = std::collections::HashMap::new();
+    while results.len() < ids.len() {
+        let t = push_where(&mut c, |p| match p {
+            Push::Result(t) if ids.contains(&t.id) => Some(t),
+            _ => None,
+        })
+        .await;
+        results.insert(t.id, *t);
     }
+    let finished: Vec<_> = ids.iter().map(|id| results[id].clone()).collect();
     let third_start = finished[2].started_at.unwrap();
     let first_end = finished[..2]
         .iter()
