@@ -175,6 +175,7 @@ mod tests {
         let (dispatcher, _mailbox) = crate::scheduler::channel();
         let state = AppState {
             dispatcher,
+            health: Default::default(),
             registry: Registry::builtin(),
             remote_kinds: Default::default(),
             token: AccessToken::default(),
