@@ -65,6 +65,7 @@ pub async fn register(
     state.remote_kinds.try_add(&hello.kinds)?;
     let id = worker_id(&socket, &hello);
     let limits = Arc::new(Limits::new(state.events_per_sec));
+    socket.extensions.insert(limits.rate.clone());
     on_report(
         &socket,
         events::PROGRESS,
@@ -127,7 +128,9 @@ pub async fn on_connect(
 /// the same as a client socket's: `per_sec` a second, bursts of twice that)
 /// and when each of its tasks last had a progress report let through.
 struct Limits {
-    rate: governor::DefaultDirectRateLimiter,
+    /// Also in the socket's extensions, where `/`'s handler of unknown
+    /// events finds it: those count against the same budget.
+    rate: Arc<governor::DefaultDirectRateLimiter>,
     /// Per task: when progress was last let through, and whether that
     /// was the final one. A std lock: held for a map operation only, never
     /// across an `.await`.
@@ -139,9 +142,9 @@ impl Limits {
         let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
         Self {
-            rate: governor::RateLimiter::direct(
+            rate: Arc::new(governor::RateLimiter::direct(
                 governor::Quota::per_second(rate).allow_burst(burst),
-            ),
+            )),
             progress: Mutex::default(),
         }
     }
