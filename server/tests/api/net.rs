@@ -364,7 +364,9 @@ async fn unknown_events_get_an_error_ack_on_both_namespaces() {
     join(
         &mut worker,
         "/worker",
-        &json!({"name": "w", "kinds": ["echo"], "concurrency": 1}),
+        // Not a kind of this server's own: those are refused to remote
+        // workers of a server with local workers.
+        &json!({"name": "w", "kinds": ["shout"], "concurrency": 1}),
     )
     .await;
     let a = ack(&mut worker, "/worker", "dnoe", &json!({})).await;
