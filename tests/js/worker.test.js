@@ -126,6 +126,7 @@ test('a worker offering markup as a kind, or too many kinds, is refused', async 
 test('progress from a worker reaches the task room at most every 100 ms, plus the final one', async () => {
   const { w, ready } = connectWorker('websocket', { name: 'chatty', kinds: ['chatty'], concurrency: 1 });
   let span;
+  let doneAck;
   w.on('job', async (task) => {
     const started = Date.now();
     const acks = [];
@@ -134,7 +135,7 @@ test('progress from a worker reaches the task room at most every 100 ms, plus th
     for (const ack of await Promise.all(acks)) assert.deepEqual(ack, { ok: true });
     assert.deepEqual(await w.emitWithAck('progress', { task_id: task.id, done: 2000, total: 2000 }), { ok: true });
     span = Date.now() - started;
-    await w.emitWithAck('done', { task_id: task.id, output: 'ok' });
+    doneAck = w.emitWithAck('done', { task_id: task.id, output: 'ok' });
   });
   await ready;
   const c = await server.connect('websocket');
@@ -145,6 +146,7 @@ test('progress from a worker reaches the task room at most every 100 ms, plus th
     const allowed = Math.ceil(span / 100) + 2;
     assert.ok(progress.length >= 2 && progress.length <= allowed, `${progress.length} progress pushes in ${span} ms`);
     assert.deepEqual(progress.at(-1), { task_id: t.id, done: 2000, total: 2000 });
+    assert.deepEqual(await doneAck, { ok: true });
   } finally {
     c.close();
     w.close();
