@@ -100,7 +100,9 @@ pub struct Settings {
     /// (clients and remote workers). A peer that does not answer a ping
     /// within `--ping-timeout-ms` is disconnected, so a frozen remote
     /// worker's tasks are back in the queue at most `ping-interval-ms +
-    /// ping-timeout-ms` after it stopped answering.
+    /// ping-timeout-ms` after it stopped answering (twice the interval for
+    /// a client that sends a pong unasked at connect, as rust_socketio
+    /// does).
     #[arg(long, env = "TASKWIRE_PING_INTERVAL_MS", default_value_t = 25_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ping_interval_ms: u64,
