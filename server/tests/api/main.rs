@@ -12,6 +12,7 @@ mod errors;
 mod http;
 mod kinds;
 mod lifecycle;
+mod origin;
 mod pool;
 mod remote;
 mod site;
