@@ -122,11 +122,8 @@ describe('cross-site use', { timeout: SUITE_MS }, () => {
     servers.push(server);
     const page = await otherSitePage();
     const out = await withTimeout(page.evaluate(attack, server.url), WAIT_MS * 2, 'the attempts');
-    for (const [what, result] of Object.entries(out)) {
-      assert.match(result, /^refused: /, `${what} from ${other.origin}`);
-    }
     // The no-JS form, posted by the other site (a top-level navigation).
-    const [answer] = await Promise.all([
+    const [answer] = await withTimeout(Promise.all([
       page.waitForResponse((r) => r.url() === `${server.url}/tasks`, { timeout: WAIT_MS }),
       page.evaluate((target) => {
         const form = document.createElement('form');
@@ -139,13 +136,21 @@ describe('cross-site use', { timeout: SUITE_MS }, () => {
           form.append(field);
         }
         document.body.append(form);
-        form.submit();
+        // After this evaluation returns: a navigation under way while it
+        // is still pending can leave it hanging.
+        setTimeout(() => form.submit(), 0);
       }, server.url),
-    ]);
-    assert.equal(answer.status(), 403);
-    assert.equal((await answer.json()).error.code, 'unauthorized');
-    await page.close();
-    assert.deepEqual(await holdings(server), { tasks: 0, remoteWorkers: [] });
+    ]), WAIT_MS, 'the form post');
+    // Closing a page whose navigation has not finished can hang.
+    await page.waitForURL(`${server.url}/tasks`, { waitUntil: 'load', timeout: WAIT_MS });
+    await withTimeout(page.close(), WAIT_MS, 'closing the page');
+    // One comparison, so that a failure shows everything that got through.
+    const connected = Object.entries(out).filter(([, r]) => !r.startsWith('refused: ')).map(([what]) => what);
+    assert.deepEqual(
+      { connected, form: answer.status(), held: await holdings(server) },
+      { connected: [], form: 403, held: { tasks: 0, remoteWorkers: [] } },
+      `from ${other.origin}: ${JSON.stringify(out)}`,
+    );
   });
 
   it('refuses a page that reaches it under another host name (DNS rebinding)', async () => {
