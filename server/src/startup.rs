@@ -207,7 +207,9 @@ fn with_security_headers(service: Router) -> Router {
         ServiceBuilder::new()
             .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
             .layer(fixed(header::X_FRAME_OPTIONS, "DENY"))
-            .layer(fixed(header::REFERRER_POLICY, "no-referrer"))
+            // Not `no-referrer`: under it browsers send `Origin: null` with
+            // the page's own form posts, which the origin guard refuses.
+            .layer(fixed(header::REFERRER_POLICY, "same-origin"))
             .layer(fixed(
                 HeaderName::from_static("cross-origin-resource-policy"),
                 "same-origin",

@@ -428,7 +428,7 @@ async fn json_bodies_must_say_so() {
 fn assert_security_headers(h: &HeaderMap, what: &str) {
     assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
     assert_eq!(h["x-frame-options"], "DENY", "{what}");
-    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    assert_eq!(h["referrer-policy"], "same-origin", "{what}");
     assert_eq!(h["cross-origin-resource-policy"], "same-origin", "{what}");
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
