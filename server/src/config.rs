@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api::origin::AllowedOrigin;
 use crate::pool::PoolConfig;
 use crate::scheduler::{SchedulerConfig, Slots};
 
@@ -119,6 +120,16 @@ pub struct Settings {
     #[arg(long, env = "TASKWIRE_TOKEN", hide_env_values = true,
           value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub token: Option<String>,
+    /// Web origins (`scheme://host[:port]`, or `*` for any) whose pages may
+    /// use Socket.IO and the state-changing HTTP routes besides the
+    /// server's own pages; repeat the flag or separate them with commas.
+    #[arg(
+        long = "allowed-origin",
+        env = "TASKWIRE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allowed_origins: Vec<AllowedOrigin>,
     /// Binary to run as worker [default: this one].
     #[arg(long, env = "TASKWIRE_WORKER_EXE", hide = true)]
     pub worker_exe: Option<PathBuf>,

@@ -1,6 +1,8 @@
 //! The Leptos site: server-rendered pages that hydrate in the browser, and
 //! the static files `cargo leptos build` put in the site root (the WASM, its
-//! JS glue, the Socket.IO client module and the stylesheet).
+//! JS glue, the Socket.IO client module and the stylesheet), and the
+//! Content-Security-Policy of the pages, with the nonce Leptos puts on its
+//! inline hydration script.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,12 +11,14 @@ use std::sync::Arc;
 use app::{App, Backend, Task, shell};
 use axum::Router;
 use axum::extract::Request;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, Response};
+use leptos::nonce::use_nonce;
 use leptos::prelude::{LeptosOptions, provide_context, use_context};
 use leptos_axum::{
-    LeptosRoutes, file_and_error_handler, generate_route_list, render_app_async_with_context,
+    LeptosRoutes, ResponseOptions, file_and_error_handler_with_context, generate_route_list,
+    render_app_async_with_context,
 };
 
 use crate::api::{AppState, auth};
@@ -40,6 +44,44 @@ pub fn options(site_root: &Path, addr: SocketAddr) -> Option<LeptosOptions> {
             .site_addr(addr)
             .build(),
     )
+}
+
+/// The Content-Security-Policy of every response but the pages: nothing
+/// may load, run or frame it.
+pub const DEFAULT_POLICY: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The Content-Security-Policy of a page. Only scripts from this origin and
+/// the inline ones bearing this response's `nonce` run (Leptos's hydration
+/// script has it); `'wasm-unsafe-eval'` lets the WASM compile;
+/// `connect-src 'self'` also covers the same-origin Socket.IO websocket.
+/// Under `cargo leptos watch`, its reload websocket's port is allowed too.
+pub fn page_policy(nonce: &str, reload_port: Option<u32>) -> String {
+    let reload = reload_port.map_or(String::new(), |port| format!(" ws://*:{port}"));
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self'; connect-src 'self'{reload}; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The port of cargo-leptos's reload websocket, when it watches.
+fn reload_port(options: &LeptosOptions) -> Option<u32> {
+    std::env::var_os("LEPTOS_WATCH")
+        .is_some()
+        .then_some(options.reload_port)
+}
+
+/// Gives the page being rendered its policy, with the nonce Leptos drew for
+/// this response (none outside a render: static files keep the default).
+fn send_page_policy(reload_port: Option<u32>) {
+    let (Some(nonce), Some(response)) = (use_nonce(), use_context::<ResponseOptions>()) else {
+        return;
+    };
+    match HeaderValue::from_str(&page_policy(&nonce, reload_port)) {
+        Ok(policy) => response.insert_header(header::CONTENT_SECURITY_POLICY, policy),
+        Err(e) => tracing::error!(error = %e, "cannot make the page's Content-Security-Policy"),
+    }
 }
 
 /// What the pages read from the server while they are rendered.
@@ -93,6 +135,7 @@ pub fn router(options: LeptosOptions, state: &AppState) -> Router {
         .filter(|r| r.path() != TASK_PAGE)
         .collect();
     let state = state.clone();
+    let reload = reload_port(&options);
     Router::new()
         .leptos_routes_with_context(
             &options,
@@ -101,13 +144,17 @@ pub fn router(options: LeptosOptions, state: &AppState) -> Router {
             move || {
                 let trusted = viewer_trusted(&state, use_context::<Parts>().as_ref());
                 provide_context(backend(&state, trusted));
+                send_page_policy(reload);
             },
             {
                 let options = options.clone();
                 move || shell(options.clone())
             },
         )
-        .fallback(file_and_error_handler(shell))
+        .fallback(file_and_error_handler_with_context(
+            move || send_page_policy(reload),
+            shell,
+        ))
         .with_state(options)
 }
 
@@ -133,8 +180,12 @@ pub async fn task_page(
         // The HTTP API let the request through: it has the token, if any.
         ..backend(state, true)
     };
+    let reload = reload_port(&options);
     let render = render_app_async_with_context(
-        move || provide_context(backend.clone()),
+        move || {
+            provide_context(backend.clone());
+            send_page_policy(reload);
+        },
         move || shell(options.clone()),
     );
     // Whole, not streamed: the page must read without JavaScript.

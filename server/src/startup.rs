@@ -1,21 +1,27 @@
 //! Building and running the whole server: scheduler, worker pool,
-//! Socket.IO, HTTP API and (when built) the Leptos site, on one port.
+//! Socket.IO, HTTP API and (when built) the Leptos site, on one port,
+//! behind the origin guard and the security headers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use app::events;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::Layer as _;
+use tower::ServiceBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::auth::AccessToken;
+use crate::api::origin::{self, OriginPolicy};
 use crate::api::{AppState, RemoteKinds, http, socket, worker};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
@@ -130,9 +136,22 @@ impl Application {
         // would wrap each route apart, and socketioxide makes one engine (one
         // session table) per wrapped service: a polling handshake answered by
         // one route would be "Session ID unknown" to the next request.
-        let service = Router::new()
+        let mut service = Router::new()
             .fallback_service(layer.layer(router))
             .layer(axum::middleware::map_request(detach_from_read_buffer));
+        // Outermost first: headers on every answer (refusals too), then the
+        // origin guard before anything (Socket.IO included) sees the
+        // request, then CORS for the allowed origins.
+        let origins = Arc::new(OriginPolicy::new(
+            &settings.allowed_origins,
+            listener.local_addr()?,
+        ));
+        if let Some(cors) = origins.cors() {
+            service = service.layer(cors);
+        }
+        let service = with_security_headers(
+            service.layer(axum::middleware::from_fn_with_state(origins, origin::guard)),
+        );
         Ok(Self {
             listener,
             service,
@@ -180,6 +199,30 @@ impl Application {
         while self.pool.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// Headers every response carries. Pages set their own
+/// Content-Security-Policy (with their nonce); the rest get the default.
+fn with_security_headers(service: Router) -> Router {
+    let fixed = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    service.layer(
+        ServiceBuilder::new()
+            .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(fixed(header::X_FRAME_OPTIONS, "DENY"))
+            // Not `no-referrer`: under it browsers send `Origin: null` with
+            // the page's own form posts, which the origin guard refuses.
+            .layer(fixed(header::REFERRER_POLICY, "same-origin"))
+            .layer(fixed(
+                HeaderName::from_static("cross-origin-resource-policy"),
+                "same-origin",
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(site::DEFAULT_POLICY),
+            )),
+    )
 }
 
 /// Copies a request's URI and header values out of hyper's connection read

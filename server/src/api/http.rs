@@ -2,6 +2,8 @@
 //! `GET /tasks/{id}`, `DELETE /tasks/{id}`, `GET /kinds`, `GET /healthz`,
 //! `GET /metrics`. Bodies are the task itself; errors are
 //! `{"error": {"code", "message"}}` with the status of their code.
+//! A body is JSON only when its `Content-Type` says so: a page of another
+//! site may send `text/plain` without the browser asking anyone.
 
 use std::fmt::Write as _;
 
@@ -112,8 +114,13 @@ impl IntoResponse for ApiError {
         }
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(HttpError { error: self.0 })).into_response()
+        error_response(status, self.0)
     }
+}
+
+/// `{"error": {...}}` with a status other than its code's usual one.
+pub fn error_response(status: StatusCode, error: ErrorBody) -> Response {
+    (status, Json(HttpError { error })).into_response()
 }
 
 /// A body, or `payload_too_large` / `invalid_payload`.
@@ -128,11 +135,40 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
+/// What a `POST /tasks` body is, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyType {
+    /// `application/json` or `application/*+json`, any parameters.
+    Json,
+    /// `application/x-www-form-urlencoded`: the no-JS form.
+    Form,
+}
+
+/// The body's type, or the `invalid_payload` error answered `415` for any
+/// other (or none).
+fn body_type(headers: &HeaderMap) -> Result<BodyType, ErrorBody> {
+    let raw = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let parsed = raw.as_deref().and_then(|ct| ct.parse::<mime::Mime>().ok());
+    if let Some(m) = &parsed
+        && m.type_() == mime::APPLICATION
+    {
+        if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON) {
+            return Ok(BodyType::Json);
+        }
+        if m.subtype() == mime::WWW_FORM_URLENCODED {
+            return Ok(BodyType::Form);
+        }
+    }
+    let what = raw.map_or_else(
+        || "no Content-Type".to_owned(),
+        |ct| format!("Content-Type {ct}"),
+    );
+    Err(ErrorBody::invalid(format!(
+        "{what} is not accepted: send JSON as application/json \
+         (or the form as application/x-www-form-urlencoded)"
+    )))
 }
 
 /// The no-JS form: `kind`, `input` as JSON text, optional numeric options.
@@ -159,8 +195,11 @@ async fn create(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let form = match body_type(&headers) {
+        Ok(t) => t == BodyType::Form,
+        Err(e) => return Ok(error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, e)),
+    };
     let bytes = body(raw)?;
-    let form = is_form(&headers);
     let json = if form {
         form_to_json(&bytes)?
     } else {
@@ -297,6 +336,45 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn typed(ct: Option<&str>) -> Option<BodyType> {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = ct {
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+        }
+        body_type(&h).ok()
+    }
+
+    #[test]
+    fn body_types() {
+        for json in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "APPLICATION/JSON",
+            "application/problem+json",
+        ] {
+            assert_eq!(typed(Some(json)), Some(BodyType::Json), "{json}");
+        }
+        for form in [
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded;charset=UTF-8",
+        ] {
+            assert_eq!(typed(Some(form)), Some(BodyType::Form), "{form}");
+        }
+        for other in [
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "multipart/form-data; boundary=x",
+            "text/json",
+            "application/jsonx",
+            "application/x-www-form-urlencodedx",
+            "json",
+            "",
+        ] {
+            assert_eq!(typed(Some(other)), None, "{other}");
+        }
+        assert_eq!(typed(None), None);
+    }
 
     #[test]
     fn form_fields() {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod origin;
 pub mod socket;
 pub mod worker;
 

@@ -14,6 +14,7 @@ mod http;
 mod kinds;
 mod lifecycle;
 mod net;
+mod origin;
 mod pool;
 mod remote;
 mod remote_hardening;
