@@ -44,8 +44,9 @@ pub struct Settings {
     /// Finished tasks kept readable by `subscribe` and `GET /tasks/{id}`.
     #[arg(long, env = "TASKWIRE_RETAIN_FINISHED", default_value_t = 100_000)]
     pub retain_finished: usize,
-    /// With `--memory`: bytes of finished tasks' inputs, outputs and errors
-    /// kept readable; the oldest finished tasks are dropped past it. (With a
+    /// With `--memory`: memory for finished tasks' inputs, outputs and
+    /// errors (as parsed, estimated); the oldest finished tasks are dropped
+    /// past it. (With a
     /// store, finished tasks' payloads are read from the store, not memory.)
     #[arg(long, env = "TASKWIRE_RETAIN_BYTES", default_value_t = 256 << 20)]
     pub retain_bytes: usize,

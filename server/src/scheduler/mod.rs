@@ -50,7 +50,7 @@ pub struct SchedulerConfig {
     /// Finished tasks older than this are dropped too.
     pub retain_age: Duration,
     /// Without a store: the oldest finished tasks are dropped while their
-    /// inputs, outputs and errors take more bytes than this.
+    /// inputs, outputs and errors take more memory than this (estimated).
     pub retain_bytes: usize,
     /// How long a cancelled or timed-out task may take to stop before its
     /// worker process is killed and replaced.
@@ -1611,24 +1611,33 @@ fn strip_payload(task: &mut Task) {
     task.progress = None;
 }
 
-/// The size of a task's payload as JSON: what holding it costs, give or
-/// take the in-memory representation.
+/// The memory a task's payload (input, output, error) takes, estimated
+/// from its parsed form: a JSON number costs a whole `Value`, so 1 MB of
+/// JSON can take 30 MB once parsed, and the budget must count that.
 fn payload_bytes(task: &Task) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
+    let error = task.error.as_ref().map_or(0, |e| e.message.capacity());
+    value_bytes(&task.input) + task.output.as_ref().map_or(0, value_bytes) + error
+}
+
+/// Estimated bytes of a parsed JSON value, itself included.
+fn value_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    // An object entry: its key, its value and the map's own bookkeeping
+    // (hash and index of an insertion-ordered map).
+    const ENTRY_OVERHEAD: usize = 2 * std::mem::size_of::<usize>();
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(s) => s.capacity(),
+            Value::Array(items) => {
+                items.iter().map(value_bytes).sum::<usize>()
+                    + (items.capacity() - items.len()) * std::mem::size_of::<Value>()
+            }
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| k.capacity() + value_bytes(v) + ENTRY_OVERHEAD)
+                .sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, &task.input);
-    let _ = serde_json::to_writer(&mut count, &task.output);
-    let _ = serde_json::to_writer(&mut count, &task.error);
-    count.0
 }
 
 fn not_found(id: TaskId) -> ErrorBody {

@@ -83,7 +83,7 @@ async fn exchange(stream: &mut TcpStream, request: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 #[tokio::test]
 async fn slowloris_connections_are_closed_at_the_header_timeout() {
@@ -94,7 +94,7 @@ async fn slowloris_connections_are_closed_at_the_header_timeout() {
         let addr = addr(&server);
         attackers.spawn(async move {
             let (mut rx, mut tx) = TcpStream::connect(addr).await.unwrap().into_split();
-            tx.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+            tx.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
                 .await
                 .unwrap();
             // One more header byte every 200 ms, for as long as the server
@@ -165,7 +165,7 @@ async fn a_trickled_body_is_cut_off_at_the_body_timeout() {
         .unwrap()
         .into_split();
     tx.write_all(
-        b"POST /tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"kind\": ",
+        b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"kind\": ",
     )
     .await
     .unwrap();
@@ -198,7 +198,7 @@ async fn an_oversized_content_length_is_refused_before_100_continue() {
     let mut s = TcpStream::connect(addr(&server)).await.unwrap();
     let res = exchange(
         &mut s,
-        "POST /tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1001\r\nExpect: 100-continue\r\n\r\n",
+        "POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1001\r\nExpect: 100-continue\r\n\r\n",
     )
     .await;
     let first = res.lines().next().unwrap_or_default();
@@ -210,7 +210,7 @@ async fn an_oversized_content_length_is_refused_before_100_continue() {
     let mut s = TcpStream::connect(addr(&server)).await.unwrap();
     let res = exchange(
         &mut s,
-        &format!("POST /tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{body}"),
+        &format!("POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{body}"),
     )
     .await;
     assert!(res.starts_with("HTTP/1.1 202"), "{res}");
@@ -251,7 +251,7 @@ async fn at_the_connection_cap_healthz_answers_and_sockets_keep_working() {
     let mut s = TcpStream::connect(addr(&server)).await.unwrap();
     let res = exchange(
         &mut s,
-        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     )
     .await;
     assert!(res.starts_with("HTTP/1.1 503"), "{res}");
