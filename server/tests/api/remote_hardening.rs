@@ -271,10 +271,11 @@ async fn a_frozen_remote_worker_loses_its_tasks_within_the_heartbeat_bound() {
         (back.status, back.attempt, back.worker),
         (TaskStatus::Queued, 1, None)
     );
-    // The bound, plus scheduling slack for a loaded test machine.
+    // The bound, plus scheduling slack for a loaded 2-core test machine
+    // (still far below the 45 s of the default heartbeat).
     let bound = 2 * PING_INTERVAL + PING_TIMEOUT;
     assert!(
-        noticed <= bound + Duration::from_millis(1000),
+        noticed <= bound + Duration::from_millis(3000),
         "took {noticed:?} (bound {bound:?})"
     );
     assert_eq!(lost.status, TaskStatus::Failed);
