@@ -1,0 +1,110 @@
+//! Ids and times: `TaskId`, `WorkerId`, `Timestamp`.
+
+use super::*;
+
+/// A task's id: a UUID v7 assigned by the server, so ids sort by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub Uuid);
+
+impl From<Uuid> for TaskId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+impl TaskId {
+    /// The id as the room name its subscribers join.
+    pub fn room(&self) -> String {
+        self.to_string()
+    }
+
+    /// Reads the `task_id` field of a client payload.
+    ///
+    /// A missing or non-string id is `invalid_payload`; a string that is not
+    /// a UUID is `not_found` (no task can have it).
+    pub fn from_payload(payload: &Value) -> Result<Self, ErrorBody> {
+        let raw = match payload.get("task_id") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(ErrorBody::invalid("task_id must be a string")),
+            None => return Err(ErrorBody::invalid("missing field task_id")),
+        };
+        raw.parse()
+            .map_err(|_| ErrorBody::new(ErrorCode::NotFound, format!("no task {raw}")))
+    }
+}
+
+/// A worker's id: `local-N` for the server's own processes, the connect
+/// name for remote ones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkerId(pub Arc<str>);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for WorkerId {
+    fn from(s: &str) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<String> for WorkerId {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+/// A point in time, on the wire as RFC 3339 UTC with milliseconds
+/// (`2026-11-25T19:00:00.000Z`), the format `Date.toISOString()` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        Self(Utc::now())
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| Self(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,77 @@
+//! Server → client pushes: `status`, `progress`, `stats` and its workers.
+
+use super::*;
+
+/// One worker's line on the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: WorkerId,
+    /// `starting`, `idle`, `busy` or `stopping`.
+    pub state: WorkerState,
+    /// One of the tasks it runs now (the oldest), if any.
+    pub current_task: Option<TaskId>,
+    /// How many tasks it runs now.
+    pub running: u32,
+    /// How many tasks it ran to the end (any final status).
+    pub tasks_done: u64,
+    /// Whether it connected over `/worker` rather than being spawned.
+    pub remote: bool,
+    /// Its OS process id, for workers the server spawned.
+    pub pid: Option<u32>,
+}
+
+/// State of one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    Starting,
+    Idle,
+    Busy,
+    Stopping,
+}
+
+impl WorkerState {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Idle => "idle",
+            Self::Busy => "busy",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
+/// The `stats` push and the `dashboard` ack's `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub queued: u64,
+    pub running: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub timed_out: u64,
+    pub workers: Vec<WorkerInfo>,
+    /// Tasks finished per second, averaged over the last few seconds.
+    pub throughput_per_s: f64,
+    pub at: Timestamp,
+}
+
+/// `status` push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub task_id: TaskId,
+    pub status: TaskStatus,
+    pub attempt: u32,
+    pub worker: Option<WorkerId>,
+}
+
+/// `progress` push (and a remote worker's `progress` report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressEvent {
+    pub task_id: TaskId,
+    pub done: u64,
+    pub total: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
