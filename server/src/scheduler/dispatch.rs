@@ -1,0 +1,104 @@
+//! Handing queued tasks to free worker slots.
+
+use super::*;
+
+impl Scheduler {
+    /// Hands queued tasks to free slots, highest priority first.
+    pub(super) async fn dispatch(&mut self) {
+        self.round_worker = None;
+        if self.stopping {
+            return;
+        }
+        for class in [Class::Cpu, Class::Io] {
+            let q = queue_index(class);
+            while let Some(place) =
+                self.queues[q].pop_runnable(|kind| can_run(&self.workers, class, kind))
+            {
+                let Some(entry) = self
+                    .tasks
+                    .get_mut(&place.id)
+                    .filter(|e| e.task.status == TaskStatus::Queued)
+                else {
+                    continue; // cancelled while queued
+                };
+                let Some(w) = pick_worker(
+                    &self.workers,
+                    &mut self.round_worker,
+                    class,
+                    &entry.task.kind,
+                ) else {
+                    // `can_run` found a free worker, so this does not
+                    // happen; if it did, the task keeps its place.
+                    self.queues[q].push(&entry.task.kind, place);
+                    break;
+                };
+                self.queued -= 1;
+                self.running += 1;
+                let worker = &mut self.workers[w];
+                let task = &mut entry.task;
+                task.status = TaskStatus::Running;
+                task.attempt += 1;
+                task.worker = Some(worker.id.clone());
+                task.started_at = Some(Timestamp::now());
+                task.progress = None;
+                let timeout = task
+                    .timeout_ms
+                    .map_or(self.config.default_timeout, Duration::from_millis);
+                entry.timer = Some(self.timers.insert(Timer::Timeout(task.id), timeout));
+                worker.start(task, entry.class);
+                let ev = emit::status_of(task);
+                if self.store.is_some() {
+                    self.deferred.push(Deferred::Status(ev));
+                    if !entry.dirty {
+                        entry.dirty = true;
+                        self.dirty.push(place.id);
+                    }
+                } else {
+                    self.emitter.status(&ev).await;
+                }
+            }
+        }
+    }
+
+    /// Writes what the workers were handed in this round.
+    pub(super) fn flush(&mut self) {
+        for w in &mut self.workers {
+            w.flush();
+        }
+    }
+}
+
+/// Whether some worker has a free slot for a task of `class` and `kind`.
+pub(super) fn can_run(workers: &[Worker], class: Class, kind: &str) -> bool {
+    workers.iter().any(|w| w.free(class) > 0 && w.accepts(kind))
+}
+
+/// Where a task of `class` and `kind` goes: I/O-bound tasks stay on the
+/// worker chosen earlier in this round while it has room, so a round is
+/// one write to one worker; otherwise the worker with the most free
+/// slots, which spreads CPU-bound tasks over the processes.
+pub(super) fn pick_worker(
+    workers: &[Worker],
+    round_worker: &mut Option<usize>,
+    class: Class,
+    kind: &str,
+) -> Option<usize> {
+    if class == Class::Io
+        && let Some(w) = *round_worker
+        && workers
+            .get(w)
+            .is_some_and(|w| w.free(class) > 0 && w.accepts(kind))
+    {
+        return Some(w);
+    }
+    let best = workers
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.free(class) > 0 && w.accepts(kind))
+        .max_by_key(|(_, w)| w.free(class))
+        .map(|(i, _)| i);
+    if class == Class::Io {
+        *round_worker = best;
+    }
+    best
+}

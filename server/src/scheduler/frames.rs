@@ -1,0 +1,123 @@
+//! What workers report: their frames (progress, done, failed, stopped)
+//! and their loss.
+
+use super::*;
+
+impl Scheduler {
+    pub(super) fn worker_index(&self, id: &WorkerId, incarnation: u64) -> Option<usize> {
+        self.workers
+            .iter()
+            .position(|w| &w.id == id && w.incarnation == incarnation)
+    }
+
+    pub(super) async fn on_frame(&mut self, id: &WorkerId, incarnation: u64, frame: FromWorker) {
+        let Some(w) = self.worker_index(id, incarnation) else {
+            return; // a frame from a replaced worker
+        };
+        let (task_id, outcome) = match frame {
+            FromWorker::Progress {
+                id: task_id,
+                done,
+                total,
+                message,
+            } => {
+                if let Some(entry) = running_on(&mut self.tasks, task_id, id) {
+                    entry.task.progress = Some(Progress {
+                        done,
+                        total,
+                        message: message.clone(),
+                    });
+                    let ev = ProgressEvent {
+                        task_id,
+                        done,
+                        total,
+                        message,
+                    };
+                    if self.store.is_some() {
+                        self.deferred.push(Deferred::Progress(ev));
+                    } else {
+                        self.emitter.progress(&ev).await;
+                    }
+                }
+                return;
+            }
+            FromWorker::Done { id, output } => (id, Ok(output)),
+            FromWorker::Failed { id, message } => {
+                (id, Err(ErrorBody::new(ErrorCode::TaskFailed, message)))
+            }
+            FromWorker::Stopped { id } => (id, Err(ErrorBody::new(ErrorCode::Cancelled, ""))),
+        };
+        self.workers[w].release(task_id);
+        if running_on(&mut self.tasks, task_id, id).is_none() {
+            return; // already final (cancelled or timed out): only the slot was held
+        }
+        match outcome {
+            Ok(output) => {
+                self.finish(task_id, TaskStatus::Succeeded, Some(output), None)
+                    .await
+            }
+            Err(e) if e.code == ErrorCode::TaskFailed => {
+                self.finish(task_id, TaskStatus::Failed, None, Some(e))
+                    .await;
+            }
+            Err(_) => {
+                // Stopped without being asked to: treat as a failure of the handler.
+                let e = ErrorBody::new(ErrorCode::TaskFailed, "the handler stopped early");
+                self.finish(task_id, TaskStatus::Failed, None, Some(e))
+                    .await;
+            }
+        }
+    }
+
+    pub(super) async fn worker_down(&mut self, id: &WorkerId, incarnation: u64) {
+        let Some(w) = self.worker_index(id, incarnation) else {
+            return;
+        };
+        let worker = self.workers.remove(w);
+        tracing::warn!(worker = ?id.0, running = worker.running_count(), "worker down");
+        for task_id in worker.running_tasks() {
+            let Some(entry) = running_on(&mut self.tasks, task_id, id) else {
+                continue; // already final, only its slot was held
+            };
+            if let Some(key) = entry.timer.take() {
+                self.timers.remove(&key);
+            }
+            if entry.task.attempt >= entry.task.max_attempts {
+                let e = ErrorBody::new(
+                    ErrorCode::WorkerLost,
+                    format!("worker {id} was lost on attempt {}", entry.task.attempt),
+                );
+                self.finish(task_id, TaskStatus::Failed, None, Some(e))
+                    .await;
+                continue;
+            }
+            entry.task.status = TaskStatus::Queued;
+            entry.task.worker = None;
+            entry.task.started_at = None;
+            entry.task.progress = None;
+            let place = Place {
+                priority: entry.task.priority,
+                seq: entry.seq,
+                id: task_id,
+            };
+            self.queues[queue_index(entry.class)].push(&entry.task.kind, place);
+            self.running -= 1;
+            self.queued += 1;
+            let ev = emit::status_of(&entry.task);
+            self.push_status(ev).await;
+            self.touch(task_id);
+        }
+    }
+}
+
+/// The entry of `task_id` if it is running on worker `worker`.
+pub(super) fn running_on<'a>(
+    tasks: &'a mut HashMap<TaskId, Box<Entry>>,
+    task_id: TaskId,
+    worker: &WorkerId,
+) -> Option<&'a mut Entry> {
+    tasks
+        .get_mut(&task_id)
+        .filter(|e| e.task.status == TaskStatus::Running && e.task.worker.as_ref() == Some(worker))
+        .map(|e| &mut **e)
+}

@@ -1,0 +1,140 @@
+//! Finished tasks: publishing their result, taking their payload out of
+//! memory (read back from the store, or a byte budget), and retention.
+
+use super::*;
+
+/// Where a task's payload (input, output, error) is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Payload {
+    /// In `task`, as it runs (or finished, not yet shelved).
+    Live,
+    /// In `task`, finished, counted against the in-memory byte budget.
+    Kept(usize),
+    /// Only in the store: `task` holds the rest of the task.
+    Stored,
+}
+
+/// Drops what a finished task holds besides its state and times.
+pub(super) fn strip_payload(task: &mut Task) {
+    task.input = serde_json::Value::Null;
+    task.output = None;
+    task.error = None;
+    task.progress = None;
+}
+
+/// The memory a task's payload (input, output, error) takes, estimated
+/// from its parsed form: a JSON number costs a whole `Value`, so 1 MB of
+/// JSON can take 30 MB once parsed, and the budget must count that.
+pub(super) fn payload_bytes(task: &Task) -> usize {
+    let error = task.error.as_ref().map_or(0, |e| e.message.capacity());
+    value_bytes(&task.input) + task.output.as_ref().map_or(0, value_bytes) + error
+}
+
+/// Estimated bytes of a parsed JSON value, itself included.
+pub(super) fn value_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    // An object entry: its key, its value and the map's own bookkeeping
+    // (hash and index of an insertion-ordered map).
+    const ENTRY_OVERHEAD: usize = 2 * std::mem::size_of::<usize>();
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(s) => s.capacity(),
+            Value::Array(items) => {
+                items.iter().map(value_bytes).sum::<usize>()
+                    + (items.capacity() - items.len()) * std::mem::size_of::<Value>()
+            }
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| k.capacity() + value_bytes(v) + ENTRY_OVERHEAD)
+                .sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
+impl Scheduler {
+    /// Answers with a task's snapshot; a finished task whose payload is
+    /// only in the store is read from there, without holding up the loop.
+    pub(super) fn reply_task(&self, id: TaskId, reply: Reply) {
+        match (self.tasks.get(&id), &self.store) {
+            (None, _) => reply.error(not_found(id)),
+            (Some(e), Some(store)) if e.payload == Payload::Stored => {
+                let read = store.read(id);
+                tokio::spawn(async move {
+                    match read.await {
+                        Ok(Some(task)) => reply.task(&task),
+                        // Pruned meanwhile.
+                        Ok(None) => reply.error(not_found(id)),
+                        Err(e) => {
+                            tracing::error!(task = %id, error = %e, "cannot read a task");
+                            reply.error(ErrorBody::new(
+                                ErrorCode::Internal,
+                                format!("task {id} cannot be read: {e}"),
+                            ));
+                        }
+                    }
+                });
+            }
+            (Some(e), _) => reply.task(&e.task),
+        }
+    }
+
+    /// Pushes a final task's `result`, closes its room and applies retention.
+    pub(super) async fn publish(&mut self, id: TaskId) {
+        let Some(entry) = self.tasks.get(&id) else {
+            return; // withdrawn
+        };
+        self.emitter.result(&entry.task).await;
+        self.shelve(id);
+        self.finished.push_back(id);
+        self.prune();
+    }
+
+    /// Takes a finished (and stored, if there is a store) task's payload
+    /// out of memory: with a store it is read from there when asked for;
+    /// without one it counts against `retain_bytes`, so finished tasks
+    /// hold a bounded amount of memory either way.
+    pub(super) fn shelve(&mut self, id: TaskId) {
+        let durable = self.store.is_some();
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if entry.payload != Payload::Live {
+            return;
+        }
+        let task = &mut entry.task;
+        if durable {
+            strip_payload(task);
+            entry.payload = Payload::Stored;
+        } else {
+            let bytes = payload_bytes(task);
+            self.kept_bytes += bytes;
+            entry.payload = Payload::Kept(bytes);
+        }
+    }
+
+    /// Drops the oldest finished tasks beyond the retention count, from
+    /// memory and from the store.
+    pub(super) fn prune(&mut self) {
+        let oldest_kept = Timestamp::now().millis()
+            - i64::try_from(self.config.retain_age.as_millis()).unwrap_or(i64::MAX);
+        while let Some(&old) = self.finished.front() {
+            let too_many = self.finished.len() > self.config.retain_finished
+                || self.kept_bytes > self.config.retain_bytes;
+            let too_old = self
+                .tasks
+                .get(&old)
+                .and_then(|e| e.task.finished_at)
+                .is_none_or(|t| t.millis() < oldest_kept);
+            if !too_many && !too_old {
+                break;
+            }
+            self.finished.pop_front();
+            if let Some(Payload::Kept(bytes)) = self.tasks.remove(&old).map(|e| e.payload) {
+                self.kept_bytes -= bytes;
+            }
+            if self.store.is_some() {
+                self.deletes.push(old);
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Counters of final tasks and the `stats` push.
+
+use super::*;
+
+/// Cumulative counts of final tasks (not limited by retention).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    succeeded: u64,
+    failed: u64,
+    cancelled: u64,
+    timed_out: u64,
+}
+
+impl Counters {
+    pub(super) fn count(&mut self, status: TaskStatus) {
+        match status {
+            TaskStatus::Succeeded => self.succeeded += 1,
+            TaskStatus::Failed => self.failed += 1,
+            TaskStatus::Cancelled => self.cancelled += 1,
+            TaskStatus::TimedOut => self.timed_out += 1,
+            TaskStatus::Queued | TaskStatus::Running => {}
+        }
+    }
+
+    /// Takes back a [`Counters::count`] (a task withdrawn after it ended).
+    pub(super) fn uncount(&mut self, status: TaskStatus) {
+        let n = match status {
+            TaskStatus::Succeeded => &mut self.succeeded,
+            TaskStatus::Failed => &mut self.failed,
+            TaskStatus::Cancelled => &mut self.cancelled,
+            TaskStatus::TimedOut => &mut self.timed_out,
+            TaskStatus::Queued | TaskStatus::Running => return,
+        };
+        *n = n.saturating_sub(1);
+    }
+
+    pub(super) fn total(&self) -> u64 {
+        self.succeeded + self.failed + self.cancelled + self.timed_out
+    }
+}
+
+impl Scheduler {
+    pub(super) fn stats(&self) -> Stats {
+        let total = self.counters.total();
+        let throughput = match (self.history.front(), self.history.back()) {
+            (Some((t0, n0)), Some((t1, _))) if t1 > t0 => {
+                (total - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        Stats {
+            queued: self.queued as u64,
+            running: self.running as u64,
+            succeeded: self.counters.succeeded,
+            failed: self.counters.failed,
+            cancelled: self.counters.cancelled,
+            timed_out: self.counters.timed_out,
+            workers: self
+                .workers
+                .iter()
+                .map(Worker::info)
+                .collect::<Vec<WorkerInfo>>(),
+            throughput_per_s: throughput,
+            at: Timestamp::now(),
+        }
+    }
+
+    pub(super) async fn push_stats(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.history.push_back((now, self.counters.total()));
+        while self.history.len() > 10 {
+            self.history.pop_front();
+        }
+        let stats = self.stats();
+        self.emitter.stats(&stats).await;
+        // A database deleted or replaced under us is noticed even while
+        // nothing is written (the writer checks it at every commit too).
+        if self.degraded.is_none()
+            && let Some(store) = &self.store
+            && let Err(reason) = store.verify()
+        {
+            self.degrade(format!("the task store cannot write: {reason}"));
+        }
+        // Retention by age runs in the background, on this tick.
+        self.prune();
+    }
+}

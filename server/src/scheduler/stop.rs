@@ -1,0 +1,167 @@
+//! Ending work early: cancel, timeouts, killing a worker that does not
+//! stop, and the graceful drain at shutdown.
+
+use super::*;
+
+impl Scheduler {
+    pub(super) async fn cancel(&mut self, id: TaskId, reply: Reply) {
+        let Some(entry) = self.tasks.get(&id) else {
+            return reply.error(not_found(id));
+        };
+        if let Some(reason) = &self.degraded
+            && !entry.task.status.is_final()
+        {
+            // A cancel that cannot be stored would come undone at restart.
+            return reply.error(store_down(reason));
+        }
+        if entry.task.status.is_final() {
+            return reply.error(ErrorBody::new(
+                ErrorCode::AlreadyFinished,
+                format!("task {id} is already {}", entry.task.status),
+            ));
+        }
+        let error = ErrorBody::new(ErrorCode::Cancelled, "cancelled by request");
+        self.stop(id, TaskStatus::Cancelled, error, Some(reply))
+            .await;
+    }
+
+    /// Ends an unfinished task as `cancelled` or `timed_out`; a running one
+    /// is told to stop, and its worker is killed if it does not in time.
+    pub(super) async fn stop(
+        &mut self,
+        id: TaskId,
+        status: TaskStatus,
+        error: ErrorBody,
+        reply: Option<Reply>,
+    ) {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if entry.task.status == TaskStatus::Running
+            && let Some(worker) = entry.task.worker.clone()
+        {
+            self.stop_work(id, worker);
+        }
+        // The ack shows the final state and goes out before the `result` push.
+        self.settle(id, status, None, Some(error));
+        if let Some(reply) = reply {
+            if self.store.is_some() {
+                self.deferred.push(Deferred::Task { reply, id });
+            } else if let Some(entry) = self.tasks.get(&id) {
+                reply.task(&entry.task);
+            }
+        }
+        self.announce(id).await;
+    }
+
+    /// Tells `worker` to stop task `id`, and kills the worker if it does
+    /// not within the grace period.
+    pub(super) fn stop_work(&mut self, id: TaskId, worker: WorkerId) {
+        if let Some(w) = self.workers.iter_mut().find(|w| w.id == worker)
+            && w.stop(id)
+        {
+            self.timers.insert(
+                Timer::Kill {
+                    worker,
+                    incarnation: w.incarnation,
+                    task: id,
+                },
+                self.config.stop_grace,
+            );
+        }
+    }
+
+    pub(super) async fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::RetryCommit => {
+                self.retry_pending = false;
+                if self.degraded.is_some() {
+                    self.write_changes();
+                    if self.commits.is_empty() {
+                        // Nothing to write: a probe commit tells whether
+                        // the store works again.
+                        self.deferred.push(Deferred::Probe);
+                        self.write_changes();
+                    }
+                }
+            }
+            Timer::Timeout(id) => {
+                if let Some(entry) = self.tasks.get_mut(&id) {
+                    entry.timer = None;
+                    let ms = entry
+                        .task
+                        .timeout_ms
+                        .unwrap_or(self.config.default_timeout.as_millis() as u64);
+                    let error =
+                        ErrorBody::new(ErrorCode::TimedOut, format!("attempt ran over {ms} ms"));
+                    self.stop(id, TaskStatus::TimedOut, error, None).await;
+                }
+            }
+            Timer::Kill {
+                worker,
+                incarnation,
+                task,
+            } => {
+                if let Some(w) = self.worker_index(&worker, incarnation)
+                    && self.workers[w].holds(task)
+                {
+                    tracing::warn!(worker = ?worker.0, %task, "task did not stop in time; killing its worker");
+                    self.workers[w].kill();
+                }
+            }
+            Timer::DrainDeadline => self.requeue_running().await,
+        }
+    }
+
+    /// End of the grace period: what still runs goes back to the queue, as
+    /// if never started (the attempt is not counted), and is stored so.
+    pub(super) async fn requeue_running(&mut self) {
+        let running: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|e| e.task.status == TaskStatus::Running)
+            .map(|e| e.task.id)
+            .collect();
+        tracing::info!(
+            tasks = running.len(),
+            "grace period over: requeueing running tasks"
+        );
+        for id in running {
+            let Some(entry) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if let Some(key) = entry.timer.take() {
+                self.timers.remove(&key);
+            }
+            let task = &mut entry.task;
+            task.status = TaskStatus::Queued;
+            task.attempt = task.attempt.saturating_sub(1);
+            task.worker = None;
+            task.started_at = None;
+            task.progress = None;
+            self.running -= 1;
+            self.queued += 1;
+            let ev = emit::status_of(task);
+            self.push_status(ev).await;
+            self.touch(id);
+        }
+    }
+
+    /// Answers a drain once nothing runs any more (and it was stored).
+    pub(super) async fn finish_drain(&mut self) {
+        if self.running > 0 || self.draining.is_none() {
+            return;
+        }
+        // Everything changed so far must be stored before we answer.
+        self.start_commit();
+        while let Some(done) = self.commits.next().await {
+            self.committed(done).await;
+        }
+        if let Some(reason) = &self.degraded {
+            tracing::error!(%reason, held = self.held.len(), "stopping with changes the store could not write; the last stored state will be recovered");
+        }
+        if let Some(done) = self.draining.take() {
+            let _ = done.send(());
+        }
+    }
+}
