@@ -7,16 +7,6 @@ use taskwire::client::ClientError;
 
 use crate::helpers::*;
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_flood_from_many_sockets_is_refused_and_memory_stays_bounded() {
     let server = TestServer::start(&[

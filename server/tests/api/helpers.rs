@@ -139,6 +139,34 @@ pub async fn push_where<T>(client: &mut Client, mut pick: impl FnMut(Push) -> Op
     }
 }
 
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// `taskwire serve` on `127.0.0.1:0` with one worker, in memory, with `env`
+/// and `args`, and no site; the caller picks stdio.
+pub fn serve_command(env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskwire"));
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--memory",
+        "--workers",
+        "1",
+    ])
+    .args(args)
+    .env("TASKWIRE_SITE_ROOT", "/nonexistent")
+    .envs(env.iter().copied());
+    cmd
+}
+
 /// CPU time (user + system, in clock ticks) a process has used so far.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -378,16 +378,6 @@ async fn unknown_events_get_an_error_ack_on_both_namespaces() {
     );
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() {
     let server =
@@ -445,21 +435,10 @@ where
     Fut: Future<Output = ()>,
 {
     use tokio::io::AsyncBufReadExt as _;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"));
-    cmd.args([
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--memory",
-        "--workers",
-        "1",
-    ])
-    .args(args)
-    .env("TASKWIRE_SITE_ROOT", "/nonexistent")
-    .envs(env.iter().copied())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    let mut cmd = serve_command(env, args);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = cmd.spawn().expect("spawn taskwire");
     let mut stderr = child.stderr.take().unwrap();
     // Drained all along: a full pipe would block the server.

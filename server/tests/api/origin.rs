@@ -312,22 +312,11 @@ async fn serve_with_env(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> (tokio::process::Child, Result<String, String>) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"));
-    cmd.args([
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--memory",
-        "--workers",
-        "1",
-    ])
-    .args(args)
-    .envs(env.iter().copied())
-    .env("TASKWIRE_SITE_ROOT", "/nonexistent")
-    .env("TASKWIRE_LOG", "error")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    let mut cmd = serve_command(env, args);
+    cmd.env("TASKWIRE_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = cmd.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
