@@ -79,9 +79,6 @@ impl Scheduler {
             let Some(entry) = running_on(&mut self.tasks, task_id, id) else {
                 continue; // already final, only its slot was held
             };
-            if let Some(key) = entry.timer.take() {
-                self.timers.remove(&key);
-            }
             if entry.task.attempt >= entry.task.max_attempts {
                 let e = ErrorBody::new(
                     ErrorCode::WorkerLost,
@@ -91,22 +88,35 @@ impl Scheduler {
                     .await;
                 continue;
             }
-            entry.task.status = TaskStatus::Queued;
-            entry.task.worker = None;
-            entry.task.started_at = None;
-            entry.task.progress = None;
-            let place = Place {
-                priority: entry.task.priority,
-                seq: entry.seq,
-                id: task_id,
-            };
-            self.queues[queue_index(entry.class)].push(&entry.task.kind, place);
-            self.running -= 1;
-            self.queued += 1;
-            let ev = emit::status_of(&entry.task);
-            self.push_status(ev).await;
-            self.touch(task_id);
+            self.requeue(task_id).await;
         }
+    }
+
+    /// Puts a running task back in the queue, in its old place (its `seq`),
+    /// and announces it `queued`. The caller decides about its attempt.
+    pub(super) async fn requeue(&mut self, id: TaskId) {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if let Some(key) = entry.timer.take() {
+            self.timers.remove(&key);
+        }
+        let task = &mut entry.task;
+        task.status = TaskStatus::Queued;
+        task.worker = None;
+        task.started_at = None;
+        task.progress = None;
+        let place = Place {
+            priority: task.priority,
+            seq: entry.seq,
+            id,
+        };
+        self.queues[queue_index(entry.class)].push(&entry.task.kind, place);
+        self.running -= 1;
+        self.queued += 1;
+        let ev = emit::status_of(&entry.task);
+        self.push_status(ev).await;
+        self.touch(id);
     }
 }
 

@@ -127,23 +127,10 @@ impl Scheduler {
             "grace period over: requeueing running tasks"
         );
         for id in running {
-            let Some(entry) = self.tasks.get_mut(&id) else {
-                continue;
-            };
-            if let Some(key) = entry.timer.take() {
-                self.timers.remove(&key);
+            if let Some(entry) = self.tasks.get_mut(&id) {
+                entry.task.attempt = entry.task.attempt.saturating_sub(1);
+                self.requeue(id).await;
             }
-            let task = &mut entry.task;
-            task.status = TaskStatus::Queued;
-            task.attempt = task.attempt.saturating_sub(1);
-            task.worker = None;
-            task.started_at = None;
-            task.progress = None;
-            self.running -= 1;
-            self.queued += 1;
-            let ev = emit::status_of(task);
-            self.push_status(ev).await;
-            self.touch(id);
         }
     }
 
