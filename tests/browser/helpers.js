@@ -255,11 +255,18 @@ export async function launchBrowser(options = {}) {
 }
 
 // Console errors that a deliberately cut network causes: failed requests of
-// the Socket.IO polling transport (`Failed to load resource: net::ERR_…`) and
-// failed WebSocket handshakes (`WebSocket connection to '…' failed`). They are
-// tolerated only while a test has opened a window with `expectNetworkErrors`
-// and only when they are about `/socket.io/`, the connection the test cut.
-const NETWORK_ERROR = /net::ERR_[A-Z_]+|WebSocket connection to '[^']*\/socket\.io\/[^']*' failed/;
+// the Socket.IO polling transport (`Failed to load resource: net::ERR_…`),
+// failed WebSocket handshakes (`WebSocket connection to '…' failed`), and the
+// server's 400 to a polling request of a session that is gone (the server
+// restarted, or the client closed it while that request was on its way, as
+// socket.io-client does after a refused connect). They are tolerated only
+// while a test has opened a window with `expectNetworkErrors` and only when
+// they are about `/socket.io/`, the connection the test cut.
+const NETWORK_ERROR = new RegExp([
+  /net::ERR_[A-Z_]+/.source,
+  /WebSocket connection to '[^']*\/socket\.io\/[^']*' failed/.source,
+  /the server responded with a status of 400 \(Bad Request\)/.source,
+].join('|'));
 
 /**
  * Records a page's console errors and uncaught exceptions, so a test can
@@ -302,7 +309,10 @@ export class PageErrors {
       if (e.kind !== 'console' || !e.window) return true;
       // A failed request shows as "Failed to load resource: net::ERR_…" with
       // the request's URL as the location: only the socket's is ours.
-      const aboutSocket = /\/socket\.io\//.test(e.url) || /\/socket\.io\//.test(e.text);
+      // A 400 counts only for a polling request of an existing session.
+      const aboutSocket = /400 \(Bad Request\)/.test(e.text)
+        ? /\/socket\.io\/\?\S*transport=polling\S*&sid=/.test(e.url)
+        : /\/socket\.io\//.test(e.url) || /\/socket\.io\//.test(e.text);
       return !(NETWORK_ERROR.test(e.text) && aboutSocket);
     });
   }
