@@ -21,7 +21,7 @@ use leptos_axum::{
     render_app_async_with_context,
 };
 
-use crate::api::{AppState, auth};
+use crate::api::{AppState, TaskPage, auth};
 
 /// The name cargo-leptos gives the site's JS, WASM and CSS files.
 pub const OUTPUT_NAME: &str = "taskwire";
@@ -158,10 +158,15 @@ pub fn router(options: LeptosOptions, state: &AppState) -> Router {
         .with_state(options)
 }
 
+/// The API's renderer of task pages (see [`TaskPage`]).
+pub fn task_pages(options: LeptosOptions) -> TaskPage {
+    Arc::new(move |state, task, req| Box::pin(task_page(state, options.clone(), task, req)))
+}
+
 /// `GET /tasks/{id}` from a browser: the page of `task`, already read by
 /// the caller (`404` when there is none).
-pub async fn task_page(
-    state: &AppState,
+async fn task_page(
+    state: AppState,
     options: LeptosOptions,
     task: Option<Task>,
     req: Request,
@@ -178,7 +183,7 @@ pub async fn task_page(
             Box::pin(async move { task })
         }),
         // The HTTP API let the request through: it has the token, if any.
-        ..backend(state, true)
+        ..backend(&state, true)
     };
     let reload = reload_port(&options);
     let render = render_app_async_with_context(
@@ -232,7 +237,7 @@ mod tests {
             token: AccessToken::default(),
             events_per_sec: 100,
             local_workers: false,
-            site: None,
+            task_page: None,
         };
         let options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)
@@ -250,7 +255,7 @@ mod tests {
             .header(ACCEPT, "text/html")
             .body(Body::empty())
             .unwrap();
-        let res = task_page(&state, options, Some(task), req).await;
+        let res = task_page(state.clone(), options, Some(task), req).await;
         assert_eq!(res.status(), StatusCode::OK);
         let body = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await

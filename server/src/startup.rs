@@ -22,6 +22,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::auth::AccessToken;
 use crate::api::origin::{self, OriginPolicy};
+use crate::api::publish::RoomPublisher;
 use crate::api::{AppState, RemoteKinds, http, socket, worker};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
@@ -65,7 +66,7 @@ impl Application {
             token: AccessToken::new(settings.token.as_deref()),
             events_per_sec: settings.max_events_per_sec,
             local_workers: pool_config.workers > 0,
-            site: site.clone(),
+            task_page: site.clone().map(site::task_pages),
         };
         let (layer, io) = SocketIo::builder()
             .max_buffer_size(settings.socket_buffer)
@@ -114,7 +115,7 @@ impl Application {
         scheduler::spawn(
             commands,
             settings.scheduler(),
-            scheduler::Emitter::new(io.clone()),
+            Arc::new(RoomPublisher::new(io.clone())),
             durable,
             shutdown.clone(),
         );

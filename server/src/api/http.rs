@@ -244,13 +244,13 @@ async fn read(
     req: Request,
 ) -> Result<Response, ApiError> {
     if wants_html(req.headers())
-        && let Some(options) = state.site.clone()
+        && let Some(page) = state.task_page.clone()
     {
         let task = match parse_id(&id) {
             Ok(id) => state.dispatcher.get(id).await.ok(),
             Err(_) => None,
         };
-        return Ok(crate::site::task_page(&state, options, task, req).await);
+        return Ok(page(state, task, req).await);
     }
     Ok(Json(state.dispatcher.get(parse_id(&id)?).await?).into_response())
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod http;
 pub mod origin;
+pub mod publish;
 pub mod socket;
 pub mod worker;
 
@@ -12,6 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, Timestamp};
+use axum::extract::Request;
+use axum::response::Response;
+use futures_util::future::BoxFuture;
 
 use self::auth::AccessToken;
 use crate::health::Health;
@@ -33,9 +37,16 @@ pub struct AppState {
     /// Whether this server runs tasks on its own worker processes: then
     /// remote workers may not offer the kinds of its registry.
     pub local_workers: bool,
-    /// The web UI's options, when its site was built.
-    pub site: Option<leptos::prelude::LeptosOptions>,
+    /// Renders a task's page, when the web UI's site was built.
+    pub task_page: Option<TaskPage>,
 }
+
+/// A task's page for a browser (`GET /tasks/{id}` with `Accept:
+/// text/html`), given the task as read (`None`: not found). The site
+/// renders it; the API knows it only through this, so it does not depend
+/// on the site.
+pub type TaskPage =
+    Arc<dyn Fn(AppState, Option<Task>, Request) -> BoxFuture<'static, Response> + Send + Sync>;
 
 /// Kinds offered by connected remote workers that this server's registry
 /// does not have: submissions of them are accepted (their input can only be

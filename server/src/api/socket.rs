@@ -10,7 +10,8 @@ use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 
 use super::AppState;
 use super::auth::{self, AccessToken};
-use crate::scheduler::{Command, Reply};
+use super::publish::{self, client, done_ack, stats_ack, submitted_ack, task_ack};
+use crate::scheduler::Command;
 
 /// Registers the event handlers of a new client socket.
 ///
@@ -92,9 +93,7 @@ fn admit(socket: &SocketRef) -> Result<(), ErrorBody> {
 }
 
 fn reject(ack: AckSender, error: ErrorBody) {
-    if let Err(e) = ack.send(&Ack::error(error)) {
-        tracing::debug!(error = %e, "ack not sent");
-    }
+    publish::send_ack(ack, &Ack::error(error));
 }
 
 /// The payload, or `invalid_payload` if it is not JSON.
@@ -124,9 +123,8 @@ async fn on_task(
         Ok(task) => {
             let cmd = Command::Submit {
                 tasks: vec![task],
-                socket: Some(socket),
-                batch: false,
-                reply: Reply::Ack(ack),
+                client: Some(client(socket)),
+                reply: submitted_ack(ack, false),
             };
             send(&state, cmd).await;
         }
@@ -158,9 +156,8 @@ async fn on_tasks(
         Ok(tasks) => {
             let cmd = Command::Submit {
                 tasks,
-                socket: Some(socket),
-                batch: true,
-                reply: Reply::Ack(ack),
+                client: Some(client(socket)),
+                reply: submitted_ack(ack, true),
             };
             send(&state, cmd).await;
         }
@@ -179,13 +176,13 @@ async fn about_task(
     data: Result<Value, impl std::fmt::Display>,
     ack: AckSender,
     state: AppState,
-    command: fn(TaskId, SocketRef, Reply) -> Command,
+    command: impl FnOnce(TaskId, SocketRef, AckSender) -> Command,
 ) {
     if let Err(e) = admit(&socket) {
         return reject(ack, e);
     }
     match task_id(data) {
-        Ok(id) => send(&state, command(id, socket, Reply::Ack(ack))).await,
+        Ok(id) => send(&state, command(id, socket, ack)).await,
         Err(e) => reject(ack, e),
     }
 }
@@ -196,8 +193,12 @@ async fn on_subscribe(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
-    about_task(socket, data, ack, state, |id, socket, reply| {
-        Command::Subscribe { id, socket, reply }
+    about_task(socket, data, ack, state, |id, socket, ack| {
+        Command::Subscribe {
+            id,
+            client: client(socket),
+            reply: task_ack(ack),
+        }
     })
     .await;
 }
@@ -208,8 +209,12 @@ async fn on_unsubscribe(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
-    about_task(socket, data, ack, state, |id, socket, reply| {
-        Command::Unsubscribe { id, socket, reply }
+    about_task(socket, data, ack, state, |id, socket, ack| {
+        Command::Unsubscribe {
+            id,
+            client: client(socket),
+            reply: done_ack(ack),
+        }
     })
     .await;
 }
@@ -220,9 +225,9 @@ async fn on_cancel(
     ack: AckSender,
     State(state): State<AppState>,
 ) {
-    about_task(socket, data, ack, state, |id, _, reply| Command::Cancel {
+    about_task(socket, data, ack, state, |id, _, ack| Command::Cancel {
         id,
-        reply,
+        reply: task_ack(ack),
     })
     .await;
 }
@@ -244,6 +249,6 @@ async fn on_dashboard(
         return reject(ack, AccessToken::refusal("handshake auth {token}"));
     }
     socket.join(events::DASHBOARD_ROOM);
-    let reply = Reply::Ack(ack);
+    let reply = stats_ack(ack);
     send(&state, Command::Stats { reply }).await;
 }

@@ -26,8 +26,7 @@ use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use super::AppState;
 use super::auth::{self, AccessToken};
 use crate::kinds::PROGRESS_INTERVAL;
-use crate::pool::frame::FromWorker;
-use crate::scheduler::{Command, Link, Slots, WorkerLink};
+use crate::scheduler::{Command, PortError, Report, Slots, Stopping, WorkerLink, WorkerPort};
 
 /// Remote workers have one connection each: no incarnations.
 const INCARNATION: u64 = 0;
@@ -71,7 +70,7 @@ pub async fn register(
         events::PROGRESS,
         &id,
         &limits,
-        |p: ProgressEvent| FromWorker::Progress {
+        |p: ProgressEvent| Report::Progress {
             id: p.task_id,
             done: p.done,
             total: p.total,
@@ -79,13 +78,13 @@ pub async fn register(
         },
     );
     on_report(&socket, events::DONE, &id, &limits, |d: WorkerDone| {
-        FromWorker::Done {
+        Report::Done {
             id: d.task_id,
             output: d.output,
         }
     });
     on_report(&socket, events::FAIL, &id, &limits, |f: WorkerFail| {
-        FromWorker::Failed {
+        Report::Failed {
             id: f.task_id,
             message: f.error.message,
         }
@@ -117,11 +116,44 @@ pub async fn on_connect(
         id: worker_id(&socket, &hello),
         incarnation: INCARNATION,
         slots: Slots::shared(hello.concurrency),
-        link: Link::Remote { socket },
+        port: Box::new(RemotePort { socket }),
         kinds: Some(hello.kinds),
         pid: None,
     };
     let _ = state.dispatcher.send(Command::WorkerUp(link)).await;
+}
+
+/// The scheduler's port to a remote worker: `job` and `cancel` emits.
+struct RemotePort {
+    socket: SocketRef,
+}
+
+impl WorkerPort for RemotePort {
+    fn run(&mut self, task: &app::Task) -> Result<(), PortError> {
+        self.socket
+            .emit(events::JOB, task)
+            .map_err(|e| PortError(format!("job not delivered: {e}")))
+    }
+
+    /// The remote protocol has no answer to a `cancel`: the slot is free
+    /// at once, and a late `done` or `fail` for the task is ignored.
+    fn stop(&mut self, id: TaskId) -> Stopping {
+        if let Err(e) = self
+            .socket
+            .emit(events::CANCEL, &serde_json::json!({ "task_id": id }))
+        {
+            tracing::warn!(worker = %self.socket.id, error = %e, "cancel not delivered");
+        }
+        Stopping::Released
+    }
+
+    fn kill(&self) {
+        let _ = self.socket.clone().disconnect();
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
 }
 
 /// What one worker socket may send: its event budget (governor's GCRA,
@@ -162,11 +194,11 @@ impl Limits {
     /// Whether a report goes on to the scheduler. Progress is let through
     /// as local workers send it (docs/protocol-notes.md): at most once per
     /// [`PROGRESS_INTERVAL`] per task, plus the first `done >= total`.
-    fn passes(&self, frame: &FromWorker) -> bool {
+    fn passes(&self, frame: &Report) -> bool {
         let mut seen = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match frame {
-            FromWorker::Progress {
+            Report::Progress {
                 id, done, total, ..
             } => {
                 let last = seen.get(id).copied();
@@ -185,11 +217,11 @@ impl Limits {
                 seen.insert(*id, (now, fin));
                 true
             }
-            FromWorker::Done { id, .. } | FromWorker::Failed { id, .. } => {
+            Report::Done { id, .. } | Report::Failed { id, .. } => {
                 seen.remove(id);
                 true
             }
-            FromWorker::Stopped { .. } => true,
+            Report::Stopped { .. } => true,
         }
     }
 }
@@ -203,7 +235,7 @@ fn on_report<T: DeserializeOwned + Send + 'static>(
     event: &'static str,
     id: &WorkerId,
     limits: &Arc<Limits>,
-    frame: fn(T) -> FromWorker,
+    frame: fn(T) -> Report,
 ) {
     let id = id.clone();
     let limits = limits.clone();
@@ -222,7 +254,7 @@ async fn report<T: DeserializeOwned>(
     State(state): State<AppState>,
     id: WorkerId,
     limits: Arc<Limits>,
-    frame: fn(T) -> FromWorker,
+    frame: fn(T) -> Report,
 ) {
     let parsed = limits.admit().and_then(|()| {
         data.map_err(|e| ErrorBody::invalid(format!("expected one JSON payload: {e}")))
@@ -237,7 +269,7 @@ async fn report<T: DeserializeOwned>(
                 let cmd = Command::FromWorker {
                     id,
                     incarnation: INCARNATION,
-                    frames: vec![report],
+                    reports: vec![report],
                 };
                 match state.dispatcher.send(cmd).await {
                     Ok(()) => Ack::ok(),

@@ -2,6 +2,7 @@
 //! (`taskwire worker`), each supervised and respawned when it dies.
 //!
 //! - [`frame`]: the length-prefixed JSON codec on their stdin/stdout;
+//! - [`port`]: the scheduler's port to a child (frames to its stdin);
 //! - [`spawn`]: starting a child that cannot outlive the server;
 //! - [`supervise`]: one loop per worker: spawn, link to the scheduler, wait,
 //!   report it down, respawn;
@@ -9,6 +10,7 @@
 
 pub mod child;
 pub mod frame;
+pub mod port;
 pub mod spawn;
 pub mod supervise;
 

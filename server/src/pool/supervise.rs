@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::PoolConfig;
 use super::frame::{FrameCodec, FromWorker};
+use super::port::LocalPort;
 use super::spawn::spawn_worker;
-use crate::scheduler::{Command, Dispatcher, Link, WorkerLink};
+use crate::scheduler::{Command, Dispatcher, WorkerLink};
 
 /// Longest wait before respawning a worker that keeps crashing.
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
@@ -82,10 +83,7 @@ async fn run_once(
         id: id.clone(),
         incarnation,
         slots: config.slots,
-        link: Link::Local {
-            tx,
-            kill: kill.clone(),
-        },
+        port: Box::new(LocalPort::new(tx, kill.clone())),
         kinds: Some(config.kinds.clone()),
         pid: child.id(),
     };
@@ -148,7 +146,7 @@ async fn read_frames(
         let mut broken = None;
         for frame in chunk {
             match frame {
-                Ok(f) => ok.push(f),
+                Ok(f) => ok.push(f.into()),
                 Err(e) => broken = Some(e),
             }
         }
@@ -156,7 +154,7 @@ async fn read_frames(
             let cmd = Command::FromWorker {
                 id: id.clone(),
                 incarnation,
-                frames: ok,
+                reports: ok,
             };
             if dispatcher.send(cmd).await.is_err() {
                 return;

@@ -3,63 +3,89 @@
 
 use super::*;
 
-/// Where the answer to a command goes: straight into a Socket.IO ack (so
-/// the ack is queued on the socket before any push about the task), or
-/// back to an awaiting caller.
-pub enum Reply {
-    Ack(AckSender),
-    Task(oneshot::Sender<Result<Task, ErrorBody>>),
-    Stats(oneshot::Sender<Stats>),
-}
+/// Where the answer to a command goes: a closure the caller built (a
+/// Socket.IO ack in `api`, a channel for HTTP and tests). It runs on the
+/// scheduler's task, so an ack is queued on its socket before any push
+/// about the task.
+pub struct Reply<T>(Box<dyn FnOnce(T) + Send>);
 
-pub(super) fn send_ack<T: Serialize + ?Sized>(ack: AckSender, body: &T) {
-    if let Err(e) = ack.send(body) {
-        tracing::debug!(error = %e, "ack not sent");
+impl<T: Send + 'static> Reply<T> {
+    pub fn new(f: impl FnOnce(T) + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    /// A reply that goes to the returned receiver.
+    pub fn channel() -> (Self, oneshot::Receiver<T>) {
+        let (tx, rx) = oneshot::channel();
+        (Self::new(move |v| drop(tx.send(v))), rx)
+    }
+
+    pub fn send(self, value: T) {
+        (self.0)(value)
     }
 }
 
-impl Reply {
+/// A task's snapshot, or why there is none.
+pub type TaskAnswer<'a> = Result<&'a Task, ErrorBody>;
+
+/// Submitted tasks as queued, in order, or why none was.
+pub type TasksAnswer<'a> = Result<&'a [&'a Task], ErrorBody>;
+
+/// The answer with one task's snapshot (borrowed: an ack serializes it
+/// without a copy).
+pub struct TaskReply(Box<dyn for<'a> FnOnce(TaskAnswer<'a>) + Send>);
+
+impl TaskReply {
+    pub fn new(f: impl for<'a> FnOnce(TaskAnswer<'a>) + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    /// A reply that sends a copy of the task to the returned receiver.
+    pub fn channel() -> (Self, oneshot::Receiver<Result<Task, ErrorBody>>) {
+        let (tx, rx) = oneshot::channel();
+        (Self::new(move |r| drop(tx.send(r.cloned()))), rx)
+    }
+
+    pub fn send(self, answer: Result<&Task, ErrorBody>) {
+        (self.0)(answer)
+    }
+
     pub(super) fn task(self, task: &Task) {
-        match self {
-            Self::Ack(ack) => send_ack(ack, &TaskAck::new(task)),
-            Self::Task(tx) => drop(tx.send(Ok(task.clone()))),
-            Self::Stats(_) => {}
-        }
-    }
-
-    pub(super) fn tasks(self, tasks: Vec<&Task>) {
-        match self {
-            Self::Ack(ack) => send_ack(ack, &TasksAck { ok: true, tasks }),
-            Self::Task(tx) => match tasks.first() {
-                Some(t) => drop(tx.send(Ok((*t).clone()))),
-                None => drop(tx.send(Err(ErrorBody::invalid("no task")))),
-            },
-            Self::Stats(_) => {}
-        }
-    }
-
-    pub(super) fn ok(self) {
-        if let Self::Ack(ack) = self {
-            send_ack(ack, &Ack::ok());
-        }
-    }
-
-    pub(super) fn stats(self, stats: Stats) {
-        match self {
-            Self::Ack(ack) => send_ack(ack, &Ack::stats(stats)),
-            Self::Stats(tx) => drop(tx.send(stats)),
-            Self::Task(_) => {}
-        }
+        self.send(Ok(task));
     }
 
     pub(super) fn error(self, error: ErrorBody) {
-        match self {
-            Self::Ack(ack) => send_ack(ack, &Ack::error(error)),
-            Self::Task(tx) => drop(tx.send(Err(error))),
-            Self::Stats(_) => {}
-        }
+        self.send(Err(error));
     }
 }
+
+/// The answer to a submission: its tasks as queued, in order, or why none
+/// was.
+pub struct TasksReply(Box<dyn for<'a> FnOnce(TasksAnswer<'a>) + Send>);
+
+impl TasksReply {
+    pub fn new(f: impl for<'a> FnOnce(TasksAnswer<'a>) + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    pub fn send(self, answer: Result<&[&Task], ErrorBody>) {
+        (self.0)(answer)
+    }
+
+    pub(super) fn tasks(self, tasks: &[&Task]) {
+        self.send(Ok(tasks));
+    }
+
+    pub(super) fn error(self, error: ErrorBody) {
+        self.send(Err(error));
+    }
+}
+
+/// The answer to a command that only succeeds or fails.
+pub type DoneReply = Reply<Result<(), ErrorBody>>;
+
+/// The answer to `stats`.
+pub type StatsReply = Reply<Result<Stats, ErrorBody>>;
 
 /// A message to the scheduler.
 pub enum Command {
@@ -68,28 +94,27 @@ pub enum Command {
     /// before any of them can start.
     Submit {
         tasks: Vec<(Task, Class)>,
-        socket: Option<SocketRef>,
-        batch: bool,
-        reply: Reply,
+        client: Option<Client>,
+        reply: TasksReply,
     },
     /// A task's snapshot.
-    Get { id: TaskId, reply: Reply },
+    Get { id: TaskId, reply: TaskReply },
     /// Snapshot, and join the room if the task is not finished.
     Subscribe {
         id: TaskId,
-        socket: SocketRef,
-        reply: Reply,
+        client: Client,
+        reply: TaskReply,
     },
     /// Leave a task's room.
     Unsubscribe {
         id: TaskId,
-        socket: SocketRef,
-        reply: Reply,
+        client: Client,
+        reply: DoneReply,
     },
     /// Cancel a task.
-    Cancel { id: TaskId, reply: Reply },
+    Cancel { id: TaskId, reply: TaskReply },
     /// Counters and workers.
-    Stats { reply: Reply },
+    Stats { reply: StatsReply },
     /// A worker is ready for tasks.
     WorkerUp(WorkerLink),
     /// A worker is gone; what it ran goes back to the queue.
@@ -98,7 +123,7 @@ pub enum Command {
     FromWorker {
         id: WorkerId,
         incarnation: u64,
-        frames: Vec<FromWorker>,
+        reports: Vec<Report>,
     },
     /// Graceful shutdown: refuse new tasks, start no more, let running ones
     /// finish within `grace`, then put the rest back in the queue (stored,
@@ -110,18 +135,20 @@ pub enum Command {
 }
 
 impl Command {
-    fn into_reply(self) -> Option<Reply> {
+    /// Answers the command with `error` instead of carrying it out.
+    fn refuse(self, error: ErrorBody) {
         match self {
-            Self::Submit { reply, .. }
-            | Self::Get { reply, .. }
+            Self::Submit { reply, .. } => reply.error(error),
+            Self::Get { reply, .. }
             | Self::Subscribe { reply, .. }
-            | Self::Unsubscribe { reply, .. }
-            | Self::Cancel { reply, .. }
-            | Self::Stats { reply } => Some(reply),
+            | Self::Cancel { reply, .. } => reply.error(error),
+            Self::Unsubscribe { reply, .. } => reply.send(Err(error)),
+            Self::Stats { reply } => reply.send(Err(error)),
+            // Their senders see the closed channel themselves.
             Self::WorkerUp(_)
             | Self::WorkerDown { .. }
             | Self::FromWorker { .. }
-            | Self::Drain { .. } => None,
+            | Self::Drain { .. } => {}
         }
     }
 }
@@ -139,29 +166,35 @@ impl Dispatcher {
         let Err(mpsc::error::SendError(cmd)) = self.tx.send(cmd).await else {
             return Ok(());
         };
-        let error = ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped");
-        if let Some(reply) = cmd.into_reply() {
-            reply.error(error.clone());
-        }
-        Err(error)
+        cmd.refuse(stopped());
+        Err(stopped())
     }
 
-    async fn ask_task(&self, make: impl FnOnce(Reply) -> Command) -> Result<Task, ErrorBody> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(Reply::Task(tx))).await?;
-        rx.await
-            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped"))?
+    async fn ask_task(&self, make: impl FnOnce(TaskReply) -> Command) -> Result<Task, ErrorBody> {
+        let (reply, rx) = TaskReply::channel();
+        self.send(make(reply)).await?;
+        rx.await.map_err(|_| stopped())?
     }
 
-    /// Queues one task (HTTP).
+    /// Queues one task without a client to follow it (HTTP).
     pub async fn submit(&self, task: Task, class: Class) -> Result<Task, ErrorBody> {
-        self.ask_task(|reply| Command::Submit {
+        let (tx, rx) = oneshot::channel();
+        let reply = TasksReply::new(move |r| {
+            let first = r.and_then(|tasks| {
+                tasks
+                    .first()
+                    .map(|t| (*t).clone())
+                    .ok_or_else(|| ErrorBody::invalid("no task"))
+            });
+            drop(tx.send(first));
+        });
+        self.send(Command::Submit {
             tasks: vec![(task, class)],
-            socket: None,
-            batch: false,
+            client: None,
             reply,
         })
-        .await
+        .await?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// A task's snapshot.
@@ -179,20 +212,19 @@ impl Dispatcher {
     pub async fn drain(&self, grace: Duration) -> Result<(), ErrorBody> {
         let (done, rx) = oneshot::channel();
         self.send(Command::Drain { grace, done }).await?;
-        rx.await
-            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped"))
+        rx.await.map_err(|_| stopped())
     }
 
     /// Counters and workers.
     pub async fn stats(&self) -> Result<Stats, ErrorBody> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Stats {
-            reply: Reply::Stats(tx),
-        })
-        .await?;
-        rx.await
-            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped"))
+        let (reply, rx) = Reply::channel();
+        self.send(Command::Stats { reply }).await?;
+        rx.await.map_err(|_| stopped())?
     }
+}
+
+fn stopped() -> ErrorBody {
+    ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped")
 }
 
 /// The scheduler's mailbox, so handles can exist before the actor starts.
@@ -202,17 +234,4 @@ pub struct Mailbox(pub(super) mpsc::Receiver<Command>);
 pub fn channel() -> (Dispatcher, Mailbox) {
     let (tx, rx) = mpsc::channel(64 * 1024);
     (Dispatcher { tx }, Mailbox(rx))
-}
-
-/// Acks a submission with its tasks: `{ok, tasks}` for a batch, else `{ok, task}`.
-pub(super) fn reply_submitted<'a>(
-    reply: Reply,
-    mut tasks: impl Iterator<Item = &'a Task>,
-    batch: bool,
-) {
-    if batch {
-        reply.tasks(tasks.collect());
-    } else if let Some(task) = tasks.next() {
-        reply.task(task);
-    }
 }

@@ -46,7 +46,7 @@ impl Scheduler {
                     .map_or(self.config.default_timeout, Duration::from_millis);
                 entry.timer = Some(self.timers.insert(Timer::Timeout(task.id), timeout));
                 worker.start(task, entry.class);
-                let ev = emit::status_of(task);
+                let ev = status_of(task);
                 if self.store.is_some() {
                     self.deferred.push(Deferred::Status(ev));
                     if !entry.dirty {
@@ -54,7 +54,7 @@ impl Scheduler {
                         self.dirty.push(place.id);
                     }
                 } else {
-                    self.emitter.status(&ev).await;
+                    self.publisher.status(&ev).await;
                 }
             }
         }

@@ -10,54 +10,55 @@
 //! Here: the actor's state, its loop, submissions and settling a task.
 //! - `command`: commands, typed replies, the `Dispatcher` handle;
 //! - `dispatch`: queued tasks to free slots; `queue`: the run queues;
-//! - `frames`: what workers report, and their loss; `worker`: one worker;
+//! - `reports`: what workers report, and their loss; `worker`: one worker;
 //! - `stop`: cancel, timeouts, kills, the graceful drain;
 //! - `outbox`: commits to the store and what waits for them;
 //! - `retention`: finished tasks' results, payloads and pruning;
-//! - `stats`: counters and the `stats` push; `emit`: pushes to rooms.
+//! - `stats`: counters and the `stats` push;
+//! - `ports`: the traits workers, clients and rooms are reached through.
 
 mod command;
 mod dispatch;
-mod emit;
-mod frames;
 mod outbox;
+mod ports;
 mod queue;
+mod reports;
 mod retention;
 mod stats;
 mod stop;
 mod worker;
 
-use command::*;
 use outbox::*;
 use retention::*;
 use stats::*;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::{
-    Ack, ErrorBody, ErrorCode, Progress, ProgressEvent, Stats, StatusEvent, Task, TaskAck, TaskId,
-    TaskStatus, TasksAck, Timestamp, WorkerId, WorkerInfo,
+    ErrorBody, ErrorCode, Progress, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskStatus,
+    Timestamp, WorkerId, WorkerInfo,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use serde::Serialize;
-use socketioxide::extract::{AckSender, SocketRef};
-use socketioxide::socket::Sid;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
 
-pub use command::{Command, Dispatcher, Mailbox, Reply, channel};
-pub use emit::Emitter;
+pub use command::{
+    Command, Dispatcher, DoneReply, Mailbox, Reply, StatsReply, TaskReply, TasksReply, channel,
+};
 pub use outbox::Durable;
+pub use ports::{
+    Client, ClientId, ClientPort, PortError, Publisher, Report, Stopping, WorkerPort, status_of,
+};
 pub use queue::{KindQueues, Place, RunQueue};
-pub use worker::{Link, Slots, WorkerLink};
+pub use worker::{Slots, WorkerLink};
 
 use crate::health::Health;
 use crate::kinds::Class;
-use crate::pool::frame::FromWorker;
 use crate::store::{Store, StoreError, StoredTask, Write};
 use worker::Worker;
 
@@ -125,8 +126,8 @@ struct Entry {
     timer: Option<delay_queue::Key>,
     /// Changed since the last commit (durable mode).
     dirty: bool,
-    /// The socket that submitted it, while it is unfinished.
-    owner: Option<Sid>,
+    /// The client that submitted it, while it is unfinished.
+    owner: Option<ClientId>,
     /// Where a finished task's input, output and error are (see
     /// [`Scheduler::shelve`]).
     payload: Payload,
@@ -137,11 +138,11 @@ struct Entry {
 pub fn spawn(
     mailbox: Mailbox,
     config: SchedulerConfig,
-    emitter: Emitter,
+    publisher: Arc<dyn Publisher>,
     durable: Option<Durable>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let mut actor = Scheduler::new(config, emitter);
+    let mut actor = Scheduler::new(config, publisher);
     if let Some(durable) = durable {
         actor.restore(durable.recovered, &*durable.classify);
         actor.store = Some(durable.store);
@@ -152,7 +153,7 @@ pub fn spawn(
 
 struct Scheduler {
     config: SchedulerConfig,
-    emitter: Emitter,
+    publisher: Arc<dyn Publisher>,
     /// Boxed entries keep the table small, so growing it copies little.
     tasks: HashMap<TaskId, Box<Entry>>,
     queues: [KindQueues; 2],
@@ -193,8 +194,8 @@ struct Scheduler {
     draining: Option<oneshot::Sender<()>>,
     /// Shutting down: no new tasks, none started.
     stopping: bool,
-    /// Unfinished tasks per submitting socket.
-    unfinished: HashMap<Sid, usize>,
+    /// Unfinished tasks per submitting client.
+    unfinished: HashMap<ClientId, usize>,
     /// Payload bytes of the finished tasks kept in memory (no store).
     kept_bytes: usize,
 }
@@ -207,11 +208,11 @@ fn queue_index(class: Class) -> usize {
 }
 
 impl Scheduler {
-    fn new(config: SchedulerConfig, emitter: Emitter) -> Self {
+    fn new(config: SchedulerConfig, publisher: Arc<dyn Publisher>) -> Self {
         let capacity = (config.queue_capacity + config.retain_finished).min(1 << 20);
         Self {
             config,
-            emitter,
+            publisher,
             // Sized for a full queue plus the retained tasks up front: one
             // table allocation instead of a rehash every doubling.
             tasks: HashMap::with_capacity(capacity),
@@ -371,28 +372,27 @@ impl Scheduler {
         match cmd {
             Command::Submit {
                 tasks,
-                socket,
-                batch,
+                client,
                 reply,
-            } => self.submit(tasks, socket, batch, reply),
+            } => self.submit(tasks, client, reply),
             Command::Get { id, reply } => self.reply_task(id, reply),
-            Command::Subscribe { id, socket, reply } => {
+            Command::Subscribe { id, client, reply } => {
                 if let Some(e) = self.tasks.get(&id)
                     && !e.task.status.is_final()
                 {
-                    socket.join(id.room());
+                    client.join(vec![id.room()]);
                 }
                 self.reply_task(id, reply);
             }
-            Command::Unsubscribe { id, socket, reply } => {
-                socket.leave(id.room());
+            Command::Unsubscribe { id, client, reply } => {
+                client.leave(id.room());
                 match self.tasks.contains_key(&id) {
-                    true => reply.ok(),
-                    false => reply.error(not_found(id)),
+                    true => reply.send(Ok(())),
+                    false => reply.send(Err(not_found(id))),
                 }
             }
             Command::Cancel { id, reply } => self.cancel(id, reply).await,
-            Command::Stats { reply } => reply.stats(self.stats()),
+            Command::Stats { reply } => reply.send(Ok(self.stats())),
             Command::Drain { grace, done } => {
                 tracing::info!(running = self.running, ?grace, "draining: no new tasks");
                 self.stopping = true;
@@ -408,22 +408,16 @@ impl Scheduler {
             Command::FromWorker {
                 id,
                 incarnation,
-                frames,
+                reports,
             } => {
-                for frame in frames {
-                    self.on_frame(&id, incarnation, frame).await;
+                for report in reports {
+                    self.on_report(&id, incarnation, report).await;
                 }
             }
         }
     }
 
-    fn submit(
-        &mut self,
-        tasks: Vec<(Task, Class)>,
-        socket: Option<SocketRef>,
-        batch: bool,
-        reply: Reply,
-    ) {
+    fn submit(&mut self, tasks: Vec<(Task, Class)>, client: Option<Client>, reply: TasksReply) {
         if self.stopping {
             return reply.error(ErrorBody::new(
                 ErrorCode::QueueFull,
@@ -433,7 +427,7 @@ impl Scheduler {
         if let Some(reason) = &self.degraded {
             return reply.error(store_down(reason));
         }
-        let owner = socket.as_ref().map(|s| s.id);
+        let owner = client.as_ref().map(|c| c.id());
         if let Some(sid) = owner {
             let mine = self.unfinished.get(&sid).copied().unwrap_or(0);
             if mine + tasks.len() > self.config.max_unfinished_per_socket {
@@ -459,8 +453,8 @@ impl Scheduler {
             *self.unfinished.entry(sid).or_default() += tasks.len();
         }
         let ids: Vec<TaskId> = tasks.iter().map(|(t, _)| t.id).collect();
-        if let Some(socket) = &socket {
-            socket.join(ids.iter().map(TaskId::room).collect::<Vec<_>>());
+        if let Some(client) = &client {
+            client.join(ids.iter().map(TaskId::room).collect());
         }
         let durable = self.store.is_some();
         for (task, class) in tasks {
@@ -491,21 +485,18 @@ impl Scheduler {
                 }),
             );
         }
-        let submitted = ids
+        let submitted: Vec<&Task> = ids
             .iter()
             .filter_map(|id| self.tasks.get(id))
-            .map(|e| &e.task);
+            .map(|e| &e.task)
+            .collect();
         if durable {
             // Stored before acked; the ack shows them as submitted.
-            let tasks = submitted.cloned().collect();
+            let tasks = submitted.into_iter().cloned().collect();
             self.dirty.extend_from_slice(&ids);
-            self.deferred.push(Deferred::Submitted {
-                reply,
-                tasks,
-                batch,
-            });
+            self.deferred.push(Deferred::Submitted { reply, tasks });
         } else {
-            reply_submitted(reply, submitted, batch);
+            reply.tasks(&submitted);
         }
     }
 
@@ -572,8 +563,8 @@ impl Scheduler {
         true
     }
 
-    /// One fewer unfinished task of socket `sid`.
-    fn forget_owner(&mut self, sid: Sid) {
+    /// One fewer unfinished task of client `sid`.
+    fn forget_owner(&mut self, sid: ClientId) {
         if let Some(n) = self.unfinished.get_mut(&sid) {
             *n -= 1;
             if *n == 0 {
@@ -586,3 +577,6 @@ impl Scheduler {
 fn not_found(id: TaskId) -> ErrorBody {
     ErrorBody::new(ErrorCode::NotFound, format!("no task {id}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,12 +39,11 @@ pub(super) enum Deferred {
     /// The tasks as submitted (`queued`): the work may have started, or
     /// even ended, by the time their commit is durable.
     Submitted {
-        reply: Reply,
+        reply: TasksReply,
         tasks: Vec<Task>,
-        batch: bool,
     },
     Task {
-        reply: Reply,
+        reply: TaskReply,
         id: TaskId,
     },
     Result(TaskId),
@@ -144,11 +143,9 @@ impl Scheduler {
                 // pushes stay behind theirs. New tasks in it are safe to ack.
                 for d in deferred {
                     match d {
-                        Deferred::Submitted {
-                            reply,
-                            tasks,
-                            batch,
-                        } => reply_submitted(reply, tasks.iter(), batch),
+                        Deferred::Submitted { reply, tasks } => {
+                            reply.tasks(&tasks.iter().collect::<Vec<_>>());
+                        }
                         other => self.held.push(other),
                     }
                 }
@@ -220,11 +217,9 @@ impl Scheduler {
     pub(super) async fn release(&mut self, deferred: Vec<Deferred>) {
         for d in deferred {
             match d {
-                Deferred::Submitted {
-                    reply,
-                    tasks,
-                    batch,
-                } => reply_submitted(reply, tasks.iter(), batch),
+                Deferred::Submitted { reply, tasks } => {
+                    reply.tasks(&tasks.iter().collect::<Vec<_>>());
+                }
                 Deferred::Task { reply, id } => match self.tasks.get(&id) {
                     Some(e) => reply.task(&e.task),
                     None => reply.error(not_found(id)),
@@ -232,10 +227,10 @@ impl Scheduler {
                 Deferred::Result(id) => self.publish(id).await,
                 // Nothing about a withdrawn task goes out.
                 Deferred::Status(ev) if self.tasks.contains_key(&ev.task_id) => {
-                    self.emitter.status(&ev).await;
+                    self.publisher.status(&ev).await;
                 }
                 Deferred::Progress(ev) if self.tasks.contains_key(&ev.task_id) => {
-                    self.emitter.progress(&ev).await;
+                    self.publisher.progress(&ev).await;
                 }
                 Deferred::Status(_) | Deferred::Progress(_) | Deferred::Probe => {}
             }
@@ -279,7 +274,7 @@ impl Scheduler {
         if self.store.is_some() {
             self.deferred.push(Deferred::Status(ev));
         } else {
-            self.emitter.status(&ev).await;
+            self.publisher.status(&ev).await;
         }
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn value_bytes(value: &serde_json::Value) -> usize {
 impl Scheduler {
     /// Answers with a task's snapshot; a finished task whose payload is
     /// only in the store is read from there, without holding up the loop.
-    pub(super) fn reply_task(&self, id: TaskId, reply: Reply) {
+    pub(super) fn reply_task(&self, id: TaskId, reply: TaskReply) {
         match (self.tasks.get(&id), &self.store) {
             (None, _) => reply.error(not_found(id)),
             (Some(e), Some(store)) if e.payload == Payload::Stored => {
@@ -83,7 +83,7 @@ impl Scheduler {
         let Some(entry) = self.tasks.get(&id) else {
             return; // withdrawn
         };
-        self.emitter.result(&entry.task).await;
+        self.publisher.result(&entry.task).await;
         self.shelve(id);
         self.finished.push_back(id);
         self.prune();

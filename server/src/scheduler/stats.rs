@@ -72,7 +72,7 @@ impl Scheduler {
             self.history.pop_front();
         }
         let stats = self.stats();
-        self.emitter.stats(&stats).await;
+        self.publisher.stats(&stats).await;
         // A database deleted or replaced under us is noticed even while
         // nothing is written (the writer checks it at every commit too).
         if self.degraded.is_none()

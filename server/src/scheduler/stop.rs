@@ -4,7 +4,7 @@
 use super::*;
 
 impl Scheduler {
-    pub(super) async fn cancel(&mut self, id: TaskId, reply: Reply) {
+    pub(super) async fn cancel(&mut self, id: TaskId, reply: TaskReply) {
         let Some(entry) = self.tasks.get(&id) else {
             return reply.error(not_found(id));
         };
@@ -32,7 +32,7 @@ impl Scheduler {
         id: TaskId,
         status: TaskStatus,
         error: ErrorBody,
-        reply: Option<Reply>,
+        reply: Option<TaskReply>,
     ) {
         let Some(entry) = self.tasks.get_mut(&id) else {
             return;

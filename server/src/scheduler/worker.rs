@@ -1,18 +1,12 @@
-//! The scheduler's view of one worker: its link, its free slots per
-//! [`Class`], the tasks it holds, and the frames queued for it in this round.
+//! The scheduler's view of one worker: its port, its free slots per
+//! [`Class`] and the tasks it holds.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
-use app::{Task, TaskId, WorkerId, WorkerInfo, WorkerState, events};
-use bytes::{Bytes, BytesMut};
-use serde_json::json;
-use socketioxide::extract::SocketRef;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use app::{Task, TaskId, WorkerId, WorkerInfo, WorkerState};
 
+use super::ports::{Stopping, WorkerPort};
 use crate::kinds::Class;
-use crate::pool::frame::{ToWorker, encode};
 
 /// How many tasks of each class a worker runs at once, and in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,24 +36,13 @@ impl Slots {
     }
 }
 
-/// How the scheduler reaches a worker.
-pub enum Link {
-    /// A process the pool spawned: frames go to its stdin; `kill` ends it.
-    Local {
-        tx: mpsc::UnboundedSender<Bytes>,
-        kill: CancellationToken,
-    },
-    /// A worker connected over the `/worker` namespace.
-    Remote { socket: SocketRef },
-}
-
 /// A worker announcing itself to the scheduler.
 pub struct WorkerLink {
     pub id: WorkerId,
     /// Tells this process apart from an earlier one with the same id.
     pub incarnation: u64,
     pub slots: Slots,
-    pub link: Link,
+    pub port: Box<dyn WorkerPort>,
     /// Kinds it runs; `None` means every kind.
     pub kinds: Option<Vec<String>>,
     /// OS process id of a local worker.
@@ -71,12 +54,11 @@ pub(super) struct Worker {
     pub incarnation: u64,
     pub tasks_done: u64,
     slots: Slots,
-    link: Link,
+    port: Box<dyn WorkerPort>,
     kinds: Option<Vec<String>>,
     pid: Option<u32>,
     running: HashMap<TaskId, Class>,
     busy: Slots,
-    out: BytesMut,
 }
 
 impl Worker {
@@ -86,7 +68,7 @@ impl Worker {
             incarnation: link.incarnation,
             tasks_done: 0,
             slots: link.slots,
-            link: link.link,
+            port: link.port,
             kinds: link.kinds,
             pid: link.pid,
             running: HashMap::new(),
@@ -95,7 +77,6 @@ impl Worker {
                 io: 0,
                 total: 0,
             },
-            out: BytesMut::new(),
         }
     }
 
@@ -129,47 +110,23 @@ impl Worker {
         self.running.insert(task.id, class);
         *self.busy_mut(class) += 1;
         self.busy.total += 1;
-        match &self.link {
-            Link::Local { .. } => {
-                let frame = ToWorker::Run {
-                    id: task.id,
-                    kind: Cow::Borrowed(&task.kind),
-                    input: Cow::Borrowed(&task.input),
-                };
-                if let Err(e) = encode(&frame, &mut self.out) {
-                    tracing::error!(task = %task.id, error = %e, "cannot hand task over");
-                    self.kill();
-                }
-            }
-            Link::Remote { socket } => {
-                if let Err(e) = socket.emit(events::JOB, task) {
-                    tracing::warn!(worker = ?self.id.0, error = %e, "job not delivered");
-                    self.kill();
-                }
-            }
+        if let Err(e) = self.port.run(task) {
+            tracing::warn!(worker = ?self.id.0, task = %task.id, error = %e, "cannot hand the task over; ending the worker");
+            self.kill();
         }
     }
 
-    /// Asks the worker to stop `id`. A local worker keeps the slot taken
-    /// until it answers `Stopped` (returns `true`: wait for it, kill it if it
-    /// does not come). The remote protocol has no such answer, so a remote
-    /// worker's slot is freed at once (returns `false`).
+    /// Asks the worker to stop `id`. Returns `true` when it will answer
+    /// `Stopped` (its slot stays taken until then: wait for it, kill the
+    /// worker if it does not come); otherwise the slot is free at once.
     pub fn stop(&mut self, id: TaskId) -> bool {
-        match &self.link {
-            Link::Local { .. } => {
-                if let Err(e) = encode(&ToWorker::Stop { id }, &mut self.out) {
-                    tracing::error!(task = %id, error = %e, "cannot send stop");
-                }
-            }
-            Link::Remote { socket } => {
-                if let Err(e) = socket.emit(events::CANCEL, &json!({ "task_id": id })) {
-                    tracing::warn!(worker = ?self.id.0, error = %e, "cancel not delivered");
-                }
+        match self.port.stop(id) {
+            Stopping::Confirmed => true,
+            Stopping::Released => {
                 self.release(id);
-                return false;
+                false
             }
         }
-        true
     }
 
     /// Frees the slot of `id` (the worker answered for it).
@@ -193,27 +150,14 @@ impl Worker {
         self.running.keys().copied().collect()
     }
 
-    /// Ends the worker; the pool (or the socket's disconnect) reports it down.
+    /// Ends the worker; its transport reports it down.
     pub fn kill(&self) {
-        match &self.link {
-            Link::Local { kill, .. } => kill.cancel(),
-            Link::Remote { socket } => {
-                let _ = socket.clone().disconnect();
-            }
-        }
+        self.port.kill();
     }
 
-    /// Sends the frames queued in this round in one write.
+    /// Sends what was handed over in this round in one write.
     pub fn flush(&mut self) {
-        if self.out.is_empty() {
-            return;
-        }
-        if let Link::Local { tx, .. } = &self.link
-            && tx.send(self.out.split().freeze()).is_err()
-        {
-            // The process is gone; its supervisor reports it down.
-            self.out.clear();
-        }
+        self.port.flush();
     }
 
     pub fn info(&self) -> WorkerInfo {
@@ -227,7 +171,7 @@ impl Worker {
             current_task: self.running.keys().min().copied(),
             running: self.running.len() as u32,
             tasks_done: self.tasks_done,
-            remote: matches!(self.link, Link::Remote { .. }),
+            remote: self.port.is_remote(),
             pid: self.pid,
         }
     }

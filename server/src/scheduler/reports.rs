@@ -1,4 +1,4 @@
-//! What workers report: their frames (progress, done, failed, stopped)
+//! What workers report (progress, done, failed, stopped)
 //! and their loss.
 
 use super::*;
@@ -10,12 +10,12 @@ impl Scheduler {
             .position(|w| &w.id == id && w.incarnation == incarnation)
     }
 
-    pub(super) async fn on_frame(&mut self, id: &WorkerId, incarnation: u64, frame: FromWorker) {
+    pub(super) async fn on_report(&mut self, id: &WorkerId, incarnation: u64, report: Report) {
         let Some(w) = self.worker_index(id, incarnation) else {
-            return; // a frame from a replaced worker
+            return; // a report from a replaced worker
         };
-        let (task_id, outcome) = match frame {
-            FromWorker::Progress {
+        let (task_id, outcome) = match report {
+            Report::Progress {
                 id: task_id,
                 done,
                 total,
@@ -36,16 +36,16 @@ impl Scheduler {
                     if self.store.is_some() {
                         self.deferred.push(Deferred::Progress(ev));
                     } else {
-                        self.emitter.progress(&ev).await;
+                        self.publisher.progress(&ev).await;
                     }
                 }
                 return;
             }
-            FromWorker::Done { id, output } => (id, Ok(output)),
-            FromWorker::Failed { id, message } => {
+            Report::Done { id, output } => (id, Ok(output)),
+            Report::Failed { id, message } => {
                 (id, Err(ErrorBody::new(ErrorCode::TaskFailed, message)))
             }
-            FromWorker::Stopped { id } => (id, Err(ErrorBody::new(ErrorCode::Cancelled, ""))),
+            Report::Stopped { id } => (id, Err(ErrorBody::new(ErrorCode::Cancelled, ""))),
         };
         self.workers[w].release(task_id);
         if running_on(&mut self.tasks, task_id, id).is_none() {
@@ -114,7 +114,7 @@ impl Scheduler {
         self.queues[queue_index(entry.class)].push(&entry.task.kind, place);
         self.running -= 1;
         self.queued += 1;
-        let ev = emit::status_of(&entry.task);
+        let ev = status_of(&entry.task);
         self.push_status(ev).await;
         self.touch(id);
     }

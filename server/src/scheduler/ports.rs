@@ -1,0 +1,108 @@
+//! The scheduler's edges, as traits the transports implement: a worker
+//! ([`WorkerPort`]: the pool's processes, remote `/worker` sockets), a
+//! client that follows tasks ([`ClientPort`]: a Socket.IO socket), and the
+//! rooms pushes go to ([`Publisher`]). What a worker reports comes in as a
+//! [`Report`]. Nothing here knows Socket.IO or the worker frames, so the
+//! scheduler runs the same against fakes in its unit tests.
+
+use std::sync::Arc;
+
+use app::{ProgressEvent, Stats, StatusEvent, Task, TaskId};
+use futures_util::future::BoxFuture;
+
+/// How the scheduler reaches one worker.
+pub trait WorkerPort: Send {
+    /// Hands `task` over; it may be buffered until [`WorkerPort::flush`].
+    /// An error means the link is broken: the scheduler kills the worker.
+    fn run(&mut self, task: &Task) -> Result<(), PortError>;
+
+    /// Asks the worker to stop task `id` (cancelled or timed out).
+    fn stop(&mut self, id: TaskId) -> Stopping;
+
+    /// Writes what [`WorkerPort::run`] and [`WorkerPort::stop`] buffered in
+    /// this round, in one write.
+    fn flush(&mut self) {}
+
+    /// Ends the worker; its transport then reports it down.
+    fn kill(&self);
+
+    /// Whether it is a remote worker (shown in `stats`).
+    fn is_remote(&self) -> bool;
+}
+
+/// What happens to the slot of a task a worker was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// The worker answers [`Report::Stopped`]: the slot stays taken until
+    /// then, and the worker is killed if that does not come in time.
+    Confirmed,
+    /// No answer comes (the remote protocol has none): the slot is free now.
+    Released,
+}
+
+/// A worker link that no longer carries tasks.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+/// What a worker reports about a task it was handed. Every task handed
+/// over is answered by exactly one of `Done`, `Failed` or `Stopped`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    Progress {
+        id: TaskId,
+        done: u64,
+        total: u64,
+        message: Option<String>,
+    },
+    Done {
+        id: TaskId,
+        output: serde_json::Value,
+    },
+    Failed {
+        id: TaskId,
+        message: String,
+    },
+    Stopped {
+        id: TaskId,
+    },
+}
+
+/// Tells clients apart (the count of unfinished tasks per client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(pub [u8; 16]);
+
+/// A client that submits and follows tasks: it joins a task's room to get
+/// its pushes.
+pub trait ClientPort: Send + Sync {
+    fn id(&self) -> ClientId;
+    /// Joins these rooms, before any push to them can be sent.
+    fn join(&self, rooms: Vec<String>);
+    fn leave(&self, room: String);
+}
+
+/// A shared handle to a client.
+pub type Client = Arc<dyn ClientPort>;
+
+/// Where pushes go: a task's room, and the dashboard.
+pub trait Publisher: Send + Sync {
+    /// `status` to the task's room.
+    fn status<'a>(&'a self, ev: &'a StatusEvent) -> BoxFuture<'a, ()>;
+    /// `progress` to the task's room.
+    fn progress<'a>(&'a self, ev: &'a ProgressEvent) -> BoxFuture<'a, ()>;
+    /// `result` to the task's room, then closes the room: every socket
+    /// leaves, so finished tasks cost no per-socket memory.
+    fn result<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, ()>;
+    /// `stats` to the dashboard.
+    fn stats<'a>(&'a self, stats: &'a Stats) -> BoxFuture<'a, ()>;
+}
+
+/// The `status` push announcing `task`'s current state.
+pub fn status_of(task: &Task) -> StatusEvent {
+    StatusEvent {
+        task_id: task.id,
+        status: task.status,
+        attempt: task.attempt,
+        worker: task.worker.clone(),
+    }
+}
