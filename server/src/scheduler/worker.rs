@@ -4,9 +4,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use app::{Task, TaskId, WorkerId, WorkerInfo, WorkerState, events};
+use app::{Task, TaskId, TaskRef, WorkerId, WorkerInfo, WorkerState, events};
 use bytes::{Bytes, BytesMut};
-use serde_json::json;
 use socketioxide::extract::SocketRef;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -162,7 +161,7 @@ impl Worker {
                 }
             }
             Link::Remote { socket } => {
-                if let Err(e) = socket.emit(events::CANCEL, &json!({ "task_id": id })) {
+                if let Err(e) = socket.emit(events::CANCEL, &TaskRef::from(id)) {
                     tracing::warn!(worker = ?self.id.0, error = %e, "cancel not delivered");
                 }
                 self.release(id);
