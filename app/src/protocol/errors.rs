@@ -130,7 +130,7 @@ pub enum Field {
 impl Field {
     /// The field named `name` on the wire; never fails, so a newer
     /// server's field names do not make its errors unreadable.
-    pub fn from_name(name: &str) -> Self {
+    fn from_name(name: &str) -> Self {
         match name {
             "kind" => Self::Kind,
             "input" => Self::Input,
