@@ -271,7 +271,8 @@ fn KindSelect(form: Form) -> impl IntoView {
 /// One row per field of a built-in kind's input.
 #[component]
 fn KindFields(form: Form, fields: &'static [FormField]) -> impl IntoView {
-    let k = form.kind.get();
+    // The panel renders these again when the kind changes.
+    let k = form.kind.get_untracked();
     fields
         .iter()
         .map(|f| view! { <KindField form kind=k.clone() field=*f/> })
