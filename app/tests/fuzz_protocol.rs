@@ -431,7 +431,7 @@ fn check_builtins(kind: &str, input: &Value) -> Result<(), TestCaseError> {
     .into_iter()
     .flatten()
     {
-        prop_assert!(!err.is_empty());
+        prop_assert!(!err.message.is_empty());
     }
 
     let expected = match kind {

@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 
 use serde_json::Value;
-use taskwire::{Class, Ctx, Handler, HandlerError, Registry};
+use taskwire::{Class, Ctx, Handler, HandlerError, InputError, Registry};
 
 /// Upper-cases a string.
 struct Upper;
@@ -26,7 +26,7 @@ impl Handler for Upper {
         Class::Io
     }
 
-    fn validate(&self, input: &Value) -> Result<(), String> {
+    fn validate(&self, input: &Value) -> Result<(), InputError> {
         input
             .as_str()
             .map(drop)

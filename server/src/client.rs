@@ -9,10 +9,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::{Ack, ErrorBody, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskSpec, events};
+use app::{
+    Ack, Batch, ErrorBody, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskRef, TaskSpec,
+    events,
+};
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
 use rust_socketio::{Event, Payload, TransportType};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -168,15 +172,21 @@ impl Client {
         Ok(ack.into_result()?)
     }
 
+    /// Like [`Client::ack`], with a payload of the protocol's types.
+    async fn ack_typed(&self, event: &str, payload: &impl Serialize) -> Result<Ack, ClientError> {
+        let payload =
+            serde_json::to_value(payload).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.ack(event, payload).await
+    }
+
     /// `task`.
     pub async fn submit(&self, spec: &TaskSpec) -> Result<Task, ClientError> {
-        task_of(self.ack(events::TASK, spec.to_json()).await?)
+        task_of(self.ack_typed(events::TASK, spec).await?)
     }
 
     /// `tasks`.
     pub async fn submit_batch(&self, specs: &[TaskSpec]) -> Result<Vec<Task>, ClientError> {
-        let tasks: Vec<Value> = specs.iter().map(TaskSpec::to_json).collect();
-        self.ack(events::TASKS, json!({ "tasks": tasks }))
+        self.ack_typed(events::TASKS, &Batch { tasks: specs })
             .await?
             .tasks
             .ok_or_else(|| ClientError::Malformed("ack without tasks".into()))
@@ -185,21 +195,21 @@ impl Client {
     /// `subscribe`.
     pub async fn subscribe(&self, id: TaskId) -> Result<Task, ClientError> {
         task_of(
-            self.ack(events::SUBSCRIBE, json!({ "task_id": id }))
+            self.ack_typed(events::SUBSCRIBE, &TaskRef::from(id))
                 .await?,
         )
     }
 
     /// `unsubscribe`.
     pub async fn unsubscribe(&self, id: TaskId) -> Result<(), ClientError> {
-        self.ack(events::UNSUBSCRIBE, json!({ "task_id": id }))
+        self.ack_typed(events::UNSUBSCRIBE, &TaskRef::from(id))
             .await
             .map(drop)
     }
 
     /// `cancel`.
     pub async fn cancel(&self, id: TaskId) -> Result<Task, ClientError> {
-        task_of(self.ack(events::CANCEL, json!({ "task_id": id })).await?)
+        task_of(self.ack_typed(events::CANCEL, &TaskRef::from(id)).await?)
     }
 
     /// `dashboard`.

@@ -34,6 +34,7 @@ pub mod site;
 pub mod startup;
 pub mod store;
 
+pub use app::InputError;
 pub use config::Settings;
 pub use kinds::{Class, Ctx, Handler, HandlerError, Registry};
 pub use startup::Application;

@@ -19,15 +19,16 @@ use std::sync::{Arc, Mutex, Once};
 use std::task::Poll;
 use std::time::Duration;
 
-use app::{Task, TaskId, WorkerHello, events};
+use app::{ProgressEvent, Task, TaskId, WorkerDone, WorkerFail, WorkerHello, events};
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
 use rust_socketio::{Event, Payload, TransportType};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::kinds::{Class, Ctx, HandlerError, Registry};
+use crate::kinds::{Class, Ctx, Handler, HandlerError, Registry};
 
 /// Why the remote worker stopped.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,31 @@ enum Incoming {
 /// Connects and runs jobs until the connection closes.
 pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteError> {
     exit_on_panic_outside_handlers();
+    let hello = hello(&config, &registry)?;
+    let (sio, mut incoming) = connect(&config.url, &hello).await?;
+    tracing::info!(name = %config.name, "connected to {}", config.url);
+
+    let jobs = Jobs {
+        registry,
+        reports: Reporter::start(sio),
+        running: Arc::default(),
+        // The server never sends more than `concurrency` jobs; the semaphore
+        // only bounds CPU-bound work's threads if it did.
+        cpu: Arc::new(Semaphore::new(config.concurrency as usize)),
+    };
+    while let Some(msg) = incoming.recv().await {
+        match msg {
+            Incoming::Job(task) => jobs.start(*task),
+            Incoming::Cancel(id) => jobs.cancel(id),
+            Incoming::Closed => break,
+        }
+    }
+    Err(RemoteError::Closed)
+}
+
+/// The worker's `auth`: the kinds it offers (all of the registry's unless
+/// the config names some, which the registry must have).
+fn hello(config: &RemoteConfig, registry: &Registry) -> Result<WorkerHello, RemoteError> {
     let kinds: Vec<String> = if config.kinds.is_empty() {
         registry.kinds()
     } else {
@@ -78,21 +104,30 @@ pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteE
     if let Some(missing) = kinds.iter().find(|k| registry.get(k).is_none()) {
         return Err(RemoteError::NoKinds(vec![missing.clone()]));
     }
-    let hello = WorkerHello {
+    Ok(WorkerHello {
         token: config.token.clone(),
         name: config.name.clone(),
         kinds,
         concurrency: config.concurrency,
-    };
-    let (tx, mut incoming) = mpsc::unbounded_channel();
+    })
+}
+
+/// Connects to `/worker` and waits until the server accepts (or refuses)
+/// the worker; jobs, cancels and the end of the connection arrive on the
+/// returned channel.
+async fn connect(
+    url: &str,
+    hello: &WorkerHello,
+) -> Result<(SioClient, mpsc::UnboundedReceiver<Incoming>), RemoteError> {
+    let (tx, incoming) = mpsc::unbounded_channel();
     let (up_tx, up_rx) = oneshot::channel::<Result<(), String>>();
     let up = Arc::new(Mutex::new(Some(up_tx)));
     let refused = up.clone();
-    let sio = ClientBuilder::new(config.url.as_str())
+    let sio = ClientBuilder::new(url)
         .namespace(events::WORKER_NS)
         .transport_type(TransportType::Websocket)
         .reconnect(false)
-        .auth(serde_json::to_value(&hello).unwrap_or(Value::Null))
+        .auth(serde_json::to_value(hello).unwrap_or(Value::Null))
         .on(Event::Connect, move |_, _| {
             if let Some(tx) = up.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = tx.send(Ok(()));
@@ -139,74 +174,102 @@ pub async fn run(config: RemoteConfig, registry: Registry) -> Result<(), RemoteE
         .map_err(|_| RemoteError::Timeout(wait))?
         .map_err(|_| RemoteError::Closed)?
         .map_err(RemoteError::Refused)?;
-    tracing::info!(name = %config.name, "connected to {}", config.url);
+    Ok((sio, incoming))
+}
 
-    let reports = Reporter::start(sio.clone());
-    let running: Arc<Mutex<HashMap<TaskId, CancellationToken>>> = Arc::default();
-    // The server never sends more than `concurrency` jobs; the semaphore only
-    // bounds CPU-bound work's threads if it did.
-    let cpu = Arc::new(Semaphore::new(config.concurrency as usize));
-    while let Some(msg) = incoming.recv().await {
-        match msg {
-            Incoming::Job(task) => {
-                let Some(handler) = registry.get(&task.kind).cloned() else {
-                    reports.send(events::FAIL, json!({"task_id": task.id, "error": {"code": "task_failed", "message": format!("no kind {}", task.kind)}}));
-                    continue;
+/// The jobs this worker runs: each on its kind's handler, with a stop
+/// token a `cancel` fires.
+struct Jobs {
+    registry: Registry,
+    reports: Reporter,
+    running: Arc<Mutex<HashMap<TaskId, CancellationToken>>>,
+    cpu: Arc<Semaphore>,
+}
+
+impl Jobs {
+    /// Starts `task` in a tokio task of its own; its outcome is reported.
+    fn start(&self, task: Task) {
+        let id = task.id;
+        let Some(handler) = self.registry.get(&task.kind).cloned() else {
+            let fail = WorkerFail::task_failed(id, format!("no kind {}", task.kind));
+            self.reports.send(events::FAIL, &fail);
+            return;
+        };
+        let stop = CancellationToken::new();
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, stop.clone());
+        let progress = self.reports.clone();
+        let ctx = Ctx::new(
+            stop,
+            Arc::new(move |done, total, message| {
+                let ev = ProgressEvent {
+                    task_id: id,
+                    done,
+                    total,
+                    message,
                 };
-                let stop = CancellationToken::new();
-                running
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(task.id, stop.clone());
-                let id = task.id;
-                let progress = reports.clone();
-                let ctx = Ctx::new(
-                    stop,
-                    Arc::new(move |done, total, message| {
-                        progress.send(events::PROGRESS, json!({"task_id": id, "done": done, "total": total, "message": message}));
-                    }),
-                );
-                let reports = reports.clone();
-                let running = running.clone();
-                let cpu = cpu.clone();
-                tokio::spawn(async move {
-                    let input = task.input;
-                    let outcome = match handler.class() {
-                        Class::Io => guarded(handler.run(input, ctx)).await,
-                        Class::Cpu => {
-                            let _permit = cpu.acquire_owned().await;
-                            let rt = tokio::runtime::Handle::current();
-                            tokio::task::spawn_blocking(move || {
-                                rt.block_on(guarded(handler.run(input, ctx)))
-                            })
-                            .await
-                            .unwrap_or_else(|_| Err(panicked()))
-                        }
-                    };
-                    running
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
-                    match outcome {
-                        Ok(output) => reports.send(events::DONE, json!({"task_id": id, "output": output})),
-                        Err(HandlerError::Failed(message)) => reports.send(
-                            events::FAIL,
-                            json!({"task_id": id, "error": {"code": "task_failed", "message": message}}),
-                        ),
-                        // Cancelled or timed out: the server has ended it already.
-                        Err(HandlerError::Stopped) => {}
-                    }
-                });
-            }
-            Incoming::Cancel(id) => {
-                if let Some(t) = running.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-                    t.cancel();
+                progress.send(events::PROGRESS, &ev);
+            }),
+        );
+        let reports = self.reports.clone();
+        let running = self.running.clone();
+        let cpu = self.cpu.clone();
+        tokio::spawn(async move {
+            let outcome = run_handler(handler, task.input, ctx, &cpu).await;
+            running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            match outcome {
+                Ok(output) => reports.send(
+                    events::DONE,
+                    &WorkerDone {
+                        task_id: id,
+                        output,
+                    },
+                ),
+                Err(HandlerError::Failed(message)) => {
+                    reports.send(events::FAIL, &WorkerFail::task_failed(id, message));
                 }
+                // Cancelled or timed out: the server has ended it already.
+                Err(HandlerError::Stopped) => {}
             }
-            Incoming::Closed => break,
+        });
+    }
+
+    /// Stops a running job (a job that already ended is not there).
+    fn cancel(&self, id: TaskId) {
+        if let Some(t) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            t.cancel();
         }
     }
-    Err(RemoteError::Closed)
+}
+
+/// Runs a handler to its outcome: I/O-bound ones on this runtime,
+/// CPU-bound ones on a blocking thread once a `cpu` permit is free.
+async fn run_handler(
+    handler: Arc<dyn Handler>,
+    input: Value,
+    ctx: Ctx,
+    cpu: &Arc<Semaphore>,
+) -> Result<Value, HandlerError> {
+    match handler.class() {
+        Class::Io => guarded(handler.run(input, ctx)).await,
+        Class::Cpu => {
+            let _permit = cpu.clone().acquire_owned().await;
+            let rt = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || rt.block_on(guarded(handler.run(input, ctx))))
+                .await
+                .unwrap_or_else(|_| Err(panicked()))
+        }
+    }
 }
 
 fn first(payload: Payload) -> Option<Value> {
@@ -237,8 +300,13 @@ impl Reporter {
         Self(tx)
     }
 
-    fn send(&self, event: &'static str, payload: Value) {
-        let _ = self.0.send((event, payload));
+    /// Queues a report; one that cannot become JSON is logged and dropped
+    /// (none of the protocol's types can fail to).
+    fn send(&self, event: &'static str, payload: &impl Serialize) {
+        match serde_json::to_value(payload) {
+            Ok(payload) => drop(self.0.send((event, payload))),
+            Err(e) => tracing::warn!(event, error = %e, "report not sent"),
+        }
     }
 }
 

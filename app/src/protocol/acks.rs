@@ -29,22 +29,6 @@ impl Ack {
         }
     }
 
-    /// `{ok: true, task}`.
-    pub fn task(task: Task) -> Self {
-        Self {
-            task: Some(task),
-            ..Self::ok()
-        }
-    }
-
-    /// `{ok: true, tasks}`.
-    pub fn tasks(tasks: Vec<Task>) -> Self {
-        Self {
-            tasks: Some(tasks),
-            ..Self::ok()
-        }
-    }
-
     /// `{ok: true, stats}`.
     pub fn stats(stats: Stats) -> Self {
         Self {
@@ -70,12 +54,6 @@ impl Ack {
         Err(self
             .error
             .unwrap_or_else(|| ErrorBody::new(ErrorCode::Internal, "ack without error")))
-    }
-}
-
-impl From<Result<Task, ErrorBody>> for Ack {
-    fn from(r: Result<Task, ErrorBody>) -> Self {
-        r.map_or_else(Self::error, Self::task)
     }
 }
 

@@ -63,12 +63,17 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// `{code, message}`: an error ack's body and a failed task's `error`.
+/// `{code, message, field?}`: an error ack's body and a failed task's
+/// `error`. `field` is only on the wire when a refusal is about one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    /// The part of the payload a refusal is about, so a form can show the
+    /// error next to it without reading the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<Field>,
 }
 
 impl ErrorBody {
@@ -76,6 +81,7 @@ impl ErrorBody {
         Self {
             code,
             message: message.into(),
+            field: None,
         }
     }
 
@@ -84,34 +90,140 @@ impl ErrorBody {
         Self::new(ErrorCode::InvalidPayload, message)
     }
 
-    /// The submission field a refusal is about, read from its message:
-    /// `kind` for `unknown_kind`; for `invalid_payload`, the field the
-    /// message starts with (`priority must be …`, `primes: limit must be …`,
-    /// `missing field kind`), or `input` when the input as a whole is wrong.
-    /// Forms use it to show the error next to its field.
-    pub fn field(&self) -> Option<&str> {
-        match self.code {
-            ErrorCode::UnknownKind => return Some("kind"),
-            ErrorCode::InvalidPayload => {}
-            _ => return None,
+    /// The same error, about `field`.
+    pub fn with_field(self, field: Field) -> Self {
+        Self {
+            field: Some(field),
+            ..self
         }
-        let (rest, in_input) = match self.message.split_once(": ") {
-            Some((kind, rest)) if !kind.contains(' ') => (rest, true),
-            _ => (self.message.as_str(), false),
-        };
-        let rest = rest.strip_prefix("missing field ").unwrap_or(rest);
-        let word = rest.split(' ').next().filter(|w| !w.is_empty())?;
-        let is_name = word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        match (is_name, in_input) {
-            (true, true) if rest.starts_with(&format!("{word} input ")) => Some("input"),
-            (true, _) => Some(word),
-            (false, true) => Some("input"),
-            (false, false) => None,
+    }
+
+    /// The refusal of item `index` of a `tasks` batch: the message says
+    /// which item (`tasks[3]: ...`), the field stays the item's own.
+    pub fn in_batch_item(self, index: usize) -> Self {
+        Self {
+            message: format!("tasks[{index}]: {}", self.message),
+            ..self
         }
     }
 }
 
-/// The body of an HTTP error: `{error: {code, message}}`.
+/// The part of a client's payload a refusal is about. On the wire it is a
+/// string: a submission's own field (`kind`, `input`, `priority`,
+/// `timeout_ms`, `max_attempts`), `tasks` of a batch, `task_id`, or
+/// `input.<key>` for one key of the input a kind refused (`input.limit`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Field {
+    Kind,
+    Input,
+    Priority,
+    TimeoutMs,
+    MaxAttempts,
+    Tasks,
+    TaskId,
+    /// One key of the task's `input`: `input.<key>`.
+    InputKey(String),
+    /// A name this version does not know (from a newer server), as sent.
+    Other(String),
+}
+
+impl Field {
+    /// The field named `name` on the wire; never fails, so a newer
+    /// server's field names do not make its errors unreadable.
+    fn from_name(name: &str) -> Self {
+        match name {
+            "kind" => Self::Kind,
+            "input" => Self::Input,
+            "priority" => Self::Priority,
+            "timeout_ms" => Self::TimeoutMs,
+            "max_attempts" => Self::MaxAttempts,
+            "tasks" => Self::Tasks,
+            "task_id" => Self::TaskId,
+            _ => match name.strip_prefix("input.") {
+                Some(key) => Self::InputKey(key.to_owned()),
+                None => Self::Other(name.to_owned()),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kind => "kind",
+            Self::Input => "input",
+            Self::Priority => "priority",
+            Self::TimeoutMs => "timeout_ms",
+            Self::MaxAttempts => "max_attempts",
+            Self::Tasks => "tasks",
+            Self::TaskId => "task_id",
+            Self::InputKey(key) => return write!(f, "input.{key}"),
+            Self::Other(name) => name,
+        })
+    }
+}
+
+impl Serialize for Field {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Self::from_name(&name))
+    }
+}
+
+/// Why a kind refused a task's input: the message (sent back after the
+/// kind's name, `primes: limit must be ...`) and the input key it is
+/// about, if one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl InputError {
+    /// A refusal of the input as a whole.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    /// A refusal of the input's `key`.
+    pub fn at(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+
+    /// The `invalid_payload` a submission of `kind` with this input gets.
+    pub fn into_refusal(self, kind: &str) -> ErrorBody {
+        let field = self.key.map_or(Field::Input, Field::InputKey);
+        ErrorBody::invalid(format!("{kind}: {}", self.message)).with_field(field)
+    }
+}
+
+/// Lets a kind's check say `Err("input must be a string".into())`.
+impl From<String> for InputError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for InputError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// The body of an HTTP error: `{error: {code, message, field?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpError {
     pub error: ErrorBody,

@@ -39,11 +39,31 @@ impl TaskId {
     pub fn from_payload(payload: &Value) -> Result<Self, ErrorBody> {
         let raw = match payload.get("task_id") {
             Some(Value::String(s)) => s,
-            Some(_) => return Err(ErrorBody::invalid("task_id must be a string")),
-            None => return Err(ErrorBody::invalid("missing field task_id")),
+            Some(_) => {
+                return Err(
+                    ErrorBody::invalid("task_id must be a string").with_field(Field::TaskId)
+                );
+            }
+            None => {
+                return Err(ErrorBody::invalid("missing field task_id").with_field(Field::TaskId));
+            }
         };
         raw.parse()
             .map_err(|_| ErrorBody::new(ErrorCode::NotFound, format!("no task {raw}")))
+    }
+}
+
+/// `{task_id}`: the payload of `subscribe`, `unsubscribe` and `cancel`, and
+/// of the `cancel` a remote worker gets. The server reads it with
+/// [`TaskId::from_payload`] instead, to tell a bad id from an unknown one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub task_id: TaskId,
+}
+
+impl From<TaskId> for TaskRef {
+    fn from(task_id: TaskId) -> Self {
+        Self { task_id }
     }
 }
 

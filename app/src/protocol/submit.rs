@@ -18,11 +18,13 @@ pub const MAX_KIND_LEN: usize = 64;
 ///
 /// [`TaskSpec::parse`] checks the envelope; the kind's own input rules are
 /// checked by whoever knows the kinds (see [`builtin`]).
-#[derive(Debug, Clone, PartialEq)]
+/// It serializes as the JSON a client sends (no `timeout_ms` when `None`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskSpec {
     pub kind: String,
     pub input: Value,
     pub priority: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub max_attempts: u32,
 }
@@ -37,12 +39,15 @@ impl TaskSpec {
         let kind = match obj.remove("kind") {
             Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_KIND_LEN => k,
             Some(Value::String(_)) => {
-                return Err(ErrorBody::invalid(format!(
-                    "kind must be 1 to {MAX_KIND_LEN} bytes"
-                )));
+                return Err(
+                    ErrorBody::invalid(format!("kind must be 1 to {MAX_KIND_LEN} bytes"))
+                        .with_field(Field::Kind),
+                );
             }
-            Some(_) => return Err(ErrorBody::invalid("kind must be a string")),
-            None => return Err(ErrorBody::invalid("missing field kind")),
+            Some(_) => {
+                return Err(ErrorBody::invalid("kind must be a string").with_field(Field::Kind));
+            }
+            None => return Err(ErrorBody::invalid("missing field kind").with_field(Field::Kind)),
         };
         let input = obj.remove("input").unwrap_or(Value::Null);
         let priority = match optional(&obj, "priority") {
@@ -50,7 +55,10 @@ impl TaskSpec {
             Some(v) => v
                 .as_i64()
                 .and_then(|p| i32::try_from(p).ok())
-                .ok_or_else(|| ErrorBody::invalid("priority must be a 32-bit integer"))?,
+                .ok_or_else(|| {
+                    ErrorBody::invalid("priority must be a 32-bit integer")
+                        .with_field(Field::Priority)
+                })?,
         };
         let timeout_ms = match optional(&obj, "timeout_ms") {
             None => None,
@@ -61,6 +69,7 @@ impl TaskSpec {
                         ErrorBody::invalid(format!(
                             "timeout_ms must be an integer 1..={MAX_TIMEOUT_MS} or null"
                         ))
+                        .with_field(Field::TimeoutMs)
                     })?,
             ),
         };
@@ -74,6 +83,7 @@ impl TaskSpec {
                     ErrorBody::invalid(format!(
                         "max_attempts must be an integer 1..={MAX_ATTEMPTS_LIMIT}"
                     ))
+                    .with_field(Field::MaxAttempts)
                 })?,
         };
         Ok(Self {
@@ -98,16 +108,16 @@ impl TaskSpec {
 
     /// The submission as the JSON a client sends.
     pub fn to_json(&self) -> Value {
-        let mut obj = Map::new();
-        obj.insert("kind".into(), Value::String(self.kind.clone()));
-        obj.insert("input".into(), self.input.clone());
-        obj.insert("priority".into(), self.priority.into());
-        if let Some(t) = self.timeout_ms {
-            obj.insert("timeout_ms".into(), t.into());
-        }
-        obj.insert("max_attempts".into(), self.max_attempts.into());
-        Value::Object(obj)
+        // Cannot fail: every key is a string and `input` is a `Value` already.
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
+}
+
+/// The payload of `tasks`: `{tasks: [...]}`, each item a submission
+/// ([`TaskSpec`] or its JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Batch<'a, T> {
+    pub tasks: &'a [T],
 }
 
 /// A field that may be absent or `null`.
@@ -122,20 +132,18 @@ pub fn parse_batch(raw: Value) -> Result<Vec<TaskSpec>, ErrorBody> {
         return Err(ErrorBody::invalid("a batch must be {tasks: [...]}"));
     };
     let Some(Value::Array(items)) = obj.remove("tasks") else {
-        return Err(ErrorBody::invalid("tasks must be an array"));
+        return Err(ErrorBody::invalid("tasks must be an array").with_field(Field::Tasks));
     };
     if items.len() > MAX_BATCH {
         return Err(ErrorBody::invalid(format!(
             "a batch holds at most {MAX_BATCH} tasks, got {}",
             items.len()
-        )));
+        ))
+        .with_field(Field::Tasks));
     }
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            TaskSpec::parse(item)
-                .map_err(|e| ErrorBody::new(e.code, format!("tasks[{i}]: {}", e.message)))
-        })
+        .map(|(i, item)| TaskSpec::parse(item).map_err(|e| e.in_batch_item(i)))
         .collect()
 }

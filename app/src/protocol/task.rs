@@ -16,16 +16,6 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [TaskStatus; 6] = [
-        Self::Queued,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-        Self::TimedOut,
-    ];
-
     /// A final task never runs again and never changes again.
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Queued | Self::Running)

@@ -3,55 +3,170 @@
 use super::*;
 use serde_json::json;
 
-#[test]
-fn refusals_name_their_field() {
-    let field = |raw: Value, kind_check: bool| {
-        let err = match TaskSpec::parse(raw) {
-            Err(e) => e,
-            Ok(spec) if kind_check => {
-                let msg = builtin::validate(&spec.kind, &spec.input)
-                    .expect("built-in kind")
-                    .expect_err("bad input");
-                ErrorBody::invalid(format!("{}: {msg}", spec.kind))
-            }
-            Ok(_) => panic!("accepted"),
-        };
-        err.field().map(str::to_owned)
+/// The field a refusal of `raw` names: from the envelope's parsing, or
+/// (for a built-in kind) from its input check, as the server words it.
+fn refused_field(raw: Value) -> Option<Field> {
+    let err = match TaskSpec::parse(raw) {
+        Err(e) => e,
+        Ok(spec) => builtin::validate(&spec.kind, &spec.input)
+            .expect("a built-in kind")
+            .expect_err("a bad input")
+            .into_refusal(&spec.kind),
     };
-    let f = |s: &str| Some(s.to_owned());
-    assert_eq!(field(json!({"input": 1}), false), f("kind"));
-    assert_eq!(field(json!({"kind": 3}), false), f("kind"));
-    assert_eq!(
-        field(json!({"kind": "echo", "priority": "x"}), false),
-        f("priority")
-    );
-    assert_eq!(
-        field(json!({"kind": "echo", "timeout_ms": 0}), false),
-        f("timeout_ms")
-    );
-    assert_eq!(
-        field(json!({"kind": "echo", "max_attempts": 0}), false),
-        f("max_attempts")
-    );
-    assert_eq!(
-        field(json!({"kind": "primes", "input": {"limit": -1}}), true),
-        f("limit")
-    );
-    assert_eq!(field(json!({"kind": "sleep", "input": {}}), true), f("ms"));
-    assert_eq!(
-        field(
-            json!({"kind": "sha256", "input": {"data": "a", "rounds": 0}}),
-            true
+    assert_eq!(err.code, ErrorCode::InvalidPayload, "{err}");
+    err.field
+}
+
+#[test]
+fn envelope_refusals_name_their_field() {
+    use Field::*;
+    for (raw, field) in [
+        (json!({"input": 1}), Some(Kind)),
+        (json!({"kind": 3}), Some(Kind)),
+        (json!({"kind": ""}), Some(Kind)),
+        (json!({"kind": "echo", "priority": "x"}), Some(Priority)),
+        (json!({"kind": "echo", "timeout_ms": 0}), Some(TimeoutMs)),
+        (
+            json!({"kind": "echo", "max_attempts": 0}),
+            Some(MaxAttempts),
         ),
-        f("rounds")
+        // The payload as a whole: no one field is wrong.
+        (json!([1]), None),
+    ] {
+        assert_eq!(refused_field(raw.clone()), field, "{raw}");
+    }
+}
+
+#[test]
+fn input_refusals_name_the_input_key() {
+    let key = |k: &str| Some(Field::InputKey(k.to_owned()));
+    for (raw, field) in [
+        (
+            json!({"kind": "primes", "input": {"limit": -1}}),
+            key("limit"),
+        ),
+        (json!({"kind": "sleep", "input": {}}), key("ms")),
+        (
+            json!({"kind": "sha256", "input": {"data": "a", "rounds": 0}}),
+            key("rounds"),
+        ),
+        (
+            json!({"kind": "sha256", "input": {"rounds": 1}}),
+            key("data"),
+        ),
+        (
+            json!({"kind": "fail", "input": {"message": 1}}),
+            key("message"),
+        ),
+        // Not an object: the input as a whole.
+        (json!({"kind": "fail", "input": []}), Some(Field::Input)),
+    ] {
+        assert_eq!(refused_field(raw.clone()), field, "{raw}");
+    }
+    let err = builtin::PrimesInput::parse(&json!({"limit": -1}))
+        .unwrap_err()
+        .into_refusal(builtin::PRIMES);
+    assert_eq!(
+        err.message,
+        "primes: limit must be an integer 0..=10000000000"
+    );
+}
+
+#[test]
+fn batch_and_id_refusals_name_their_field() {
+    let bad_item =
+        parse_batch(json!({"tasks": [{"kind": "echo"}, {"kind": "echo", "priority": 0.5}]}))
+            .unwrap_err();
+    assert_eq!(
+        bad_item.field,
+        Some(Field::Priority),
+        "the item's own field"
     );
     assert_eq!(
-        field(json!({"kind": "fail", "input": []}), true),
-        f("input")
+        bad_item.message,
+        "tasks[1]: priority must be a 32-bit integer"
     );
-    let unknown = ErrorBody::new(ErrorCode::UnknownKind, "unknown kind \"zzz\"");
-    assert_eq!(unknown.field(), Some("kind"));
-    assert_eq!(ErrorBody::new(ErrorCode::QueueFull, "full").field(), None);
+    let not_array = parse_batch(json!({"tasks": 1})).unwrap_err();
+    assert_eq!(not_array.field, Some(Field::Tasks));
+    let too_many = parse_batch(json!({"tasks": vec![json!({"kind": "echo"}); MAX_BATCH + 1]}));
+    assert_eq!(too_many.unwrap_err().field, Some(Field::Tasks));
+    assert_eq!(parse_batch(json!([])).unwrap_err().field, None);
+
+    for payload in [json!({}), json!({"task_id": 5})] {
+        let err = TaskId::from_payload(&payload).unwrap_err();
+        assert_eq!(
+            (err.code, err.field),
+            (ErrorCode::InvalidPayload, Some(Field::TaskId))
+        );
+    }
+    // A string that is no UUID is an unknown task, like any other.
+    let unknown = TaskId::from_payload(&json!({"task_id": "x"})).unwrap_err();
+    assert_eq!((unknown.code, unknown.field), (ErrorCode::NotFound, None));
+}
+
+#[test]
+fn the_field_is_on_the_wire_only_when_known() {
+    let plain = ErrorBody::new(ErrorCode::QueueFull, "full");
+    assert_eq!(
+        serde_json::to_string(&plain).unwrap(),
+        r#"{"code":"queue_full","message":"full"}"#
+    );
+    let limit =
+        ErrorBody::invalid("primes: limit must be ...").with_field(Field::InputKey("limit".into()));
+    let wire = serde_json::to_value(&limit).unwrap();
+    assert_eq!(wire["field"], "input.limit");
+    assert_eq!(serde_json::from_value::<ErrorBody>(wire).unwrap(), limit);
+    for field in [
+        Field::Kind,
+        Field::Input,
+        Field::Priority,
+        Field::TimeoutMs,
+        Field::MaxAttempts,
+        Field::Tasks,
+        Field::TaskId,
+        Field::InputKey("a.b".into()),
+    ] {
+        let back: Field = serde_json::from_value(serde_json::to_value(&field).unwrap()).unwrap();
+        assert_eq!(back, field);
+    }
+    // A newer server's field name still reads, and an error without one too.
+    let newer: ErrorBody = serde_json::from_value(
+        json!({"code": "invalid_payload", "message": "m", "field": "delay_ms"}),
+    )
+    .unwrap();
+    assert_eq!(newer.field, Some(Field::Other("delay_ms".into())));
+    let old: ErrorBody =
+        serde_json::from_value(json!({"code": "task_failed", "message": "m"})).unwrap();
+    assert_eq!(old.field, None);
+}
+
+#[test]
+fn typed_payloads_are_the_documented_json() {
+    let id: TaskId = "0193f1c2-7d3a-7c1e-9a51-3b0e6f1d2a40".parse().unwrap();
+    assert_eq!(
+        serde_json::to_value(TaskRef::from(id)).unwrap(),
+        json!({"task_id": "0193f1c2-7d3a-7c1e-9a51-3b0e6f1d2a40"})
+    );
+    let spec = TaskSpec::new("echo", json!(1));
+    assert_eq!(
+        serde_json::to_value(Batch {
+            tasks: std::slice::from_ref(&spec)
+        })
+        .unwrap(),
+        json!({"tasks": [{"kind": "echo", "input": 1, "priority": 0, "max_attempts": 3}]})
+    );
+    assert_eq!(
+        serde_json::to_value(WorkerFail::task_failed(id, "boom")).unwrap(),
+        json!({"task_id": id, "error": {"code": "task_failed", "message": "boom"}})
+    );
+    assert_eq!(
+        serde_json::to_value(WorkerDone {
+            task_id: id,
+            output: json!({"n": 1})
+        })
+        .unwrap(),
+        json!({"task_id": id, "output": {"n": 1}})
+    );
 }
 
 #[test]
@@ -60,27 +175,6 @@ fn worker_state_names_are_the_wire_names() {
     for state in [Starting, Idle, Busy, Stopping] {
         assert_eq!(serde_json::to_value(state).unwrap(), json!(state.as_str()));
     }
-}
-
-#[test]
-fn builtin_fields_make_valid_inputs() {
-    for kind in builtin::KINDS {
-        let Some(fields) = builtin::fields(kind) else {
-            assert_eq!(kind, builtin::ECHO, "only echo is free JSON");
-            continue;
-        };
-        let input = builtin::input_from_fields(fields, |f| f.default.to_owned()).unwrap();
-        assert_eq!(
-            builtin::validate(kind, &input),
-            Some(Ok(())),
-            "{kind}: {input}"
-        );
-    }
-    let primes = builtin::fields(builtin::PRIMES).unwrap();
-    assert_eq!(
-        builtin::input_from_fields(primes, |_| "12x".into()),
-        Err(("limit", "limit must be an integer 0..=10000000000".into()))
-    );
 }
 
 #[test]

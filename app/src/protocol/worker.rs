@@ -90,6 +90,20 @@ pub struct WorkerFail {
     pub error: WorkerFailure,
 }
 
+impl WorkerFail {
+    /// A handler's own failure, as this crate's remote worker reports it:
+    /// code `task_failed`.
+    pub fn task_failed(task_id: TaskId, message: impl Into<String>) -> Self {
+        Self {
+            task_id,
+            error: WorkerFailure {
+                code: Some(ErrorCode::TaskFailed.as_str().to_owned()),
+                message: message.into(),
+            },
+        }
+    }
+}
+
 /// The error a remote worker reports; its `code` is free-form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerFailure {

@@ -11,7 +11,8 @@ use serde_json::json;
 use super::book::{Book, Change, Filter};
 use super::io::{self, ConnState};
 use crate::protocol::{
-    ErrorBody, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskStatus, Timestamp, events,
+    ErrorBody, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskRef, TaskStatus, Timestamp,
+    events,
 };
 
 /// Seconds of throughput the dashboard's chart shows.
@@ -184,7 +185,7 @@ impl Live {
 
     fn subscribe(self, id: TaskId) {
         spawn_local(async move {
-            match io::emit(events::SUBSCRIBE, &json!({ "task_id": id })).await {
+            match io::emit(events::SUBSCRIBE, &TaskRef::from(id)).await {
                 Ok(ack) => {
                     if let Some(task) = ack.task {
                         self.upsert(task);
@@ -206,7 +207,7 @@ impl Live {
 
     /// Cancels a task; the ack's snapshot updates its row.
     pub async fn cancel(self, id: TaskId) -> Result<(), ErrorBody> {
-        let ack = io::emit(events::CANCEL, &json!({ "task_id": id })).await?;
+        let ack = io::emit(events::CANCEL, &TaskRef::from(id)).await?;
         if let Some(task) = ack.task {
             self.upsert(task);
         }

@@ -9,7 +9,9 @@ pub mod book;
 pub mod console;
 pub mod dashboard;
 pub mod io;
+mod kind_form;
 pub mod live;
+pub mod submit;
 pub mod task_page;
 pub mod task_view;
 
@@ -78,7 +80,7 @@ async fn load_task(id: TaskId) -> Option<Task> {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        let payload = serde_json::json!({ "task_id": id });
+        let payload = crate::protocol::TaskRef::from(id);
         let ack =
             send_wrapper::SendWrapper::new(io::emit(crate::protocol::events::SUBSCRIBE, &payload));
         return ack.await.ok().and_then(|a| a.task);

@@ -145,11 +145,7 @@ async fn on_tasks(
         specs
             .into_iter()
             .enumerate()
-            .map(|(i, spec)| {
-                state
-                    .prepare(spec)
-                    .map_err(|e| ErrorBody::new(e.code, format!("tasks[{i}]: {}", e.message)))
-            })
+            .map(|(i, spec)| state.prepare(spec).map_err(|e| e.in_batch_item(i)))
             .collect::<Result<Vec<_>, _>>()
     });
     match tasks {

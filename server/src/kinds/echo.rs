@@ -1,5 +1,6 @@
 //! `echo`: returns its input unchanged (keys in the same order).
 
+use app::InputError;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -18,7 +19,7 @@ impl Handler for Echo {
         Class::Io
     }
 
-    fn validate(&self, _input: &Value) -> Result<(), String> {
+    fn validate(&self, _input: &Value) -> Result<(), InputError> {
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! `fail`: always fails with `task_failed` and the given message.
 
+use app::InputError;
 use app::builtin::FailInput;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -19,12 +20,12 @@ impl Handler for Fail {
         Class::Io
     }
 
-    fn validate(&self, input: &Value) -> Result<(), String> {
+    fn validate(&self, input: &Value) -> Result<(), InputError> {
         FailInput::parse(input).map(drop)
     }
 
     async fn run(&self, input: Value, _ctx: Ctx) -> Result<Value, HandlerError> {
-        let input = FailInput::parse(&input).map_err(HandlerError::Failed)?;
+        let input = FailInput::parse(&input)?;
         Err(HandlerError::Failed(input.message))
     }
 }

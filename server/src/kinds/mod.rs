@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use app::{ErrorBody, ErrorCode, TaskSpec};
+use app::{ErrorBody, ErrorCode, Field, InputError, TaskSpec};
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,14 @@ pub enum HandlerError {
     Failed(String),
 }
 
+/// An input that passed `validate` but not `run`'s own parsing fails the
+/// task with the same message.
+impl From<InputError> for HandlerError {
+    fn from(e: InputError) -> Self {
+        Self::Failed(e.message)
+    }
+}
+
 /// A task kind.
 ///
 /// `run` is called in a worker process. [`Class::Cpu`] handlers run on a
@@ -64,9 +72,11 @@ pub trait Handler: Send + Sync + 'static {
         Class::Cpu
     }
 
-    /// Checks an input when the task is submitted; the message is sent back
-    /// as `invalid_payload`.
-    fn validate(&self, input: &Value) -> Result<(), String>;
+    /// Checks an input when the task is submitted; the refusal is sent back
+    /// as `invalid_payload`, naming the input key it is about if it says
+    /// ([`InputError::at`]); a plain message (`"...".into()`) is about the
+    /// input as a whole.
+    fn validate(&self, input: &Value) -> Result<(), InputError>;
 
     /// Runs the task to its output.
     async fn run(&self, input: Value, ctx: Ctx) -> Result<Value, HandlerError>;
@@ -123,10 +133,11 @@ impl Registry {
                 ErrorCode::UnknownKind,
                 format!("unknown kind {:?}", spec.kind),
             )
+            .with_field(Field::Kind)
         })?;
         handler
             .validate(&spec.input)
-            .map_err(|m| ErrorBody::invalid(format!("{}: {m}", spec.kind)))?;
+            .map_err(|e| e.into_refusal(&spec.kind))?;
         Ok(handler.class())
     }
 }
@@ -201,5 +212,65 @@ impl Ctx {
             *last = Some(now);
         }
         (self.sink)(done, total, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn refusal(kind: &str, input: Value) -> ErrorBody {
+        Registry::builtin()
+            .validate(&TaskSpec::new(kind, input))
+            .expect_err("refused")
+    }
+
+    #[test]
+    fn refusals_name_their_field() {
+        let unknown = refusal("nope", Value::Null);
+        assert_eq!(unknown.code, ErrorCode::UnknownKind);
+        assert_eq!(unknown.message, r#"unknown kind "nope""#);
+        assert_eq!(unknown.field, Some(Field::Kind));
+
+        let limit = refusal("primes", json!({"limit": -1}));
+        assert_eq!(limit.code, ErrorCode::InvalidPayload);
+        assert_eq!(
+            limit.message,
+            "primes: limit must be an integer 0..=10000000000"
+        );
+        assert_eq!(limit.field, Some(Field::InputKey("limit".into())));
+
+        let data = refusal("sha256", json!({"rounds": 1}));
+        assert_eq!(data.field, Some(Field::InputKey("data".into())));
+
+        let whole = refusal("sleep", json!([]));
+        assert_eq!(whole.message, "sleep: sleep input must be a JSON object");
+        assert_eq!(whole.field, Some(Field::Input));
+    }
+
+    /// A custom kind's plain message is about its input as a whole.
+    #[test]
+    fn a_plain_message_is_about_the_whole_input() {
+        struct Picky;
+        #[async_trait]
+        impl Handler for Picky {
+            fn kind(&self) -> &str {
+                "picky"
+            }
+            fn validate(&self, _input: &Value) -> Result<(), InputError> {
+                Err("input must be a string".into())
+            }
+            async fn run(&self, input: Value, _ctx: Ctx) -> Result<Value, HandlerError> {
+                Ok(input)
+            }
+        }
+        let err = Registry::empty()
+            .with(Picky)
+            .validate(&TaskSpec::new("picky", json!(1)))
+            .unwrap_err();
+        assert_eq!(err.message, "picky: input must be a string");
+        assert_eq!(err.field, Some(Field::Input));
     }
 }

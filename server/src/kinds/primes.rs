@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use app::InputError;
 use app::builtin::PrimesInput;
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -173,12 +174,12 @@ impl Handler for Primes {
         Class::Cpu
     }
 
-    fn validate(&self, input: &Value) -> Result<(), String> {
+    fn validate(&self, input: &Value) -> Result<(), InputError> {
         PrimesInput::parse(input).map(drop)
     }
 
     async fn run(&self, input: Value, ctx: Ctx) -> Result<Value, HandlerError> {
-        let input = PrimesInput::parse(&input).map_err(HandlerError::Failed)?;
+        let input = PrimesInput::parse(&input)?;
         let count = count_primes(input.limit, &ctx)?;
         Ok(json!({ "count": count }))
     }

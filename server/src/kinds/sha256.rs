@@ -1,6 +1,7 @@
 //! `sha256`: SHA-256 applied `rounds` times, first to the UTF-8 bytes of
 //! `data`, then to the previous 32-byte digest.
 
+use app::InputError;
 use app::builtin::Sha256Input;
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -33,12 +34,12 @@ impl Handler for Sha256 {
         app::builtin::SHA256
     }
 
-    fn validate(&self, input: &Value) -> Result<(), String> {
+    fn validate(&self, input: &Value) -> Result<(), InputError> {
         Sha256Input::parse(input).map(drop)
     }
 
     async fn run(&self, input: Value, ctx: Ctx) -> Result<Value, HandlerError> {
-        let input = Sha256Input::parse(&input).map_err(HandlerError::Failed)?;
+        let input = Sha256Input::parse(&input)?;
         let hex = iterated_sha256(input.data.as_bytes(), input.rounds, &ctx)?;
         Ok(json!({ "hex": hex }))
     }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use app::InputError;
 use app::builtin::SleepInput;
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -21,12 +22,12 @@ impl Handler for Sleep {
         Class::Io
     }
 
-    fn validate(&self, input: &Value) -> Result<(), String> {
+    fn validate(&self, input: &Value) -> Result<(), InputError> {
         SleepInput::parse(input).map(drop)
     }
 
     async fn run(&self, input: Value, ctx: Ctx) -> Result<Value, HandlerError> {
-        let SleepInput { ms } = SleepInput::parse(&input).map_err(HandlerError::Failed)?;
+        let SleepInput { ms } = SleepInput::parse(&input)?;
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(ms)) => Ok(json!({ "slept_ms": ms })),
             () = ctx.stopped() => Err(HandlerError::Stopped),
