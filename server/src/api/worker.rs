@@ -138,10 +138,7 @@ impl WorkerPort for RemotePort {
     /// The remote protocol has no answer to a `cancel`: the slot is free
     /// at once, and a late `done` or `fail` for the task is ignored.
     fn stop(&mut self, id: TaskId) -> Stopping {
-        if let Err(e) = self
-            .socket
-            .emit(events::CANCEL, &serde_json::json!({ "task_id": id }))
-        {
+        if let Err(e) = self.socket.emit(events::CANCEL, &app::TaskRef::from(id)) {
             tracing::warn!(worker = %self.socket.id, error = %e, "cancel not delivered");
         }
         Stopping::Released

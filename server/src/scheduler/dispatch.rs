@@ -10,52 +10,31 @@ impl Scheduler {
             return;
         }
         for class in [Class::Cpu, Class::Io] {
-            let q = queue_index(class);
-            while let Some(place) =
-                self.queues[q].pop_runnable(|kind| can_run(&self.workers, class, kind))
+            while let Some(id) = self
+                .table
+                .next_runnable(class, |kind| can_run(&self.workers, class, kind))
             {
-                let Some(entry) = self
-                    .tasks
-                    .get_mut(&place.id)
-                    .filter(|e| e.task.status == TaskStatus::Queued)
-                else {
-                    continue; // cancelled while queued
-                };
-                let Some(w) = pick_worker(
-                    &self.workers,
-                    &mut self.round_worker,
-                    class,
-                    &entry.task.kind,
-                ) else {
+                let Some(w) = self.table.get(&id).and_then(|e| {
+                    pick_worker(&self.workers, &mut self.round_worker, class, &e.task.kind)
+                }) else {
                     // `can_run` found a free worker, so this does not
                     // happen; if it did, the task keeps its place.
-                    self.queues[q].push(&entry.task.kind, place);
+                    self.table.unpop(id);
                     break;
                 };
-                self.queued -= 1;
-                self.running += 1;
                 let worker = &mut self.workers[w];
-                let task = &mut entry.task;
-                task.status = TaskStatus::Running;
-                task.attempt += 1;
-                task.worker = Some(worker.id.clone());
-                task.started_at = Some(Timestamp::now());
-                task.progress = None;
-                let timeout = task
+                let Some(entry) = self.table.start(id, worker.id.clone()) else {
+                    continue;
+                };
+                let timeout = entry
+                    .task
                     .timeout_ms
                     .map_or(self.config.default_timeout, Duration::from_millis);
-                entry.timer = Some(self.timers.insert(Timer::Timeout(task.id), timeout));
-                worker.start(task, entry.class);
-                let ev = status_of(task);
-                if self.store.is_some() {
-                    self.deferred.push(Deferred::Status(ev));
-                    if !entry.dirty {
-                        entry.dirty = true;
-                        self.dirty.push(place.id);
-                    }
-                } else {
-                    self.publisher.status(&ev).await;
-                }
+                entry.timer = Some(self.timers.insert(Timer::Timeout(id), timeout));
+                worker.start(&entry.task, entry.class);
+                let ev = status_of(&entry.task);
+                self.touch(id);
+                self.emit(Deferred::Status(ev)).await;
             }
         }
     }

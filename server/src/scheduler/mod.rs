@@ -26,13 +26,14 @@ mod reports;
 mod retention;
 mod stats;
 mod stop;
+mod table;
 mod worker;
 
 use outbox::*;
-use retention::*;
-use stats::*;
 
-use std::collections::{HashMap, VecDeque};
+use table::{Left, TaskTable};
+
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tokio_util::time::{DelayQueue, delay_queue};
+use tokio_util::time::DelayQueue;
 
 pub use command::{
     Command, Dispatcher, DoneReply, Mailbox, Reply, StatsReply, TaskReply, TasksReply, channel,
@@ -117,22 +118,6 @@ enum Timer {
     RetryCommit,
 }
 
-/// One task and what the scheduler needs to know about it.
-struct Entry {
-    task: Task,
-    class: Class,
-    seq: u64,
-    /// The attempt's timeout, while running.
-    timer: Option<delay_queue::Key>,
-    /// Changed since the last commit (durable mode).
-    dirty: bool,
-    /// The client that submitted it, while it is unfinished.
-    owner: Option<ClientId>,
-    /// Where a finished task's input, output and error are (see
-    /// [`Scheduler::shelve`]).
-    payload: Payload,
-}
-
 /// Starts the scheduler actor; it runs until `shutdown` is cancelled or
 /// every dispatcher is dropped.
 pub fn spawn(
@@ -145,8 +130,8 @@ pub fn spawn(
     let mut actor = Scheduler::new(config, publisher);
     if let Some(durable) = durable {
         actor.restore(durable.recovered, &*durable.classify);
-        actor.store = Some(durable.store);
-        actor.health = durable.health;
+        actor.outbox.store = Some(durable.store);
+        actor.outbox.health = durable.health;
     }
     tokio::spawn(actor.run(mailbox.0, shutdown))
 }
@@ -154,57 +139,20 @@ pub fn spawn(
 struct Scheduler {
     config: SchedulerConfig,
     publisher: Arc<dyn Publisher>,
-    /// Boxed entries keep the table small, so growing it copies little.
-    tasks: HashMap<TaskId, Box<Entry>>,
-    queues: [KindQueues; 2],
-    queued: usize,
-    running: usize,
-    next_seq: u64,
+    /// Every task, the run queues and the counts.
+    table: TaskTable,
     workers: Vec<Worker>,
     /// The worker I/O-bound tasks went to in the current dispatch round.
     round_worker: Option<usize>,
     timers: DelayQueue<Timer>,
-    finished: VecDeque<TaskId>,
-    counters: Counters,
     /// Finished totals of the last few stats ticks, for throughput.
     history: VecDeque<(tokio::time::Instant, u64)>,
-    /// The durable store, if any; `None` keeps everything in memory.
-    store: Option<Store>,
-    /// Tasks changed since the last commit.
-    dirty: Vec<TaskId>,
-    /// Tasks to remove from the store at the next commit (retention).
-    deletes: Vec<TaskId>,
-    deferred: Vec<Deferred>,
-    /// Commits under way, oldest first, with what waits for each.
-    commits: FuturesOrdered<PendingCommit>,
-    /// Number of the next commit to start.
-    next_generation: u64,
-    /// Set while the store cannot write (why): new tasks and cancels are
-    /// refused, and every ack or push that waits for a commit is held in
-    /// `held` until a commit started after the failure succeeds (one from
-    /// `recovers_from` on), which rewrites everything the failed ones held.
-    degraded: Option<String>,
-    held: Vec<Deferred>,
-    recovers_from: u64,
-    /// A retry of a failed commit is due (its timer is set).
-    retry_pending: bool,
-    /// Where `degraded` is reported for `GET /healthz`.
-    health: Health,
+    /// The store, what waits for its commits, and degraded mode.
+    outbox: Outbox,
     /// Set while shutting down: answered when nothing runs any more.
     draining: Option<oneshot::Sender<()>>,
     /// Shutting down: no new tasks, none started.
     stopping: bool,
-    /// Unfinished tasks per submitting client.
-    unfinished: HashMap<ClientId, usize>,
-    /// Payload bytes of the finished tasks kept in memory (no store).
-    kept_bytes: usize,
-}
-
-fn queue_index(class: Class) -> usize {
-    match class {
-        Class::Cpu => 0,
-        Class::Io => 1,
-    }
 }
 
 impl Scheduler {
@@ -213,34 +161,15 @@ impl Scheduler {
         Self {
             config,
             publisher,
-            // Sized for a full queue plus the retained tasks up front: one
-            // table allocation instead of a rehash every doubling.
-            tasks: HashMap::with_capacity(capacity),
-            queues: Default::default(),
-            queued: 0,
-            running: 0,
-            next_seq: 0,
+            // Sized for a full queue plus the retained tasks.
+            table: TaskTable::with_capacity(capacity),
             workers: Vec::new(),
             round_worker: None,
             timers: DelayQueue::new(),
-            finished: VecDeque::new(),
-            counters: Counters::default(),
             history: VecDeque::new(),
-            store: None,
-            dirty: Vec::new(),
-            deletes: Vec::new(),
-            deferred: Vec::new(),
-            commits: FuturesOrdered::new(),
-            next_generation: 0,
-            degraded: None,
-            held: Vec::new(),
-            recovers_from: 0,
-            retry_pending: false,
-            health: Health::default(),
+            outbox: Outbox::default(),
             draining: None,
             stopping: false,
-            unfinished: HashMap::new(),
-            kept_bytes: 0,
         }
     }
 
@@ -250,70 +179,32 @@ impl Scheduler {
     /// `worker_lost` if it was their last; finished ones stay readable.
     fn restore(&mut self, stored: Vec<StoredTask>, classify: &dyn Fn(&str) -> Class) {
         let (mut requeued, mut lost) = (0, 0);
-        for StoredTask { mut task, seq } in stored {
-            self.next_seq = self.next_seq.max(seq + 1);
-            let id = task.id;
+        for StoredTask { task, seq } in stored {
+            let (id, attempt) = (task.id, task.attempt);
+            let was_running = task.status == TaskStatus::Running;
+            let last = attempt >= task.max_attempts;
             let class = classify(&task.kind);
-            let mut dirty = false;
-            if task.status == TaskStatus::Running {
-                dirty = true;
-                task.worker = None;
-                task.progress = None;
-                if task.attempt >= task.max_attempts {
-                    lost += 1;
-                    task.status = TaskStatus::Failed;
-                    task.error = Some(ErrorBody::new(
-                        ErrorCode::WorkerLost,
-                        format!("the server stopped during attempt {}", task.attempt),
-                    ));
-                    task.finished_at = Some(Timestamp::now());
-                } else {
-                    requeued += 1;
-                    task.status = TaskStatus::Queued;
-                    task.started_at = None;
-                }
+            self.table.restore(task, class, seq, was_running);
+            if !was_running {
+                continue;
             }
-            match task.status {
-                TaskStatus::Queued => {
-                    self.queues[queue_index(class)].push(
-                        &task.kind,
-                        Place {
-                            priority: task.priority,
-                            seq,
-                            id,
-                        },
-                    );
-                    self.queued += 1;
-                }
-                TaskStatus::Running => {}
-                _ => self.finished.push_back(id),
-            }
-            let mut payload = Payload::Live;
-            if task.status.is_final() && !dirty {
-                // Stored as it is: read from the store when asked for.
-                strip_payload(&mut task);
-                payload = Payload::Stored;
-            }
-            self.tasks.insert(
-                id,
-                Box::new(Entry {
-                    task,
-                    class,
-                    seq,
-                    timer: None,
-                    dirty,
-                    owner: None,
-                    payload,
-                }),
-            );
-            if dirty {
-                self.dirty.push(id);
+            self.outbox.dirty.push(id);
+            if last {
+                lost += 1;
+                let error = ErrorBody::new(
+                    ErrorCode::WorkerLost,
+                    format!("the server stopped during attempt {attempt}"),
+                );
+                self.table.settle(id, TaskStatus::Failed, None, Some(error));
+            } else {
+                requeued += 1;
+                self.table.requeue(id, true);
             }
         }
         self.prune();
         tracing::info!(
-            tasks = self.tasks.len(),
-            queued = self.queued,
+            tasks = self.table.len(),
+            queued = self.table.queued(),
             requeued,
             lost,
             "recovered tasks from the store"
@@ -349,7 +240,7 @@ impl Scheduler {
                     self.on_timer(expired.into_inner()).await;
                 }
                 _ = stats_tick.tick() => self.push_stats().await,
-                Some(done) = self.commits.next(), if !self.commits.is_empty() => {
+                Some(done) = self.outbox.commits.next(), if !self.outbox.commits.is_empty() => {
                     self.committed(done).await;
                 }
             }
@@ -377,7 +268,7 @@ impl Scheduler {
             } => self.submit(tasks, client, reply),
             Command::Get { id, reply } => self.reply_task(id, reply),
             Command::Subscribe { id, client, reply } => {
-                if let Some(e) = self.tasks.get(&id)
+                if let Some(e) = self.table.get(&id)
                     && !e.task.status.is_final()
                 {
                     client.join(vec![id.room()]);
@@ -386,7 +277,7 @@ impl Scheduler {
             }
             Command::Unsubscribe { id, client, reply } => {
                 client.leave(id.room());
-                match self.tasks.contains_key(&id) {
+                match self.table.contains(&id) {
                     true => reply.send(Ok(())),
                     false => reply.send(Err(not_found(id))),
                 }
@@ -394,7 +285,11 @@ impl Scheduler {
             Command::Cancel { id, reply } => self.cancel(id, reply).await,
             Command::Stats { reply } => reply.send(Ok(self.stats())),
             Command::Drain { grace, done } => {
-                tracing::info!(running = self.running, ?grace, "draining: no new tasks");
+                tracing::info!(
+                    running = self.table.running(),
+                    ?grace,
+                    "draining: no new tasks"
+                );
                 self.stopping = true;
                 self.draining = Some(done);
                 self.timers.insert(Timer::DrainDeadline, grace);
@@ -424,12 +319,12 @@ impl Scheduler {
                 "the server is shutting down and takes no new tasks; try again shortly",
             ));
         }
-        if let Some(reason) = &self.degraded {
+        if let Some(reason) = &self.outbox.degraded {
             return reply.error(store_down(reason));
         }
         let owner = client.as_ref().map(|c| c.id());
         if let Some(sid) = owner {
-            let mine = self.unfinished.get(&sid).copied().unwrap_or(0);
+            let mine = self.table.unfinished_of(sid);
             if mine + tasks.len() > self.config.max_unfinished_per_socket {
                 return reply.error(ErrorBody::new(
                     ErrorCode::RateLimited,
@@ -440,61 +335,39 @@ impl Scheduler {
                 ));
             }
         }
-        if self.queued + tasks.len() > self.config.queue_capacity {
+        let queued = self.table.queued();
+        if queued + tasks.len() > self.config.queue_capacity {
             return reply.error(ErrorBody::new(
                 ErrorCode::QueueFull,
                 format!(
-                    "the queue is full ({} of {} queued)",
-                    self.queued, self.config.queue_capacity
+                    "the queue is full ({queued} of {} queued)",
+                    self.config.queue_capacity
                 ),
             ));
-        }
-        if let Some(sid) = owner {
-            *self.unfinished.entry(sid).or_default() += tasks.len();
         }
         let ids: Vec<TaskId> = tasks.iter().map(|(t, _)| t.id).collect();
         if let Some(client) = &client {
             client.join(ids.iter().map(TaskId::room).collect());
         }
-        let durable = self.store.is_some();
+        let durable = self.outbox.durable();
         for (task, class) in tasks {
-            let seq = self.next_seq;
-            self.next_seq += 1;
             // With a store the work may start while its commit is under way:
             // the ack still goes first, since every push about the task
             // waits behind that commit.
-            self.queues[queue_index(class)].push(
-                &task.kind,
-                Place {
-                    priority: task.priority,
-                    seq,
-                    id: task.id,
-                },
-            );
-            self.queued += 1;
-            self.tasks.insert(
-                task.id,
-                Box::new(Entry {
-                    task,
-                    class,
-                    seq,
-                    timer: None,
-                    dirty: durable,
-                    owner,
-                    payload: Payload::Live,
-                }),
-            );
+            self.table.enqueue(task, class, owner, durable);
         }
         let submitted: Vec<&Task> = ids
             .iter()
-            .filter_map(|id| self.tasks.get(id))
+            .filter_map(|id| self.table.get(id))
             .map(|e| &e.task)
             .collect();
         if durable {
             // Stored before acked; the ack shows them as submitted.
             let tasks = submitted.into_iter().cloned().collect();
-            self.dirty.extend_from_slice(&ids);
-            self.deferred.push(Deferred::Submitted { reply, tasks });
+            self.outbox.dirty.extend_from_slice(&ids);
+            self.outbox
+                .deferred
+                .push(Deferred::Submitted { reply, tasks });
         } else {
             reply.tasks(&submitted);
         }
@@ -509,17 +382,7 @@ impl Scheduler {
         error: Option<ErrorBody>,
     ) {
         if self.settle(id, status, output, error) {
-            self.announce(id).await;
-        }
-    }
-
-    /// Publishes a task that just became final: at once without a store,
-    /// after the commit that stores it with one.
-    async fn announce(&mut self, id: TaskId) {
-        if self.store.is_some() {
-            self.deferred.push(Deferred::Result(id));
-        } else {
-            self.publish(id).await;
+            self.emit(Deferred::Result(id)).await;
         }
     }
 
@@ -531,46 +394,19 @@ impl Scheduler {
         output: Option<serde_json::Value>,
         error: Option<ErrorBody>,
     ) -> bool {
-        let Some(entry) = self.tasks.get_mut(&id) else {
+        let Some(Left { timer, worker }) = self.table.settle(id, status, output, error) else {
             return false;
         };
-        match entry.task.status {
-            TaskStatus::Queued => self.queued -= 1,
-            TaskStatus::Running => {
-                self.running -= 1;
-                if let Some(worker) = &entry.task.worker
-                    && let Some(w) = self.workers.iter_mut().find(|w| &w.id == worker)
-                {
-                    w.tasks_done += 1;
-                }
-            }
-            _ => return false,
-        }
-        if let Some(key) = entry.timer.take() {
+        if let Some(key) = timer {
             self.timers.remove(&key);
         }
-        let owner = entry.owner.take();
-        let task = &mut entry.task;
-        task.status = status;
-        task.output = output;
-        task.error = error;
-        task.finished_at = Some(Timestamp::now());
-        self.counters.count(status);
-        if let Some(sid) = owner {
-            self.forget_owner(sid);
+        if let Some(worker) = worker
+            && let Some(w) = self.workers.iter_mut().find(|w| w.id == worker)
+        {
+            w.tasks_done += 1;
         }
         self.touch(id);
         true
-    }
-
-    /// One fewer unfinished task of client `sid`.
-    fn forget_owner(&mut self, sid: ClientId) {
-        if let Some(n) = self.unfinished.get_mut(&sid) {
-            *n -= 1;
-            if *n == 0 {
-                self.unfinished.remove(&sid);
-            }
-        }
     }
 }
 

@@ -55,6 +55,43 @@ pub(super) enum Deferred {
     Probe,
 }
 
+/// The store's side of the scheduler: the store handle, the tasks to
+/// write or delete at the next commit, the commits under way and what
+/// waits for each, and degraded mode while the store cannot write.
+#[derive(Default)]
+pub(super) struct Outbox {
+    /// The durable store, if any; `None` keeps everything in memory.
+    pub(super) store: Option<Store>,
+    /// Tasks changed since the last commit.
+    pub(super) dirty: Vec<TaskId>,
+    /// Tasks to remove from the store at the next commit (retention).
+    pub(super) deletes: Vec<TaskId>,
+    pub(super) deferred: Vec<Deferred>,
+    /// Commits under way, oldest first, with what waits for each.
+    pub(super) commits: FuturesOrdered<PendingCommit>,
+    /// Number of the next commit to start.
+    pub(super) next_generation: u64,
+    /// Set while the store cannot write (why): new tasks and cancels are
+    /// refused, and every ack or push that waits for a commit is held in
+    /// `held` until a commit started after the failure succeeds (one from
+    /// `recovers_from` on), which rewrites everything the failed ones held.
+    pub(super) degraded: Option<String>,
+    pub(super) held: Vec<Deferred>,
+    pub(super) recovers_from: u64,
+    /// A retry of a failed commit is due (its timer is set).
+    pub(super) retry_pending: bool,
+    /// Where `degraded` is reported for `GET /healthz`.
+    pub(super) health: Health,
+}
+
+impl Outbox {
+    /// Whether there is a store (else everything is in memory and goes out
+    /// at once).
+    pub(super) fn durable(&self) -> bool {
+        self.store.is_some()
+    }
+}
+
 /// The refusal of a change while the store cannot write.
 pub(super) fn store_down(reason: &str) -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, format!("{reason}; try again later"))
@@ -63,14 +100,26 @@ pub(super) fn store_down(reason: &str) -> ErrorBody {
 impl Scheduler {
     /// Marks a task for the next commit (durable mode).
     pub(super) fn touch(&mut self, id: TaskId) {
-        if self.store.is_none() {
+        if self.outbox.store.is_none() {
             return;
         }
-        if let Some(e) = self.tasks.get_mut(&id)
+        if let Some(e) = self.table.get_mut(&id)
             && !e.dirty
         {
             e.dirty = true;
-            self.dirty.push(id);
+            self.outbox.dirty.push(id);
+        }
+    }
+
+    /// Sends a push or an answer: at once without a store; with one, after
+    /// the commits already under way, so nothing about a task overtakes
+    /// its ack and no `result` goes out before its state is stored. The one
+    /// place that decides "now or after the commit".
+    pub(super) async fn emit(&mut self, d: Deferred) {
+        if self.outbox.durable() {
+            self.outbox.deferred.push(d);
+        } else {
+            self.release_one(d).await;
         }
     }
 
@@ -79,20 +128,25 @@ impl Scheduler {
     /// meanwhile; [`Scheduler::committed`] runs when it is durable.
     pub(super) fn start_commit(&mut self) {
         // While the store fails, only the retry timer starts commits.
-        if self.degraded.is_none() {
+        if self.outbox.degraded.is_none() {
             self.write_changes();
         }
     }
 
     pub(super) fn write_changes(&mut self) {
-        let Some(store) = &self.store else { return };
-        if self.dirty.is_empty() && self.deletes.is_empty() && self.deferred.is_empty() {
+        let Some(store) = &self.outbox.store else {
+            return;
+        };
+        if self.outbox.dirty.is_empty()
+            && self.outbox.deletes.is_empty()
+            && self.outbox.deferred.is_empty()
+        {
             return;
         }
-        let mut writes = Vec::with_capacity(self.dirty.len() + self.deletes.len());
-        let mut written = Vec::with_capacity(self.dirty.len());
-        for id in self.dirty.drain(..) {
-            if let Some(e) = self.tasks.get_mut(&id) {
+        let mut writes = Vec::with_capacity(self.outbox.dirty.len() + self.outbox.deletes.len());
+        let mut written = Vec::with_capacity(self.outbox.dirty.len());
+        for id in self.outbox.dirty.drain(..) {
+            if let Some(e) = self.table.get_mut(&id) {
                 e.dirty = false;
                 match Write::put(&e.task, e.seq) {
                     Ok(w) => {
@@ -103,13 +157,13 @@ impl Scheduler {
                 }
             }
         }
-        let deleted = std::mem::take(&mut self.deletes);
+        let deleted = std::mem::take(&mut self.outbox.deletes);
         writes.extend(deleted.iter().copied().map(Write::Delete));
-        let deferred = std::mem::take(&mut self.deferred);
-        let generation = self.next_generation;
-        self.next_generation += 1;
+        let deferred = std::mem::take(&mut self.outbox.deferred);
+        let generation = self.outbox.next_generation;
+        self.outbox.next_generation += 1;
         let commit = store.commit(writes);
-        self.commits.push_back(
+        self.outbox.commits.push_back(
             async move {
                 CommitDone {
                     result: commit.await,
@@ -137,8 +191,8 @@ impl Scheduler {
         if let Err(e) = result {
             return self.commit_failed(&e, deferred, written, deleted).await;
         }
-        if self.degraded.is_some() {
-            if generation < self.recovers_from {
+        if self.outbox.degraded.is_some() {
+            if generation < self.outbox.recovers_from {
                 // Stored, but it holds nothing of the failed commits: its
                 // pushes stay behind theirs. New tasks in it are safe to ack.
                 for d in deferred {
@@ -146,19 +200,19 @@ impl Scheduler {
                         Deferred::Submitted { reply, tasks } => {
                             reply.tasks(&tasks.iter().collect::<Vec<_>>());
                         }
-                        other => self.held.push(other),
+                        other => self.outbox.held.push(other),
                     }
                 }
                 return;
             }
-            let reason = self.degraded.take().unwrap_or_default();
-            self.health.restore();
+            let reason = self.outbox.degraded.take().unwrap_or_default();
+            self.outbox.health.restore();
             tracing::warn!(
                 was = %reason,
-                held = self.held.len(),
+                held = self.outbox.held.len(),
                 "the task store writes again; sending what waited for it"
             );
-            let held = std::mem::take(&mut self.held);
+            let held = std::mem::take(&mut self.outbox.held);
             self.release(held).await;
         }
         self.release(deferred).await;
@@ -181,7 +235,7 @@ impl Scheduler {
         for id in written {
             self.touch(id);
         }
-        self.deletes.extend(deleted);
+        self.outbox.deletes.extend(deleted);
         for d in deferred {
             match d {
                 Deferred::Submitted { reply, tasks, .. } => {
@@ -193,22 +247,22 @@ impl Scheduler {
                         format!("{reason}; the task was not created, try again later"),
                     ));
                 }
-                other => self.held.push(other),
+                other => self.outbox.held.push(other),
             }
         }
     }
 
     /// Enters (or stays in) degraded mode for `reason` and arms a retry.
     pub(super) fn degrade(&mut self, reason: String) {
-        if self.degraded.is_none() {
+        if self.outbox.degraded.is_none() {
             tracing::error!(%reason, "new tasks are refused and results held until the store writes again");
         }
-        self.health.degrade(reason.clone());
-        self.degraded = Some(reason);
+        self.outbox.health.degrade(reason.clone());
+        self.outbox.degraded = Some(reason);
         // Only a commit started from now on rewrites what failed so far.
-        self.recovers_from = self.next_generation;
-        if !self.retry_pending {
-            self.retry_pending = true;
+        self.outbox.recovers_from = self.outbox.next_generation;
+        if !self.outbox.retry_pending {
+            self.outbox.retry_pending = true;
             self.timers.insert(Timer::RetryCommit, COMMIT_RETRY);
         }
     }
@@ -216,24 +270,28 @@ impl Scheduler {
     /// Sends the acks and pushes that waited for a commit, in order.
     pub(super) async fn release(&mut self, deferred: Vec<Deferred>) {
         for d in deferred {
-            match d {
-                Deferred::Submitted { reply, tasks } => {
-                    reply.tasks(&tasks.iter().collect::<Vec<_>>());
-                }
-                Deferred::Task { reply, id } => match self.tasks.get(&id) {
-                    Some(e) => reply.task(&e.task),
-                    None => reply.error(not_found(id)),
-                },
-                Deferred::Result(id) => self.publish(id).await,
-                // Nothing about a withdrawn task goes out.
-                Deferred::Status(ev) if self.tasks.contains_key(&ev.task_id) => {
-                    self.publisher.status(&ev).await;
-                }
-                Deferred::Progress(ev) if self.tasks.contains_key(&ev.task_id) => {
-                    self.publisher.progress(&ev).await;
-                }
-                Deferred::Status(_) | Deferred::Progress(_) | Deferred::Probe => {}
+            self.release_one(d).await;
+        }
+    }
+
+    async fn release_one(&mut self, d: Deferred) {
+        match d {
+            Deferred::Submitted { reply, tasks } => {
+                reply.tasks(&tasks.iter().collect::<Vec<_>>());
             }
+            Deferred::Task { reply, id } => match self.table.get(&id) {
+                Some(e) => reply.task(&e.task),
+                None => reply.error(not_found(id)),
+            },
+            Deferred::Result(id) => self.publish(id).await,
+            // Nothing about a withdrawn task goes out.
+            Deferred::Status(ev) if self.table.contains(&ev.task_id) => {
+                self.publisher.status(&ev).await;
+            }
+            Deferred::Progress(ev) if self.table.contains(&ev.task_id) => {
+                self.publisher.progress(&ev).await;
+            }
+            Deferred::Status(_) | Deferred::Progress(_) | Deferred::Probe => {}
         }
     }
 
@@ -242,39 +300,17 @@ impl Scheduler {
     /// stops, leaves the counters, and any row a later commit wrote of it
     /// is deleted.
     pub(super) fn withdraw(&mut self, id: TaskId) {
-        let Some(entry) = self.tasks.get(&id) else {
+        let Some(mut entry) = self.table.withdraw(id) else {
             return;
         };
-        let status = entry.task.status;
-        if status == TaskStatus::Running
+        if entry.task.status == TaskStatus::Running
             && let Some(worker) = entry.task.worker.clone()
         {
             self.stop_work(id, worker);
         }
-        let Some(mut entry) = self.tasks.remove(&id) else {
-            return;
-        };
-        match status {
-            TaskStatus::Queued => self.queued -= 1, // its queue place is skipped
-            TaskStatus::Running => self.running -= 1,
-            done => self.counters.uncount(done),
-        }
         if let Some(key) = entry.timer.take() {
             self.timers.remove(&key);
         }
-        if let Some(sid) = entry.owner.take() {
-            self.forget_owner(sid);
-        }
-        self.deletes.push(id);
-    }
-
-    /// Pushes `status`: at once without a store; with one, after the
-    /// commits already under way, so no push about a task overtakes its ack.
-    pub(super) async fn push_status(&mut self, ev: StatusEvent) {
-        if self.store.is_some() {
-            self.deferred.push(Deferred::Status(ev));
-        } else {
-            self.publisher.status(&ev).await;
-        }
+        self.outbox.deletes.push(id);
     }
 }

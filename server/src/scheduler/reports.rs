@@ -21,7 +21,7 @@ impl Scheduler {
                 total,
                 message,
             } => {
-                if let Some(entry) = running_on(&mut self.tasks, task_id, id) {
+                if let Some(entry) = running_on(&mut self.table, task_id, id) {
                     entry.task.progress = Some(Progress {
                         done,
                         total,
@@ -33,11 +33,7 @@ impl Scheduler {
                         total,
                         message,
                     };
-                    if self.store.is_some() {
-                        self.deferred.push(Deferred::Progress(ev));
-                    } else {
-                        self.publisher.progress(&ev).await;
-                    }
+                    self.emit(Deferred::Progress(ev)).await;
                 }
                 return;
             }
@@ -48,7 +44,7 @@ impl Scheduler {
             Report::Stopped { id } => (id, Err(ErrorBody::new(ErrorCode::Cancelled, ""))),
         };
         self.workers[w].release(task_id);
-        if running_on(&mut self.tasks, task_id, id).is_none() {
+        if running_on(&mut self.table, task_id, id).is_none() {
             return; // already final (cancelled or timed out): only the slot was held
         }
         match outcome {
@@ -76,7 +72,7 @@ impl Scheduler {
         let worker = self.workers.remove(w);
         tracing::warn!(worker = ?id.0, running = worker.running_count(), "worker down");
         for task_id in worker.running_tasks() {
-            let Some(entry) = running_on(&mut self.tasks, task_id, id) else {
+            let Some(entry) = running_on(&mut self.table, task_id, id) else {
                 continue; // already final, only its slot was held
             };
             if entry.task.attempt >= entry.task.max_attempts {
@@ -88,46 +84,35 @@ impl Scheduler {
                     .await;
                 continue;
             }
-            self.requeue(task_id).await;
+            self.requeue(task_id, true).await;
         }
     }
 
-    /// Puts a running task back in the queue, in its old place (its `seq`),
-    /// and announces it `queued`. The caller decides about its attempt.
-    pub(super) async fn requeue(&mut self, id: TaskId) {
-        let Some(entry) = self.tasks.get_mut(&id) else {
+    /// Puts a running task back in line, in its old place, and announces
+    /// it `queued`. Its attempt counts (a lost worker) or not (the end of
+    /// a drain: it is as if it never started).
+    pub(super) async fn requeue(&mut self, id: TaskId, attempt_counts: bool) {
+        let Some(Left { timer, .. }) = self.table.requeue(id, attempt_counts) else {
             return;
         };
-        if let Some(key) = entry.timer.take() {
+        if let Some(key) = timer {
             self.timers.remove(&key);
         }
-        let task = &mut entry.task;
-        task.status = TaskStatus::Queued;
-        task.worker = None;
-        task.started_at = None;
-        task.progress = None;
-        let place = Place {
-            priority: task.priority,
-            seq: entry.seq,
-            id,
-        };
-        self.queues[queue_index(entry.class)].push(&entry.task.kind, place);
-        self.running -= 1;
-        self.queued += 1;
-        let ev = status_of(&entry.task);
-        self.push_status(ev).await;
-        self.touch(id);
+        if let Some(entry) = self.table.get(&id) {
+            let ev = status_of(&entry.task);
+            self.touch(id);
+            self.emit(Deferred::Status(ev)).await;
+        }
     }
 }
 
 /// The entry of `task_id` if it is running on worker `worker`.
 pub(super) fn running_on<'a>(
-    tasks: &'a mut HashMap<TaskId, Box<Entry>>,
+    table: &'a mut TaskTable,
     task_id: TaskId,
     worker: &WorkerId,
-) -> Option<&'a mut Entry> {
-    tasks
+) -> Option<&'a mut table::Entry> {
+    table
         .get_mut(&task_id)
         .filter(|e| e.task.status == TaskStatus::Running && e.task.worker.as_ref() == Some(worker))
-        .map(|e| &mut **e)
 }

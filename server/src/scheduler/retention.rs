@@ -55,7 +55,7 @@ impl Scheduler {
     /// Answers with a task's snapshot; a finished task whose payload is
     /// only in the store is read from there, without holding up the loop.
     pub(super) fn reply_task(&self, id: TaskId, reply: TaskReply) {
-        match (self.tasks.get(&id), &self.store) {
+        match (self.table.get(&id), &self.outbox.store) {
             (None, _) => reply.error(not_found(id)),
             (Some(e), Some(store)) if e.payload == Payload::Stored => {
                 let read = store.read(id);
@@ -80,61 +80,26 @@ impl Scheduler {
 
     /// Pushes a final task's `result`, closes its room and applies retention.
     pub(super) async fn publish(&mut self, id: TaskId) {
-        let Some(entry) = self.tasks.get(&id) else {
+        let Some(entry) = self.table.get(&id) else {
             return; // withdrawn
         };
         self.publisher.result(&entry.task).await;
-        self.shelve(id);
-        self.finished.push_back(id);
+        self.table.shelve(id, self.outbox.durable());
         self.prune();
     }
 
-    /// Takes a finished (and stored, if there is a store) task's payload
-    /// out of memory: with a store it is read from there when asked for;
-    /// without one it counts against `retain_bytes`, so finished tasks
-    /// hold a bounded amount of memory either way.
-    pub(super) fn shelve(&mut self, id: TaskId) {
-        let durable = self.store.is_some();
-        let Some(entry) = self.tasks.get_mut(&id) else {
-            return;
-        };
-        if entry.payload != Payload::Live {
-            return;
-        }
-        let task = &mut entry.task;
-        if durable {
-            strip_payload(task);
-            entry.payload = Payload::Stored;
-        } else {
-            let bytes = payload_bytes(task);
-            self.kept_bytes += bytes;
-            entry.payload = Payload::Kept(bytes);
-        }
-    }
-
-    /// Drops the oldest finished tasks beyond the retention count, from
+    /// Drops the oldest finished tasks beyond the retention limits, from
     /// memory and from the store.
     pub(super) fn prune(&mut self) {
         let oldest_kept = Timestamp::now().millis()
             - i64::try_from(self.config.retain_age.as_millis()).unwrap_or(i64::MAX);
-        while let Some(&old) = self.finished.front() {
-            let too_many = self.finished.len() > self.config.retain_finished
-                || self.kept_bytes > self.config.retain_bytes;
-            let too_old = self
-                .tasks
-                .get(&old)
-                .and_then(|e| e.task.finished_at)
-                .is_none_or(|t| t.millis() < oldest_kept);
-            if !too_many && !too_old {
-                break;
-            }
-            self.finished.pop_front();
-            if let Some(Payload::Kept(bytes)) = self.tasks.remove(&old).map(|e| e.payload) {
-                self.kept_bytes -= bytes;
-            }
-            if self.store.is_some() {
-                self.deletes.push(old);
-            }
+        let dropped = self.table.prune(
+            self.config.retain_finished,
+            self.config.retain_bytes,
+            oldest_kept,
+        );
+        if self.outbox.durable() {
+            self.outbox.deletes.extend(dropped);
         }
     }
 }

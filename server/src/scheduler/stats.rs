@@ -41,7 +41,8 @@ impl Counters {
 
 impl Scheduler {
     pub(super) fn stats(&self) -> Stats {
-        let total = self.counters.total();
+        let counters = self.table.counters();
+        let total = counters.total();
         let throughput = match (self.history.front(), self.history.back()) {
             (Some((t0, n0)), Some((t1, _))) if t1 > t0 => {
                 (total - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
@@ -49,12 +50,12 @@ impl Scheduler {
             _ => 0.0,
         };
         Stats {
-            queued: self.queued as u64,
-            running: self.running as u64,
-            succeeded: self.counters.succeeded,
-            failed: self.counters.failed,
-            cancelled: self.counters.cancelled,
-            timed_out: self.counters.timed_out,
+            queued: self.table.queued() as u64,
+            running: self.table.running() as u64,
+            succeeded: counters.succeeded,
+            failed: counters.failed,
+            cancelled: counters.cancelled,
+            timed_out: counters.timed_out,
             workers: self
                 .workers
                 .iter()
@@ -67,7 +68,7 @@ impl Scheduler {
 
     pub(super) async fn push_stats(&mut self) {
         let now = tokio::time::Instant::now();
-        self.history.push_back((now, self.counters.total()));
+        self.history.push_back((now, self.table.counters().total()));
         while self.history.len() > 10 {
             self.history.pop_front();
         }
@@ -75,8 +76,8 @@ impl Scheduler {
         self.publisher.stats(&stats).await;
         // A database deleted or replaced under us is noticed even while
         // nothing is written (the writer checks it at every commit too).
-        if self.degraded.is_none()
-            && let Some(store) = &self.store
+        if self.outbox.degraded.is_none()
+            && let Some(store) = &self.outbox.store
             && let Err(reason) = store.verify()
         {
             self.degrade(format!("the task store cannot write: {reason}"));

@@ -5,10 +5,10 @@ use super::*;
 
 impl Scheduler {
     pub(super) async fn cancel(&mut self, id: TaskId, reply: TaskReply) {
-        let Some(entry) = self.tasks.get(&id) else {
+        let Some(entry) = self.table.get(&id) else {
             return reply.error(not_found(id));
         };
-        if let Some(reason) = &self.degraded
+        if let Some(reason) = &self.outbox.degraded
             && !entry.task.status.is_final()
         {
             // A cancel that cannot be stored would come undone at restart.
@@ -34,7 +34,7 @@ impl Scheduler {
         error: ErrorBody,
         reply: Option<TaskReply>,
     ) {
-        let Some(entry) = self.tasks.get_mut(&id) else {
+        let Some(entry) = self.table.get(&id) else {
             return;
         };
         if entry.task.status == TaskStatus::Running
@@ -45,13 +45,9 @@ impl Scheduler {
         // The ack shows the final state and goes out before the `result` push.
         self.settle(id, status, None, Some(error));
         if let Some(reply) = reply {
-            if self.store.is_some() {
-                self.deferred.push(Deferred::Task { reply, id });
-            } else if let Some(entry) = self.tasks.get(&id) {
-                reply.task(&entry.task);
-            }
+            self.emit(Deferred::Task { reply, id }).await;
         }
-        self.announce(id).await;
+        self.emit(Deferred::Result(id)).await;
     }
 
     /// Tells `worker` to stop task `id`, and kills the worker if it does
@@ -74,19 +70,19 @@ impl Scheduler {
     pub(super) async fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::RetryCommit => {
-                self.retry_pending = false;
-                if self.degraded.is_some() {
+                self.outbox.retry_pending = false;
+                if self.outbox.degraded.is_some() {
                     self.write_changes();
-                    if self.commits.is_empty() {
+                    if self.outbox.commits.is_empty() {
                         // Nothing to write: a probe commit tells whether
                         // the store works again.
-                        self.deferred.push(Deferred::Probe);
+                        self.outbox.deferred.push(Deferred::Probe);
                         self.write_changes();
                     }
                 }
             }
             Timer::Timeout(id) => {
-                if let Some(entry) = self.tasks.get_mut(&id) {
+                if let Some(entry) = self.table.get_mut(&id) {
                     entry.timer = None;
                     let ms = entry
                         .task
@@ -116,36 +112,28 @@ impl Scheduler {
     /// End of the grace period: what still runs goes back to the queue, as
     /// if never started (the attempt is not counted), and is stored so.
     pub(super) async fn requeue_running(&mut self) {
-        let running: Vec<TaskId> = self
-            .tasks
-            .values()
-            .filter(|e| e.task.status == TaskStatus::Running)
-            .map(|e| e.task.id)
-            .collect();
+        let running = self.table.running_ids();
         tracing::info!(
             tasks = running.len(),
             "grace period over: requeueing running tasks"
         );
         for id in running {
-            if let Some(entry) = self.tasks.get_mut(&id) {
-                entry.task.attempt = entry.task.attempt.saturating_sub(1);
-                self.requeue(id).await;
-            }
+            self.requeue(id, false).await;
         }
     }
 
     /// Answers a drain once nothing runs any more (and it was stored).
     pub(super) async fn finish_drain(&mut self) {
-        if self.running > 0 || self.draining.is_none() {
+        if self.table.running() > 0 || self.draining.is_none() {
             return;
         }
         // Everything changed so far must be stored before we answer.
         self.start_commit();
-        while let Some(done) = self.commits.next().await {
+        while let Some(done) = self.outbox.commits.next().await {
             self.committed(done).await;
         }
-        if let Some(reason) = &self.degraded {
-            tracing::error!(%reason, held = self.held.len(), "stopping with changes the store could not write; the last stored state will be recovered");
+        if let Some(reason) = &self.outbox.degraded {
+            tracing::error!(%reason, held = self.outbox.held.len(), "stopping with changes the store could not write; the last stored state will be recovered");
         }
         if let Some(done) = self.draining.take() {
             let _ = done.send(());

@@ -1,0 +1,378 @@
+//! The task table: every task the scheduler knows, the run queues, and the
+//! counts (queued, running, finished by status, unfinished per client,
+//! bytes of kept payloads). It is the only code that changes a task's
+//! status or a count, through the verbs of the lifecycle — enqueue, start,
+//! requeue, settle, withdraw, shelve, prune — so the counts cannot drift
+//! from the tasks.
+
+use std::collections::{HashMap, VecDeque};
+
+use app::{ErrorBody, Task, TaskId, TaskStatus, Timestamp, WorkerId};
+use tokio_util::time::delay_queue;
+
+use super::ports::ClientId;
+use super::queue::{KindQueues, Place};
+use super::retention::{Payload, payload_bytes, strip_payload};
+use super::stats::Counters;
+use crate::kinds::Class;
+
+/// One task and what the scheduler needs to know about it.
+pub(super) struct Entry {
+    pub task: Task,
+    pub class: Class,
+    /// Its place in line among tasks of its priority (submission order).
+    pub seq: u64,
+    /// The attempt's timeout, while running.
+    pub timer: Option<delay_queue::Key>,
+    /// Changed since the last commit (durable mode).
+    pub dirty: bool,
+    /// Where its input, output and error are, once finished.
+    pub payload: Payload,
+    /// The client that submitted it, while it is unfinished.
+    owner: Option<ClientId>,
+}
+
+/// What the scheduler still has to undo for a task that left `running`.
+pub(super) struct Left {
+    /// Its timeout, to cancel.
+    pub timer: Option<delay_queue::Key>,
+    /// The worker it ran on, if it was running.
+    pub worker: Option<WorkerId>,
+}
+
+#[derive(Default)]
+pub(super) struct TaskTable {
+    /// Boxed entries keep the table small, so growing it copies little.
+    tasks: HashMap<TaskId, Box<Entry>>,
+    queues: [KindQueues; 2],
+    queued: usize,
+    running: usize,
+    next_seq: u64,
+    /// Finished tasks, oldest first (retention drops from the front).
+    finished: VecDeque<TaskId>,
+    counters: Counters,
+    /// Unfinished tasks per submitting client.
+    unfinished: HashMap<ClientId, usize>,
+    /// Payload bytes of the finished tasks kept in memory (no store).
+    kept_bytes: usize,
+}
+
+fn queue_index(class: Class) -> usize {
+    match class {
+        Class::Cpu => 0,
+        Class::Io => 1,
+    }
+}
+
+impl TaskTable {
+    /// Sized for `capacity` tasks up front: one allocation instead of a
+    /// rehash every doubling.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            tasks: HashMap::with_capacity(capacity),
+            ..Self::default()
+        }
+    }
+
+    pub fn get(&self, id: &TaskId) -> Option<&Entry> {
+        self.tasks.get(id).map(|e| &**e)
+    }
+
+    /// For what is not a status or a count: progress, the dirty flag.
+    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Entry> {
+        self.tasks.get_mut(id).map(|e| &mut **e)
+    }
+
+    pub fn contains(&self, id: &TaskId) -> bool {
+        self.tasks.contains_key(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Unfinished tasks `client` submitted.
+    pub fn unfinished_of(&self, client: ClientId) -> usize {
+        self.unfinished.get(&client).copied().unwrap_or(0)
+    }
+
+    /// Ids of the running tasks.
+    pub fn running_ids(&self) -> Vec<TaskId> {
+        self.tasks
+            .values()
+            .filter(|e| e.task.status == TaskStatus::Running)
+            .map(|e| e.task.id)
+            .collect()
+    }
+
+    /// A new task, `queued`, last in line among its priority.
+    pub fn enqueue(&mut self, task: Task, class: Class, owner: Option<ClientId>, dirty: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(client) = owner {
+            *self.unfinished.entry(client).or_default() += 1;
+        }
+        self.insert(task, class, seq, dirty, owner);
+    }
+
+    /// A task as a store held it, in its old place in line. One that was
+    /// running comes back running, without a worker: the caller requeues
+    /// or settles it.
+    pub fn restore(&mut self, task: Task, class: Class, seq: u64, dirty: bool) {
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.insert(task, class, seq, dirty, None);
+    }
+
+    fn insert(
+        &mut self,
+        mut task: Task,
+        class: Class,
+        seq: u64,
+        dirty: bool,
+        owner: Option<ClientId>,
+    ) {
+        let id = task.id;
+        let mut payload = Payload::Live;
+        match task.status {
+            TaskStatus::Queued => {
+                self.queues[queue_index(class)].push(
+                    &task.kind,
+                    Place {
+                        priority: task.priority,
+                        seq,
+                        id,
+                    },
+                );
+                self.queued += 1;
+            }
+            // Only restored tasks come in running (their worker died with
+            // the server: the caller requeues or fails them at once) or
+            // final (as stored, unless changed since).
+            TaskStatus::Running => self.running += 1,
+            status if status.is_final() => {
+                self.finished.push_back(id);
+                if !dirty {
+                    strip_payload(&mut task);
+                    payload = Payload::Stored;
+                }
+            }
+            _ => {}
+        }
+        let entry = Entry {
+            task,
+            class,
+            seq,
+            timer: None,
+            dirty,
+            payload,
+            owner,
+        };
+        self.tasks.insert(id, Box::new(entry));
+    }
+
+    /// Takes the first queued task in line of `class` among the kinds
+    /// `runnable` accepts.
+    pub fn next_runnable(
+        &mut self,
+        class: Class,
+        mut runnable: impl FnMut(&str) -> bool,
+    ) -> Option<TaskId> {
+        let queue = &mut self.queues[queue_index(class)];
+        while let Some(place) = queue.pop_runnable(&mut runnable) {
+            // A place whose task is no longer queued (cancelled while
+            // queued) is skipped.
+            if self
+                .tasks
+                .get(&place.id)
+                .is_some_and(|e| e.task.status == TaskStatus::Queued)
+            {
+                return Some(place.id);
+            }
+        }
+        None
+    }
+
+    /// Puts a task taken by [`TaskTable::next_runnable`] back in its place.
+    pub fn unpop(&mut self, id: TaskId) {
+        if let Some(e) = self.tasks.get(&id) {
+            self.queues[queue_index(e.class)].push(
+                &e.task.kind,
+                Place {
+                    priority: e.task.priority,
+                    seq: e.seq,
+                    id,
+                },
+            );
+        }
+    }
+
+    /// A queued task starts its next attempt on `worker`.
+    pub fn start(&mut self, id: TaskId, worker: WorkerId) -> Option<&mut Entry> {
+        let entry = self
+            .tasks
+            .get_mut(&id)
+            .filter(|e| e.task.status == TaskStatus::Queued)?;
+        self.queued -= 1;
+        self.running += 1;
+        let task = &mut entry.task;
+        task.status = TaskStatus::Running;
+        task.attempt += 1;
+        task.worker = Some(worker);
+        task.started_at = Some(Timestamp::now());
+        task.progress = None;
+        Some(entry)
+    }
+
+    /// A running task goes back in line, in its old place. Its attempt
+    /// counts (a lost worker) or not (a drain's end: it never really ran).
+    pub fn requeue(&mut self, id: TaskId, attempt_counts: bool) -> Option<Left> {
+        let entry = self
+            .tasks
+            .get_mut(&id)
+            .filter(|e| e.task.status == TaskStatus::Running)?;
+        self.running -= 1;
+        self.queued += 1;
+        let task = &mut entry.task;
+        task.status = TaskStatus::Queued;
+        if !attempt_counts {
+            task.attempt = task.attempt.saturating_sub(1);
+        }
+        task.started_at = None;
+        task.progress = None;
+        let worker = task.worker.take();
+        self.queues[queue_index(entry.class)].push(
+            &entry.task.kind,
+            Place {
+                priority: entry.task.priority,
+                seq: entry.seq,
+                id,
+            },
+        );
+        Some(Left {
+            timer: entry.timer.take(),
+            worker,
+        })
+    }
+
+    /// An unfinished task becomes final; `None` if it was final already.
+    pub fn settle(
+        &mut self,
+        id: TaskId,
+        status: TaskStatus,
+        output: Option<serde_json::Value>,
+        error: Option<ErrorBody>,
+    ) -> Option<Left> {
+        let entry = self.tasks.get_mut(&id)?;
+        let worker = match entry.task.status {
+            TaskStatus::Queued => {
+                self.queued -= 1;
+                None
+            }
+            TaskStatus::Running => {
+                self.running -= 1;
+                entry.task.worker.clone()
+            }
+            _ => return None,
+        };
+        let owner = entry.owner.take();
+        let timer = entry.timer.take();
+        let task = &mut entry.task;
+        task.status = status;
+        task.output = output;
+        task.error = error;
+        task.finished_at = Some(Timestamp::now());
+        self.counters.count(status);
+        if let Some(client) = owner {
+            self.forget_owner(client);
+        }
+        Some(Left { timer, worker })
+    }
+
+    /// Removes a task as if it had never been submitted (its submission
+    /// could not be stored), wherever it is in its life.
+    pub fn withdraw(&mut self, id: TaskId) -> Option<Entry> {
+        let mut entry = *self.tasks.remove(&id)?;
+        match entry.task.status {
+            TaskStatus::Queued => self.queued -= 1, // its place in line is skipped
+            TaskStatus::Running => self.running -= 1,
+            done => {
+                // Its place among the finished is skipped by `prune`.
+                self.counters.uncount(done);
+                if let Payload::Kept(bytes) = entry.payload {
+                    self.kept_bytes -= bytes;
+                }
+            }
+        }
+        if let Some(client) = entry.owner.take() {
+            self.forget_owner(client);
+        }
+        Some(entry)
+    }
+
+    /// One fewer unfinished task of `client`.
+    fn forget_owner(&mut self, client: ClientId) {
+        if let Some(n) = self.unfinished.get_mut(&client) {
+            *n -= 1;
+            if *n == 0 {
+                self.unfinished.remove(&client);
+            }
+        }
+    }
+
+    /// A final task that was published joins the finished ones, its
+    /// payload out of memory: with a store it is read from there when asked
+    /// for; without one it counts against the byte budget.
+    pub fn shelve(&mut self, id: TaskId, durable: bool) {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if entry.payload != Payload::Live || !entry.task.status.is_final() {
+            return;
+        }
+        if durable {
+            strip_payload(&mut entry.task);
+            entry.payload = Payload::Stored;
+        } else {
+            let bytes = payload_bytes(&entry.task);
+            self.kept_bytes += bytes;
+            entry.payload = Payload::Kept(bytes);
+        }
+        self.finished.push_back(id);
+    }
+
+    /// Drops the oldest finished tasks while there are more than `count`,
+    /// their kept payloads take more than `bytes`, or they finished before
+    /// `oldest_kept` (ms since the epoch); returns their ids.
+    pub fn prune(&mut self, count: usize, bytes: usize, oldest_kept: i64) -> Vec<TaskId> {
+        let mut dropped = Vec::new();
+        while let Some(&old) = self.finished.front() {
+            let too_many = self.finished.len() > count || self.kept_bytes > bytes;
+            let too_old = self
+                .tasks
+                .get(&old)
+                .and_then(|e| e.task.finished_at)
+                .is_none_or(|t| t.millis() < oldest_kept);
+            if !too_many && !too_old {
+                break;
+            }
+            self.finished.pop_front();
+            if let Some(Payload::Kept(b)) = self.tasks.remove(&old).map(|e| e.payload) {
+                self.kept_bytes -= b;
+            }
+            dropped.push(old);
+        }
+        dropped
+    }
+}
