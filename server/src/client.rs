@@ -82,10 +82,13 @@ impl From<rust_socketio::Error> for ClientError {
     }
 }
 
+/// How long [`Client::connect`] waits to connect, and for each answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Client {
     /// Connects and waits until the namespace is joined.
     pub async fn connect(url: &str) -> Result<Self, ClientError> {
-        Self::connect_with(url, Duration::from_secs(30)).await
+        Self::connect_with(url, DEFAULT_TIMEOUT).await
     }
 
     /// Like [`Client::connect`], with a timeout for connecting and each request.

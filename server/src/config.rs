@@ -9,6 +9,14 @@ use crate::api::origin::AllowedOrigin;
 use crate::pool::PoolConfig;
 use crate::scheduler::{SchedulerConfig, Slots};
 
+/// The scheduler's defaults, which its flags below show and use.
+const DEFAULTS: SchedulerConfig = SchedulerConfig::DEFAULT;
+
+/// A default duration as the milliseconds its flag takes.
+const fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
 /// Settings of the server.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -36,19 +44,19 @@ pub struct Settings {
     #[arg(long, env = "TASKWIRE_MEMORY")]
     pub memory: bool,
     /// Most tasks queued at once; more is `queue_full`.
-    #[arg(long, env = "TASKWIRE_QUEUE_CAPACITY", default_value_t = 100_000)]
+    #[arg(long, env = "TASKWIRE_QUEUE_CAPACITY", default_value_t = DEFAULTS.queue_capacity)]
     pub queue_capacity: usize,
     /// Timeout of an attempt whose task has `timeout_ms: null`.
-    #[arg(long, env = "TASKWIRE_DEFAULT_TIMEOUT_MS", default_value_t = 300_000)]
+    #[arg(long, env = "TASKWIRE_DEFAULT_TIMEOUT_MS", default_value_t = millis(DEFAULTS.default_timeout))]
     pub default_timeout_ms: u64,
     /// Finished tasks kept readable by `subscribe` and `GET /tasks/{id}`.
-    #[arg(long, env = "TASKWIRE_RETAIN_FINISHED", default_value_t = 100_000)]
+    #[arg(long, env = "TASKWIRE_RETAIN_FINISHED", default_value_t = DEFAULTS.retain_finished)]
     pub retain_finished: usize,
     /// With `--memory`: memory for finished tasks' inputs, outputs and
     /// errors (as parsed, estimated); the oldest finished tasks are dropped
     /// past it. (With a
     /// store, finished tasks' payloads are read from the store, not memory.)
-    #[arg(long, env = "TASKWIRE_RETAIN_BYTES", default_value_t = 256 << 20)]
+    #[arg(long, env = "TASKWIRE_RETAIN_BYTES", default_value_t = DEFAULTS.retain_bytes)]
     pub retain_bytes: usize,
     /// On SIGTERM / ctrl-c: how long running tasks may take to finish before
     /// they are put back in the queue.
@@ -56,10 +64,10 @@ pub struct Settings {
     pub shutdown_grace_ms: u64,
     /// Finished tasks older than this many seconds are dropped (memory and
     /// store), checked in the background.
-    #[arg(long, env = "TASKWIRE_RETAIN_SECS", default_value_t = 7 * 24 * 3600)]
+    #[arg(long, env = "TASKWIRE_RETAIN_SECS", default_value_t = DEFAULTS.retain_age.as_secs())]
     pub retain_secs: u64,
     /// Grace for a cancelled task to stop before its worker is killed.
-    #[arg(long, env = "TASKWIRE_STOP_GRACE_MS", default_value_t = 2_000)]
+    #[arg(long, env = "TASKWIRE_STOP_GRACE_MS", default_value_t = millis(DEFAULTS.stop_grace))]
     pub stop_grace_ms: u64,
     /// Events one client socket may send per second (bursts of twice that);
     /// more are answered `rate_limited`.
@@ -69,7 +77,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "TASKWIRE_MAX_UNFINISHED_PER_SOCKET",
-        default_value_t = 10_000
+        default_value_t = DEFAULTS.max_unfinished_per_socket
     )]
     pub max_unfinished_per_socket: usize,
     /// Largest Socket.IO message or HTTP body, in bytes.
@@ -158,7 +166,7 @@ impl Settings {
             retain_bytes: self.retain_bytes,
             stop_grace: Duration::from_millis(self.stop_grace_ms),
             max_unfinished_per_socket: self.max_unfinished_per_socket,
-            ..SchedulerConfig::default()
+            ..SchedulerConfig::DEFAULT
         }
     }
 
@@ -243,4 +251,26 @@ pub enum DataDir {
     Kept(PathBuf),
     /// A fresh directory removed at exit (a server on port 0).
     Temporary,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flags_defaults_are_the_schedulers() {
+        let from_flags = Settings::default().scheduler();
+        let d = SchedulerConfig::DEFAULT;
+        assert_eq!(from_flags.queue_capacity, d.queue_capacity);
+        assert_eq!(from_flags.default_timeout, d.default_timeout);
+        assert_eq!(from_flags.retain_finished, d.retain_finished);
+        assert_eq!(from_flags.retain_age, d.retain_age);
+        assert_eq!(from_flags.retain_bytes, d.retain_bytes);
+        assert_eq!(from_flags.stop_grace, d.stop_grace);
+        assert_eq!(from_flags.stats_interval, d.stats_interval);
+        assert_eq!(
+            from_flags.max_unfinished_per_socket,
+            d.max_unfinished_per_socket
+        );
+    }
 }

@@ -168,7 +168,7 @@ async fn connect(
         })
         .connect()
         .await?;
-    let wait = Duration::from_secs(30);
+    let wait = HELLO_TIMEOUT;
     tokio::time::timeout(wait, up_rx)
         .await
         .map_err(|_| RemoteError::Timeout(wait))?
@@ -318,6 +318,9 @@ thread_local! {
 
 /// Exit status of a worker stopped by a panic outside its handlers.
 const PANIC_EXIT: i32 = 101;
+
+/// How long the server may take to answer a worker's hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Installs (once per process) a panic hook that ends the process on a
 /// panic outside a handler. Such a panic may have killed a task the

@@ -60,6 +60,8 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 /// connection (worker pipes, the store, the listener) and for the
 /// connections served past the cap.
 const FD_RESERVE: usize = 256;
+/// The usual soft open-file limit, assumed when it cannot be read.
+const COMMON_SOFT_LIMIT: usize = 1024;
 
 /// The default `--max-connections`: the open-file limit less a reserve.
 /// Raises the soft limit to the hard one first, as most servers do: the
@@ -72,7 +74,7 @@ pub fn default_max_connections() -> usize {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     let soft = unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024 - FD_RESERVE;
+            return COMMON_SOFT_LIMIT - FD_RESERVE;
         }
         if limit.rlim_cur < limit.rlim_max {
             let raised = libc::rlimit {

@@ -13,6 +13,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,10 @@ use crate::kinds::{Class, Registry};
 use crate::store::Store;
 use crate::{pool, scheduler, site};
 
+/// Read buffer of one websocket. Idle sockets are the common case; a small
+/// buffer keeps them cheap (frames larger than it still arrive whole).
+const WS_READ_BUFFER: usize = 1024;
+
 /// A server bound to its address, ready to run.
 pub struct Application {
     listener: TcpListener,
@@ -38,7 +43,7 @@ pub struct Application {
     pool: JoinSet<()>,
     io: SocketIo,
     dispatcher: scheduler::Dispatcher,
-    shutdown_grace: std::time::Duration,
+    shutdown_grace: Duration,
     limits: crate::serve::Limits,
     /// A port-0 server's data directory, removed when the server is dropped.
     _temporary_dir: Option<tempfile::TempDir>,
@@ -51,9 +56,10 @@ impl Application {
         let listener = TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let addr = listener.local_addr()?;
 
         let site_root = settings.site_root();
-        let site = site::options(&site_root, listener.local_addr()?);
+        let site = site::options(&site_root, addr);
         let (dispatcher, commands) = scheduler::channel();
         let health = Health::default();
         let mut pool_config = settings.pool().context("cannot find the worker binary")?;
@@ -68,50 +74,8 @@ impl Application {
             local_workers: pool_config.workers > 0,
             task_page: site.clone().map(site::task_pages),
         };
-        let (layer, io) = SocketIo::builder()
-            .max_buffer_size(settings.socket_buffer)
-            .max_payload(settings.max_message_bytes as u64)
-            .ping_interval(Duration::from_millis(settings.ping_interval_ms))
-            .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
-            .ws_max_message_size(settings.max_message_bytes)
-            .ws_max_frame_size(settings.max_message_bytes)
-            // Idle sockets are the common case; a small read buffer keeps
-            // them cheap (frames larger than it still arrive whole).
-            .ws_read_buffer_size(1024)
-            .with_state(state.clone())
-            .build_layer();
-        io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
-        io.ns(events::WORKER_NS, worker::on_connect.with(worker::register));
-        let mut temporary = None;
-        let data_dir = match settings.data_dir(listener.local_addr()?) {
-            Some(DataDir::Kept(dir)) => Some(dir),
-            Some(DataDir::Temporary) => {
-                let dir = tempfile::Builder::new()
-                    .prefix("taskwire-")
-                    .tempdir()
-                    .context("cannot create a temporary data directory")?;
-                let path = dir.path().to_owned();
-                temporary = Some(dir);
-                Some(path)
-            }
-            None => None,
-        };
-        let durable = match data_dir {
-            Some(dir) => {
-                let (store, recovered) = Store::open(&dir)?;
-                tracing::info!(data_dir = %dir.display(), "durable task store");
-                let registry = state.registry.clone();
-                Some(scheduler::Durable {
-                    store,
-                    recovered,
-                    health,
-                    classify: Box::new(move |kind| {
-                        registry.get(kind).map_or(Class::Cpu, |h| h.class())
-                    }),
-                })
-            }
-            None => None,
-        };
+        let (socket_layer, io) = socket_io(&settings, state.clone());
+        let (durable, temporary_dir) = open_store(&settings, addr, &state.registry, health)?;
         scheduler::spawn(
             commands,
             settings.scheduler(),
@@ -119,7 +83,6 @@ impl Application {
             durable,
             shutdown.clone(),
         );
-
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
 
         let api = http::routes(&state)
@@ -133,26 +96,7 @@ impl Application {
                 api.fallback(site::not_built)
             }
         };
-        // Socket.IO wraps the whole router as one service. `Router::layer`
-        // would wrap each route apart, and socketioxide makes one engine (one
-        // session table) per wrapped service: a polling handshake answered by
-        // one route would be "Session ID unknown" to the next request.
-        let mut service = Router::new()
-            .fallback_service(layer.layer(router))
-            .layer(axum::middleware::map_request(detach_from_read_buffer));
-        // Outermost first: headers on every answer (refusals too), then the
-        // origin guard before anything (Socket.IO included) sees the
-        // request, then CORS for the allowed origins.
-        let origins = Arc::new(OriginPolicy::new(
-            &settings.allowed_origins,
-            listener.local_addr()?,
-        ));
-        if let Some(cors) = origins.cors() {
-            service = service.layer(cors);
-        }
-        let service = with_security_headers(
-            service.layer(axum::middleware::from_fn_with_state(origins, origin::guard)),
-        );
+        let service = guarded(router, socket_layer, &settings, addr);
         Ok(Self {
             listener,
             service,
@@ -160,9 +104,9 @@ impl Application {
             pool,
             io,
             dispatcher,
-            shutdown_grace: std::time::Duration::from_millis(settings.shutdown_grace_ms),
+            shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             limits: settings.limits(),
-            _temporary_dir: temporary,
+            _temporary_dir: temporary_dir,
         })
     }
 
@@ -200,6 +144,83 @@ impl Application {
         while self.pool.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// The Socket.IO layer with its limits and heartbeat, and the client and
+/// worker namespaces.
+fn socket_io(settings: &Settings, state: AppState) -> (SocketIoLayer, SocketIo) {
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(settings.socket_buffer)
+        .max_payload(settings.max_message_bytes as u64)
+        .ping_interval(Duration::from_millis(settings.ping_interval_ms))
+        .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
+        .ws_max_message_size(settings.max_message_bytes)
+        .ws_max_frame_size(settings.max_message_bytes)
+        .ws_read_buffer_size(WS_READ_BUFFER)
+        .with_state(state)
+        .build_layer();
+    io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
+    io.ns(events::WORKER_NS, worker::on_connect.with(worker::register));
+    (layer, io)
+}
+
+/// Opens the durable store the settings ask for (none with `--memory`),
+/// and a port-0 server's temporary data directory, which lives as long as
+/// the returned guard.
+fn open_store(
+    settings: &Settings,
+    addr: SocketAddr,
+    registry: &Registry,
+    health: Health,
+) -> anyhow::Result<(Option<scheduler::Durable>, Option<tempfile::TempDir>)> {
+    let (dir, temporary) = match settings.data_dir(addr) {
+        Some(DataDir::Kept(dir)) => (dir, None),
+        Some(DataDir::Temporary) => {
+            let temporary = tempfile::Builder::new()
+                .prefix("taskwire-")
+                .tempdir()
+                .context("cannot create a temporary data directory")?;
+            (temporary.path().to_owned(), Some(temporary))
+        }
+        None => return Ok((None, None)),
+    };
+    let (store, recovered) = Store::open(&dir)?;
+    tracing::info!(data_dir = %dir.display(), "durable task store");
+    let registry = registry.clone();
+    let durable = scheduler::Durable {
+        store,
+        recovered,
+        health,
+        classify: Box::new(move |kind| registry.get(kind).map_or(Class::Cpu, |h| h.class())),
+    };
+    Ok((Some(durable), temporary))
+}
+
+/// The whole service, outermost first: security headers on every answer
+/// (refusals too), the origin guard before anything (Socket.IO included)
+/// sees the request, CORS for the allowed origins, and the router wrapped
+/// by Socket.IO.
+///
+/// Socket.IO wraps the whole router as one service. `Router::layer` would
+/// wrap each route apart, and socketioxide makes one engine (one session
+/// table) per wrapped service: a polling handshake answered by one route
+/// would be "Session ID unknown" to the next request.
+fn guarded(
+    router: Router,
+    io_layer: SocketIoLayer,
+    settings: &Settings,
+    addr: SocketAddr,
+) -> Router {
+    let mut service = Router::new()
+        .fallback_service(io_layer.layer(router))
+        .layer(axum::middleware::map_request(detach_from_read_buffer));
+    let origins = Arc::new(OriginPolicy::new(&settings.allowed_origins, addr));
+    if let Some(cors) = origins.cors() {
+        service = service.layer(cors);
+    }
+    with_security_headers(
+        service.layer(axum::middleware::from_fn_with_state(origins, origin::guard)),
+    )
 }
 
 /// Headers every response carries. Pages set their own
@@ -251,7 +272,7 @@ async fn detach_from_read_buffer(mut req: axum::extract::Request) -> axum::extra
 pub struct Shutdown {
     dispatcher: scheduler::Dispatcher,
     token: CancellationToken,
-    grace: std::time::Duration,
+    grace: Duration,
 }
 
 impl Shutdown {

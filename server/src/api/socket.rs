@@ -55,6 +55,9 @@ pub async fn register(
     Ok(())
 }
 
+/// Characters of an unknown event's name that are logged and answered.
+const LOGGED_NAME_CHARS: usize = 64;
+
 /// Any event this namespace does not know (on `/` and `/worker`): an
 /// `invalid_payload` ack, so a client that asked for one does not wait
 /// forever. The name is quoted and shortened: it is the client's text.
@@ -62,7 +65,7 @@ pub async fn on_unknown(socket: SocketRef, Event(event): Event, ack: AckSender) 
     if let Err(e) = admit(&socket) {
         return reject(ack, e);
     }
-    let name: String = event.chars().take(64).collect();
+    let name: String = event.chars().take(LOGGED_NAME_CHARS).collect();
     tracing::debug!(event = ?name, ns = socket.ns(), "unknown event");
     reject(ack, ErrorBody::invalid(format!("unknown event {name:?}")));
 }

@@ -285,7 +285,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(task.kind.clone());
-    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.enable_steady_tick(SPINNER_TICK);
     let done = client
         .wait_result(task.id, |p| {
             bar.set_length(p.total);
@@ -314,11 +314,14 @@ async fn cancel(args: TaskArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How often the spinner of a waiting `run` turns.
+const SPINNER_TICK: Duration = Duration::from_millis(120);
+
 async fn connect(server: &Server) -> anyhow::Result<Client> {
     Client::connect_with_token(
         &server.url,
         server.token.as_deref(),
-        Duration::from_secs(30),
+        crate::client::DEFAULT_TIMEOUT,
     )
     .await
     .with_context(|| format!("cannot connect to {}", server.url))

@@ -123,14 +123,19 @@ fn run(
     }
 }
 
+/// Most answers gathered into one write.
+const MAX_FRAMES_PER_WRITE: usize = 1024;
+/// Initial size of the write buffer (it grows for larger frames).
+const WRITE_BUFFER: usize = 64 * 1024;
+
 /// Writes answers to `output`, every frame that is ready in one write.
 async fn write_frames<W: AsyncWrite + Unpin>(
     mut rx: mpsc::UnboundedReceiver<FromWorker>,
     mut output: W,
 ) {
     let mut batch = Vec::with_capacity(256);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    while rx.recv_many(&mut batch, 1024).await > 0 {
+    let mut buf = BytesMut::with_capacity(WRITE_BUFFER);
+    while rx.recv_many(&mut batch, MAX_FRAMES_PER_WRITE).await > 0 {
         for frame in batch.drain(..) {
             if let Err(e) = encode(&frame, &mut buf) {
                 // An output too large to send fails the task instead.

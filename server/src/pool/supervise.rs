@@ -21,6 +21,8 @@ use super::port::LocalPort;
 use super::spawn::spawn_worker;
 use crate::scheduler::{Command, Dispatcher, WorkerLink};
 
+/// First wait before respawning a worker that crashed soon after its start.
+const MIN_BACKOFF: Duration = Duration::from_millis(25);
 /// Longest wait before respawning a worker that keeps crashing.
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
 /// A worker that lived this long is healthy: respawn it at once.
@@ -56,7 +58,7 @@ pub async fn supervise(
         backoff = if started.elapsed() >= HEALTHY_AFTER {
             Duration::ZERO
         } else {
-            (backoff * 2).clamp(Duration::from_millis(25), MAX_BACKOFF)
+            (backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF)
         };
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}

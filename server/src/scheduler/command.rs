@@ -230,8 +230,11 @@ fn stopped() -> ErrorBody {
 /// The scheduler's mailbox, so handles can exist before the actor starts.
 pub struct Mailbox(pub(super) mpsc::Receiver<Command>);
 
+/// Commands that may wait in the mailbox; senders wait past it.
+const MAILBOX_CAPACITY: usize = 64 * 1024;
+
 /// A dispatcher and the mailbox its commands go to.
 pub fn channel() -> (Dispatcher, Mailbox) {
-    let (tx, rx) = mpsc::channel(64 * 1024);
+    let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
     (Dispatcher { tx }, Mailbox(rx))
 }

@@ -86,20 +86,29 @@ pub struct SchedulerConfig {
     pub max_unfinished_per_socket: usize,
 }
 
+impl SchedulerConfig {
+    /// The defaults, which `taskwire serve`'s flags show and use too.
+    pub const DEFAULT: Self = Self {
+        queue_capacity: 100_000,
+        default_timeout: Duration::from_secs(5 * 60),
+        retain_finished: 100_000,
+        retain_age: Duration::from_secs(7 * 24 * 3600),
+        retain_bytes: 256 << 20,
+        stop_grace: Duration::from_secs(2),
+        stats_interval: Duration::from_millis(500),
+        max_unfinished_per_socket: 10_000,
+    };
+}
+
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self {
-            queue_capacity: 100_000,
-            default_timeout: Duration::from_secs(300),
-            retain_finished: 100_000,
-            retain_age: Duration::from_secs(7 * 24 * 3600),
-            retain_bytes: 256 << 20,
-            stop_grace: Duration::from_secs(2),
-            stats_interval: Duration::from_millis(500),
-            max_unfinished_per_socket: 10_000,
-        }
+        Self::DEFAULT
     }
 }
+
+/// Most task slots reserved up front (a full queue plus the retained
+/// tasks, up to this many); the table grows past it as needed.
+const PREALLOCATED_TASKS: usize = 1 << 20;
 
 /// Timers the scheduler waits on.
 #[derive(Debug)]
@@ -157,11 +166,10 @@ struct Scheduler {
 
 impl Scheduler {
     fn new(config: SchedulerConfig, publisher: Arc<dyn Publisher>) -> Self {
-        let capacity = (config.queue_capacity + config.retain_finished).min(1 << 20);
+        let capacity = (config.queue_capacity + config.retain_finished).min(PREALLOCATED_TASKS);
         Self {
             config,
             publisher,
-            // Sized for a full queue plus the retained tasks.
             table: TaskTable::with_capacity(capacity),
             workers: Vec::new(),
             round_worker: None,

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// Stats ticks kept for the throughput figure (it spans the oldest to the
+/// newest of them: about 5 s at the default interval).
+const HISTORY_TICKS: usize = 10;
+
 /// Cumulative counts of final tasks (not limited by retention).
 #[derive(Debug, Default)]
 pub(super) struct Counters {
@@ -69,7 +73,7 @@ impl Scheduler {
     pub(super) async fn push_stats(&mut self) {
         let now = tokio::time::Instant::now();
         self.history.push_back((now, self.table.counters().total()));
-        while self.history.len() > 10 {
+        while self.history.len() > HISTORY_TICKS {
             self.history.pop_front();
         }
         let stats = self.stats();
