@@ -1,0 +1,200 @@
+//! The actor: its state, its loop, and taking back what a store held.
+
+use super::*;
+
+/// Timers the scheduler waits on.
+#[derive(Debug)]
+pub(super) enum Timer {
+    /// An attempt ran out of time.
+    Timeout(TaskId),
+    /// A stopped task did not stop in time: kill its worker.
+    Kill {
+        worker: WorkerId,
+        incarnation: u64,
+        task: TaskId,
+    },
+    /// The shutdown grace period is over.
+    DrainDeadline,
+    /// The store failed to write: try again.
+    RetryCommit,
+}
+
+pub(super) struct Scheduler {
+    pub(super) config: SchedulerConfig,
+    pub(super) publisher: Arc<dyn Publisher>,
+    /// Every task, the run queues and the counts.
+    pub(super) table: TaskTable,
+    pub(super) workers: Vec<Worker>,
+    /// The worker I/O-bound tasks went to in the current dispatch round.
+    pub(super) round_worker: Option<usize>,
+    pub(super) timers: DelayQueue<Timer>,
+    /// Finished totals of the last few stats ticks, for throughput.
+    pub(super) history: VecDeque<(tokio::time::Instant, u64)>,
+    /// The store, what waits for its commits, and degraded mode.
+    pub(super) outbox: Outbox,
+    /// Set while shutting down: answered when nothing runs any more.
+    pub(super) draining: Option<oneshot::Sender<()>>,
+    /// Shutting down: no new tasks, none started.
+    pub(super) stopping: bool,
+}
+
+impl Scheduler {
+    pub(super) fn new(config: SchedulerConfig, publisher: Arc<dyn Publisher>) -> Self {
+        let capacity = (config.queue_capacity + config.retain_finished).min(PREALLOCATED_TASKS);
+        Self {
+            config,
+            publisher,
+            table: TaskTable::with_capacity(capacity),
+            workers: Vec::new(),
+            round_worker: None,
+            timers: DelayQueue::new(),
+            history: VecDeque::new(),
+            outbox: Outbox::default(),
+            draining: None,
+            stopping: false,
+        }
+    }
+
+    /// Takes back the tasks a store held: queued ones are queued again in
+    /// their order; ones that were running count that attempt (their
+    /// worker died with the server) and are queued again, or fail with
+    /// `worker_lost` if it was their last; finished ones stay readable.
+    pub(super) fn restore(&mut self, stored: Vec<StoredTask>, classify: &dyn Fn(&str) -> Class) {
+        let (mut requeued, mut lost) = (0, 0);
+        for StoredTask { task, seq } in stored {
+            let (id, attempt) = (task.id, task.attempt);
+            let was_running = task.status == TaskStatus::Running;
+            let last = attempt >= task.max_attempts;
+            let class = classify(&task.kind);
+            self.table.restore(task, class, seq, was_running);
+            if !was_running {
+                continue;
+            }
+            self.outbox.dirty.push(id);
+            if last {
+                lost += 1;
+                let error = ErrorBody::new(
+                    ErrorCode::WorkerLost,
+                    format!("the server stopped during attempt {attempt}"),
+                );
+                self.table.settle(id, TaskStatus::Failed, None, Some(error));
+            } else {
+                requeued += 1;
+                self.table.requeue(id, true);
+            }
+        }
+        self.prune();
+        tracing::info!(
+            tasks = self.table.len(),
+            queued = self.table.queued(),
+            requeued,
+            lost,
+            "recovered tasks from the store"
+        );
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+    ) {
+        let mut batch = Vec::with_capacity(256);
+        let mut stats_tick = tokio::time::interval(self.config.stats_interval);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                n = rx.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for cmd in batch.drain(..) {
+                        self.handle(cmd).await;
+                    }
+                    // Under load, more commands are on their way from other
+                    // threads: let them land, so one round (and one write to
+                    // each worker) carries many tasks instead of one.
+                    tokio::task::yield_now().await;
+                    while rx.recv_many(&mut batch, 256).now_or_never().unwrap_or(0) > 0 {
+                        for cmd in batch.drain(..) {
+                            self.handle(cmd).await;
+                        }
+                    }
+                }
+                Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
+                    self.on_timer(expired.into_inner()).await;
+                }
+                _ = stats_tick.tick() => self.push_stats().await,
+                Some(done) = self.outbox.commits.next(), if !self.outbox.commits.is_empty() => {
+                    self.committed(done).await;
+                }
+            }
+            // With a store, acks and results wait for the commit that holds
+            // the state they announce (`committed`), and new tasks join the
+            // run queue only then, so a submitter sees its ack before any
+            // push about the task. Commits overlap with the next rounds.
+            self.start_commit();
+            self.dispatch().await;
+            self.flush();
+            self.finish_drain().await;
+            // Running states are stored with the next round's commit (at the
+            // latest one stats tick later): the work starts without waiting
+            // for the disk, and a task that finishes by then is written once.
+        }
+        tracing::debug!("scheduler stopped");
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit {
+                tasks,
+                client,
+                reply,
+            } => self.submit(tasks, client, reply),
+            Command::Get { id, reply } => self.reply_task(id, reply),
+            Command::Subscribe { id, client, reply } => {
+                if let Some(e) = self.table.get(&id)
+                    && !e.task.status.is_final()
+                {
+                    client.join(vec![id.room()]);
+                }
+                self.reply_task(id, reply);
+            }
+            Command::Unsubscribe { id, client, reply } => {
+                client.leave(id.room());
+                match self.table.contains(&id) {
+                    true => reply.send(Ok(())),
+                    false => reply.send(Err(not_found(id))),
+                }
+            }
+            Command::Cancel { id, reply } => self.cancel(id, reply).await,
+            Command::Stats { reply } => reply.send(Ok(self.stats())),
+            Command::Drain { grace, done } => {
+                tracing::info!(
+                    running = self.table.running(),
+                    ?grace,
+                    "draining: no new tasks"
+                );
+                self.stopping = true;
+                self.draining = Some(done);
+                self.timers.insert(Timer::DrainDeadline, grace);
+            }
+            Command::WorkerUp(link) => {
+                tracing::info!(worker = ?link.id.0, "worker up");
+                self.workers.retain(|w| w.id != link.id);
+                self.workers.push(Worker::new(link));
+            }
+            Command::WorkerDown { id, incarnation } => self.worker_down(&id, incarnation).await,
+            Command::FromWorker {
+                id,
+                incarnation,
+                reports,
+            } => {
+                for report in reports {
+                    self.on_report(&id, incarnation, report).await;
+                }
+            }
+        }
+    }
+}

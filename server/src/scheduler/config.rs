@@ -1,0 +1,50 @@
+//! The scheduler's settings and their defaults.
+
+use std::time::Duration;
+
+/// How the scheduler behaves; see `Settings` for the flags.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Most tasks queued at once; more is `queue_full`.
+    pub queue_capacity: usize,
+    /// Timeout of an attempt whose task has `timeout_ms: null`.
+    pub default_timeout: Duration,
+    /// Finished tasks kept readable (oldest dropped first).
+    pub retain_finished: usize,
+    /// Finished tasks older than this are dropped too.
+    pub retain_age: Duration,
+    /// Without a store: the oldest finished tasks are dropped while their
+    /// inputs, outputs and errors take more memory than this (estimated).
+    pub retain_bytes: usize,
+    /// How long a cancelled or timed-out task may take to stop before its
+    /// worker process is killed and replaced.
+    pub stop_grace: Duration,
+    /// How often `stats` is pushed to the dashboard.
+    pub stats_interval: Duration,
+    /// Unfinished tasks one socket may have submitted.
+    pub max_unfinished_per_socket: usize,
+}
+
+impl SchedulerConfig {
+    /// The defaults, which `taskwire serve`'s flags show and use too.
+    pub const DEFAULT: Self = Self {
+        queue_capacity: 100_000,
+        default_timeout: Duration::from_secs(5 * 60),
+        retain_finished: 100_000,
+        retain_age: Duration::from_secs(7 * 24 * 3600),
+        retain_bytes: 256 << 20,
+        stop_grace: Duration::from_secs(2),
+        stats_interval: Duration::from_millis(500),
+        max_unfinished_per_socket: 10_000,
+    };
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Most task slots reserved up front (a full queue plus the retained
+/// tasks, up to this many); the table grows past it as needed.
+pub(super) const PREALLOCATED_TASKS: usize = 1 << 20;
