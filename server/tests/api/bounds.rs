@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_flood_from_many_sockets_is_refused_and_memory_stays_bounded() {
-    let server = TestServer::start(&[
+    let server = TestServer::start_process(&[
         "--workers",
         "1",
         "--io-slots",
@@ -150,7 +150,7 @@ const WARM_UP: usize = 4;
 
 /// Runs echo tasks of a large input one after the other; returns the
 /// server's RSS growth in KiB after the warm-up, and the ids.
-async fn large_echoes(server: &TestServer) -> (u64, Vec<app::TaskId>) {
+async fn large_echoes(server: &ServerProcess) -> (u64, Vec<app::TaskId>) {
     let mut c = server.client().await;
     let big = vec![7; LARGE];
     let mut ids = Vec::new();
@@ -174,7 +174,7 @@ async fn large_echoes(server: &TestServer) -> (u64, Vec<app::TaskId>) {
 async fn finished_tasks_payloads_leave_memory_and_are_read_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
-    let server = TestServer::start(&["--data-dir", data.as_str(), "--workers", "1"]).await;
+    let server = TestServer::start_process(&["--data-dir", data.as_str(), "--workers", "1"]).await;
     let (grew, ids) = large_echoes(&server).await;
     // Held in memory, their inputs and outputs would take over 100 MB.
     assert!(grew < 40 * 1024, "RSS grew by {grew} KiB");
@@ -199,7 +199,7 @@ async fn in_memory_finished_tasks_are_kept_within_a_byte_budget() {
     // 2 and 4 `Value`s per number. A budget of 5 keeps one or two tasks.
     let value = std::mem::size_of::<serde_json::Value>();
     let budget = (5 * LARGE * value).to_string();
-    let server = TestServer::start(&["--workers", "1", "--retain-bytes", &budget]).await;
+    let server = TestServer::start_process(&["--workers", "1", "--retain-bytes", &budget]).await;
     let (grew, ids) = large_echoes(&server).await;
     assert!(grew < 40 * 1024, "RSS grew by {grew} KiB");
     let c = server.client().await;

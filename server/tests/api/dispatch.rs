@@ -26,7 +26,7 @@ async fn a_task_no_free_worker_can_take_does_not_block_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
     let flags = ["--data-dir", data.as_str(), "--workers", "1"];
-    let mut server = TestServer::start(&flags).await;
+    let mut server = TestServer::start_process(&flags).await;
     let remote = busy_remote_worker(&server, "report.remote").await;
     server.wait_workers(2).await;
     let mut c = server.client().await;

@@ -23,7 +23,7 @@ async fn sigkill_mid_run_then_restart_every_acked_task_ends_exactly_once() {
         "--io-slots",
         "16",
     ];
-    let mut server = TestServer::start(&flags).await;
+    let mut server = TestServer::start_process(&flags).await;
     let mut c = server.client().await;
     let total = 2000;
     let mut acked: Vec<TaskId> = Vec::new();
@@ -228,7 +228,7 @@ async fn sigterm_finishes_running_work_refuses_new_and_keeps_the_queue() {
         "--io-slots",
         "1",
     ];
-    let mut server = TestServer::start(&flags).await;
+    let mut server = TestServer::start_process(&flags).await;
     let mut c = server.client().await;
     let running = c.submit(&spec("sleep", json!({"ms": 400}))).await.unwrap();
     push_where(&mut c, |p| {
@@ -293,7 +293,7 @@ async fn sigterm_past_the_grace_period_requeues_without_counting_the_attempt() {
         "--shutdown-grace-ms",
         "200",
     ];
-    let mut server = TestServer::start(&flags).await;
+    let mut server = TestServer::start_process(&flags).await;
     let mut c = server.client().await;
     let mut s = spec("sleep", json!({"ms": 1500}));
     s.max_attempts = 1;
@@ -333,7 +333,7 @@ async fn finished_tasks_past_the_retention_age_are_dropped_from_memory_and_disk(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
     let flags = ["--data-dir", data.as_str(), "--retain-secs", "1"];
-    let mut server = TestServer::start(&flags).await;
+    let mut server = TestServer::start_process(&flags).await;
     let mut c = server.client().await;
     let t = c.submit(&spec("echo", json!("short-lived"))).await.unwrap();
     result_of(&mut c, t.id).await;

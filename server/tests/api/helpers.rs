@@ -1,42 +1,117 @@
 //! Starting a server for one test and talking to it.
+//!
+//! [`TestServer::start`] runs the server inside the test binary: the same
+//! [`Application`] that `taskwire serve` builds, on a thread and runtime of
+//! its own, with the real binary as its worker processes. Tests about the
+//! server process itself (signals, its memory, a restart after it was
+//! killed) use [`TestServer::start_process`], which runs `taskwire serve`.
 
+use std::net::SocketAddr;
+use std::ops::Deref;
 use std::process::Stdio;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use app::{Stats, Task, TaskId, TaskSpec, WorkerInfo};
+use clap::Parser as _;
 use serde_json::Value;
 use taskwire::client::{Client, Push};
+use taskwire::{Application, Registry, Settings};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 /// Upper bound of any single wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// A `taskwire serve` process, killed when dropped.
+/// The binary: `taskwire serve` for process servers, `taskwire worker` for
+/// every server's workers.
+const EXE: &str = env!("CARGO_BIN_EXE_taskwire");
+
+/// A running server, stopped when dropped.
 pub struct TestServer {
-    pub child: Child,
     pub url: String,
     /// Its `--token`, sent by [`TestServer::client`].
     pub token: Option<String>,
+    /// The in-process server; `None` when a [`ServerProcess`] owns it.
+    _in_process: Option<InProcess>,
+}
+
+/// A `taskwire serve` process, killed when dropped.
+pub struct ServerProcess {
+    server: TestServer,
+    pub child: Child,
+}
+
+impl Deref for ServerProcess {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl ServerProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server pid")
+    }
+}
+
+/// The `serve` flags, as the command line takes them.
+#[derive(clap::Parser)]
+#[command(name = "taskwire serve")]
+struct ServeFlags {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// `serve`'s flags for a test server: port 0, 2 workers and in memory
+/// unless `extra` says otherwise, then `extra`.
+fn serve_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+    if !extra.contains(&"--workers") {
+        args.extend(["--workers", "2"]);
+    }
+    if !extra.contains(&"--data-dir") {
+        args.push("--memory");
+    }
+    args.extend(extra);
+    args
+}
+
+/// Log filter of the servers under test: `TEST_LOG`, else errors only.
+fn test_log() -> String {
+    std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into())
 }
 
 impl TestServer {
-    /// Starts a server with 2 workers and `extra` flags.
+    /// Starts a server in this process with 2 workers and `extra` flags.
     pub async fn start(extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskwire"));
-        cmd.args(["serve", "--addr", "127.0.0.1:0"]);
-        if !extra.contains(&"--workers") {
-            cmd.args(["--workers", "2"]);
+        init_logging();
+        let mut args = serve_args(extra);
+        if !extra.contains(&"--site-root") {
+            args.extend(["--site-root", "/nonexistent"]);
         }
-        if !extra.contains(&"--data-dir") {
-            cmd.arg("--memory");
-        }
-        cmd.args(extra)
+        args.extend(["--worker-exe", EXE]);
+        let settings = ServeFlags::try_parse_from(args)
+            .unwrap_or_else(|e| panic!("bad serve flags {extra:?}: {e}"))
+            .settings;
+        let (in_process, addr) = InProcess::start(settings).await;
+        let server = Self {
+            url: format!("http://{addr}"),
+            token: token_of(extra),
+            _in_process: Some(in_process),
+        };
+        server.wait_workers(expected_workers(extra)).await;
+        server
+    }
+
+    /// Starts `taskwire serve` with 2 workers and `extra` flags.
+    pub async fn start_process(extra: &[&str]) -> ServerProcess {
+        let mut cmd = Command::new(EXE);
+        cmd.args(serve_args(extra))
             .env("TASKWIRE_SITE_ROOT", "/nonexistent")
-            .env(
-                "TASKWIRE_LOG",
-                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
-            )
+            .env("TASKWIRE_LOG", test_log())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
@@ -54,20 +129,13 @@ impl TestServer {
             .to_owned();
         // Keep draining stdout so the server never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let token = extra
-            .windows(2)
-            .find(|w| w[0] == "--token")
-            .map(|w| w[1].to_owned());
-        let server = Self { child, url, token };
-        server.wait_workers(server.expected_workers(extra)).await;
-        server
-    }
-
-    fn expected_workers(&self, extra: &[&str]) -> usize {
-        extra
-            .windows(2)
-            .find(|w| w[0] == "--workers")
-            .map_or(2, |w| w[1].parse().expect("--workers N"))
+        let server = Self {
+            url,
+            token: token_of(extra),
+            _in_process: None,
+        };
+        server.wait_workers(expected_workers(extra)).await;
+        ServerProcess { server, child }
     }
 
     /// A connected client (with the server's token, if it has one).
@@ -105,9 +173,112 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
 
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("server pid")
+fn expected_workers(extra: &[&str]) -> usize {
+    extra
+        .windows(2)
+        .find(|w| w[0] == "--workers")
+        .map_or(2, |w| w[1].parse().expect("--workers N"))
+}
+
+fn token_of(extra: &[&str]) -> Option<String> {
+    extra
+        .windows(2)
+        .find(|w| w[0] == "--token")
+        .map(|w| w[1].to_owned())
+}
+
+/// Server logs go through the test harness's capture: shown with a failing
+/// test, and at the `TEST_LOG` level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_new(test_log())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    // Already set by an earlier test: fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .try_init();
+}
+
+/// An [`Application`] on a thread and multi-thread runtime of its own, as
+/// `taskwire serve` runs it: a test's runtime (current-thread, maybe
+/// blocked or paused) never stalls it. Dropping it stops the server at once
+/// and waits until it has stopped, its workers included.
+struct InProcess {
+    stop: CancellationToken,
+    /// Disconnected when the server thread is done.
+    done: mpsc::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    async fn start(settings: Settings) -> (Self, SocketAddr) {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (done_tx, done) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("taskwire-server".into())
+            .spawn(move || {
+                let _done = done_tx;
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(settings.io_threads())
+                    .thread_name("taskwire-server")
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                rt.block_on(async move {
+                    let app = match Application::build(settings, Registry::builtin()).await {
+                        Ok(app) => app,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("{e:#}")));
+                            return;
+                        }
+                    };
+                    let started = app
+                        .local_addr()
+                        .map(|addr| (addr, app.shutdown_token()))
+                        .map_err(|e| e.to_string());
+                    if ready_tx.send(started).is_err() {
+                        return;
+                    }
+                    if let Err(e) = app.run_until_stopped().await {
+                        tracing::error!(error = format!("{e:#}"), "server failed");
+                    }
+                });
+            })
+            .expect("spawn the server thread");
+        let (addr, stop) = tokio::time::timeout(WAIT, ready)
+            .await
+            .expect("server did not start in time")
+            .expect("server thread died before listening")
+            .unwrap_or_else(|e| panic!("server did not start: {e}"));
+        let server = Self {
+            stop,
+            done,
+            thread: Some(thread),
+        };
+        (server, addr)
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        // Bounded, so a server that cannot stop fails its test, not hangs it.
+        match self.done.recv_timeout(WAIT) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !std::thread::panicking() {
+                    panic!("the server did not stop within {WAIT:?}");
+                }
+            }
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let ended = self.thread.take().map(std::thread::JoinHandle::join);
+                if matches!(ended, Some(Err(_))) && !std::thread::panicking() {
+                    panic!("the server thread panicked");
+                }
+            }
+        }
     }
 }
 
@@ -152,7 +323,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 /// `taskwire serve` on `127.0.0.1:0` with one worker, in memory, with `env`
 /// and `args`, and no site; the caller picks stdio.
 pub fn serve_command(env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskwire"));
+    let mut cmd = Command::new(EXE);
     cmd.args([
         "serve",
         "--addr",
@@ -220,7 +391,7 @@ pub fn remote_worker(
     concurrency: u32,
     token: Option<&str>,
 ) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskwire"));
+    let mut cmd = Command::new(EXE);
     cmd.args([
         "remote-worker",
         "--url",

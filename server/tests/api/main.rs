@@ -1,5 +1,6 @@
-//! Integration tests: each starts the real `taskwire` binary on
-//! `127.0.0.1:0` and drives it over Socket.IO (rust_socketio) and HTTP.
+//! Integration tests: each starts a server on `127.0.0.1:0` (in this
+//! process, or as a `taskwire serve` process when the process itself is
+//! under test) and drives it over Socket.IO (rust_socketio) and HTTP.
 
 mod helpers;
 

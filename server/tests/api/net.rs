@@ -381,7 +381,8 @@ async fn unknown_events_get_an_error_ack_on_both_namespaces() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() {
     let server =
-        TestServer::start(&["--max-queued-bytes", "4194304", "--retain-finished", "10"]).await;
+        TestServer::start_process(&["--max-queued-bytes", "4194304", "--retain-finished", "10"])
+            .await;
     // Warm up the allocator with the same traffic read by a normal client.
     let pad = "p".repeat(500_000);
     let mut reader = server.client().await;

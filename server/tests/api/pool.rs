@@ -97,7 +97,7 @@ async fn a_task_that_keeps_losing_its_worker_fails_with_worker_lost() {
 
 #[tokio::test]
 async fn workers_die_with_a_killed_server() {
-    let mut server = TestServer::start(&["--workers", "2"]).await;
+    let mut server = TestServer::start_process(&["--workers", "2"]).await;
     let pids: Vec<u32> = server
         .stats()
         .await
@@ -117,7 +117,7 @@ async fn workers_die_with_a_killed_server() {
 
 #[tokio::test]
 async fn sigterm_stops_server_and_workers_cleanly() {
-    let mut server = TestServer::start(&["--workers", "2"]).await;
+    let mut server = TestServer::start_process(&["--workers", "2"]).await;
     let pids: Vec<u32> = server
         .stats()
         .await

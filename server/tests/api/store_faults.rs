@@ -116,7 +116,7 @@ async fn a_full_disk_refuses_new_tasks_loses_no_acked_one_and_recovers_by_itself
     let data = disk.path().join("data");
     let data = data.to_str().unwrap().to_owned();
     let flags = ["--data-dir", data.as_str(), "--workers", "1"];
-    let mut server = TestServer::start(&flags).await;
+    let mut server = TestServer::start_process(&flags).await;
     let mut c = server.client().await;
     let pad = "x".repeat(8 * 1024);
 
