@@ -106,12 +106,15 @@ if [ ! -x "$tools/node_modules/.bin/wasm-opt" ] || [ "$tools/package-lock.json" 
   echo "setup: installed $(wasm-opt --version) in $((SECONDS - start)) s"
 fi
 
-# app: the browser's socket.io-client (app/build.rs would fetch it too);
-# tests/js: the protocol conformance suite; tests/browser: playwright-core.
-for dir in app tests/js tests/browser; do
+# app: the browser's socket.io-client (app/build.rs would fetch it too), a
+# package of its own; the repository root: the test workspace (tests/support,
+# tests/js, tests/browser) with socket.io-client and playwright-core in one
+# package-lock.json.
+for dir in app .; do
   [ -f "$dir/package-lock.json" ] || continue
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
-    echo "setup: npm ci in $dir"
+    if [ "$dir" = . ]; then what="the test workspace"; else what=$dir; fi
+    echo "setup: npm ci in $what"
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
   fi
 done

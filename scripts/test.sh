@@ -41,14 +41,18 @@ timed "browser: wasm-bindgen tests (headless Chromium)" \
 
 bin="$PWD/target/debug/taskwire"
 cargo build -p taskwire
+# The JavaScript suites are one npm workspace (root package.json).
 step "JS socket.io-client conformance tests"
-(cd tests/js && TASKWIRE_BIN="$bin" npm test)
+TASKWIRE_BIN="$bin" npm test --workspace tests/js
 
 step "JS conformance tests again, on the durable store"
-(cd tests/js && TASKWIRE_JS_STORAGE=durable TASKWIRE_BIN="$bin" npm test)
+TASKWIRE_JS_STORAGE=durable TASKWIRE_BIN="$bin" npm test --workspace tests/js
+
+step "JS test support (the shared server helper, the workspace's pins)"
+TASKWIRE_BIN="$bin" npm test --workspace tests/support
 
 timed "browser: end-to-end tests (headless Chromium, real server)" \
-  env TASKWIRE_BIN="$bin" TASKWIRE_SITE_ROOT="$PWD/target/site" sh -c 'cd tests/browser && npm test'
+  env TASKWIRE_BIN="$bin" TASKWIRE_SITE_ROOT="$PWD/target/site" npm test --workspace tests/browser
 
 step "durations"
 printf '%s\n' "${timings[@]}"

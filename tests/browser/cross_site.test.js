@@ -12,13 +12,17 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import {
   startServer, launchBrowser, ack, withTimeout, LAUNCH_ARGS, WAIT_MS, SUITE_MS,
 } from './helpers.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CLIENT_JS = path.join(HERE, 'node_modules/socket.io-client/dist/socket.io.min.js');
+// The browser bundle of the workspace's socket.io-client (its package does
+// not export the file, so it is found beside the resolved package.json).
+const CLIENT_JS = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('socket.io-client/package.json')),
+  'dist/socket.io.min.js',
+);
 const REBOUND = 'rebound.test';
 
 /** The other site: an empty page and the Socket.IO client, on 127.0.0.1:<random>. */

@@ -1,55 +1,38 @@
 // Shared helpers for Taskwire's end-to-end browser tests.
 //
-// Run from tests/browser with `npm test` (node --test, one file at a time)
-// after `cargo leptos build`. Environment: TASKWIRE_BIN (the server binary;
-// default ../../target/debug/taskwire), TASKWIRE_SITE_ROOT (the built site;
-// default ../../target/site), CHROMIUM (default /usr/bin/chromium).
+// Run with `npm test --workspace tests/browser` from the repository root
+// (node --test, one file at a time) after `cargo leptos build`.
+// Environment: TASKWIRE_BIN (the server binary; default
+// target/debug/taskwire), TASKWIRE_SITE_ROOT (the built site; default
+// target/site), CHROMIUM (default /usr/bin/chromium).
 //
 // Every test file starts its own server (`taskwire serve`, the real binary
 // with the real site) and its own headless Chromium (Debian's, driven by
 // playwright-core: nothing is downloaded), and tears both down in `after`.
+// Starting and stopping the server is tests/support's TaskwireServer.
 // Every wait is bounded; a missing state fails the test with what was last
 // seen instead of hanging it. Nothing here sleeps to synchronise: waits are
 // either playwright's own bounded waits or polling with a deadline.
 
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { io } from 'socket.io-client';
+import { TaskwireServer, binPath, siteRoot, withTimeout } from '@taskwire/test-support';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
+export { binPath, siteRoot, withTimeout };
 
 /** Longest single wait for a page state, an ack or a server line. */
 export const WAIT_MS = 20_000;
 /** Longest a whole test file's suite may take (a backstop: every wait is bounded anyway). */
 export const SUITE_MS = 180_000;
 
-export function binPath() {
-  return path.resolve(process.env.TASKWIRE_BIN || path.join(HERE, '../../target/debug/taskwire'));
-}
-
-export function siteRoot() {
-  return path.resolve(process.env.TASKWIRE_SITE_ROOT || path.join(HERE, '../../target/site'));
-}
-
 /** The pretty JSON the page shows in `pre.output` (serde_json's pretty = JSON.stringify(x, null, 2)). */
 export const pretty = (v) => JSON.stringify(v, null, 2);
 
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Rejects with a descriptive error after `ms` unless `promise` settles first. */
-export function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Calls `fn` (sync or async) every `every` ms until it returns a truthy value,
@@ -107,33 +90,9 @@ function alive(pid) {
 export async function startServer({ dataDir = null, port = 0, workers = 2, extra = [] } = {}) {
   const args = ['serve', '--addr', `127.0.0.1:${port}`, '--workers', String(workers), '--site-root', siteRoot()];
   args.push(...(dataDir ? ['--data-dir', dataDir] : ['--memory']), ...extra);
-  const bin = binPath();
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  // Keep the end of stderr for diagnostics, and drain both pipes so the
-  // server never blocks on a full pipe.
-  let stderrTail = '';
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => {
-    stderrTail = (stderrTail + d).slice(-8000);
-  });
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const rl = createInterface({ input: proc.stdout });
-  const url = await withTimeout(
-    new Promise((resolve, reject) => {
-      rl.on('line', (line) => {
-        const m = /^taskwire listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
-        if (m) resolve(m[1]);
-      });
-      proc.once('error', reject);
-      exited.then(({ code, signal }) =>
-        reject(new Error(`server exited early (code ${code}, signal ${signal}): ${stderrTail}`)));
-    }),
-    WAIT_MS,
-    `"taskwire listening on" from ${bin} ${args.join(' ')}`,
-  ).catch((e) => {
-    proc.kill('SIGKILL');
-    throw e;
-  });
+  const taskwire = new TaskwireServer();
+  const url = await taskwire.start(args, { waitMs: WAIT_MS });
+  const proc = taskwire.proc;
   const sockets = new Set();
   return {
     url,
@@ -141,9 +100,9 @@ export async function startServer({ dataDir = null, port = 0, workers = 2, extra
     proc,
     /** The server's worker processes now. */
     workerPids: () => childPids(proc.pid),
-    stderrTail: () => stderrTail,
+    stderrTail: () => taskwire.stderrTail(),
     get running() {
-      return proc.exitCode === null && proc.signalCode === null;
+      return taskwire.running;
     },
     /** A socket.io-client on the websocket transport, connected. */
     async connect() {
@@ -165,11 +124,7 @@ export async function startServer({ dataDir = null, port = 0, workers = 2, extra
       sockets.clear();
       // Read before the kill: orphans are no longer the server's children.
       const workersPids = this.running ? childPids(proc.pid) : [];
-      if (this.running) {
-        proc.kill(signal);
-        await withTimeout(exited, WAIT_MS, `server exit after ${signal}`);
-      }
-      rl.close();
+      await taskwire.kill(signal, WAIT_MS);
       const deadline = Date.now() + 5_000;
       while (workersPids.some(alive) && Date.now() < deadline) await pause(50);
       const left = workersPids.filter(alive);

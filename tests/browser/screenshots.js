@@ -2,8 +2,9 @@
 // Debian's headless Chromium:
 //   docs/screenshots/console.png    the console with a handful of varied tasks
 //   docs/screenshots/dashboard.png  the dashboard after ~10 s of mixed load
-// Run from tests/browser: `node screenshots.js` (the site must be built:
-// `cargo leptos build`). Same environment variables as the tests.
+// Run from the repository root: `node tests/browser/screenshots.js` (the
+// site must be built: `cargo leptos build`). Same environment variables as
+// the tests.
 
 import fs from 'node:fs';
 import path from 'node:path';

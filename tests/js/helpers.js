@@ -4,15 +4,13 @@
 // talks to it only through the wire protocol of shared/PROTOCOL.md (Socket.IO v4
 // via the official socket.io-client, plus plain HTTP), and kills it afterwards.
 // Every wait is bounded: a missing event fails the test instead of hanging it.
+// Starting and stopping the server is tests/support's TaskwireServer.
 
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
+import { TaskwireServer, binPath, withTimeout } from '@taskwire/test-support';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
+export { binPath, withTimeout };
 
 /** How long any single wait for an event / ack may take before the test fails. */
 export const WAIT_MS = 20_000;
@@ -33,22 +31,7 @@ export const TASK_KEYS = [
 ];
 export const FINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 
-export function binPath() {
-  return process.env.TASKWIRE_BIN
-    ? path.resolve(process.env.TASKWIRE_BIN)
-    : path.resolve(HERE, '../../target/debug/taskwire');
-}
-
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Rejects with a descriptive error after `ms` unless `promise` settles first. */
-export function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Starts `taskwire serve --addr 127.0.0.1:0 --workers 2 [extra]` and resolves once
@@ -61,41 +44,13 @@ export async function startServer(extra = []) {
   // TASKWIRE_JS_STORAGE=durable runs the suite on the default durable store.
   if (!extra.includes('--data-dir') && process.env.TASKWIRE_JS_STORAGE !== 'durable') args.push('--memory');
   args.push(...extra);
-  const bin = binPath();
-  const proc = spawn(bin, args, {
-    env: { ...process.env, TASKWIRE_SITE_ROOT: '/nonexistent' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // Keep the last bit of stderr for diagnostics, and always drain both pipes
-  // so the server can never block on a full pipe.
-  let stderrTail = '';
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => {
-    stderrTail = (stderrTail + d).slice(-8000);
-  });
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const rl = createInterface({ input: proc.stdout });
-  const url = await withTimeout(
-    new Promise((resolve, reject) => {
-      rl.on('line', (line) => {
-        const m = /^taskwire listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
-        if (m) resolve(m[1]);
-      });
-      proc.once('error', reject);
-      exited.then(({ code, signal }) =>
-        reject(new Error(`server exited early (code ${code}, signal ${signal}): ${stderrTail}`)));
-    }),
-    WAIT_MS,
-    `"taskwire listening on" from ${bin} ${args.join(' ')}`,
-  ).catch((e) => {
-    proc.kill('SIGKILL');
-    throw e;
-  });
+  const taskwire = new TaskwireServer();
+  const url = await taskwire.start(args, { env: { TASKWIRE_SITE_ROOT: '/nonexistent' }, waitMs: WAIT_MS });
   const sockets = new Set();
   const server = {
     url,
-    proc,
-    stderrTail: () => stderrTail,
+    proc: taskwire.proc,
+    stderrTail: () => taskwire.stderrTail(),
     /** Connects a socket on the given transport and waits for `connect`. */
     async connect(transport = 'websocket', opts = {}) {
       const socket = io(url, {
@@ -121,11 +76,7 @@ export async function startServer(extra = []) {
     async stop() {
       for (const s of sockets) s.disconnect();
       sockets.clear();
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGKILL');
-        await withTimeout(exited, WAIT_MS, 'server exit');
-      }
-      rl.close();
+      await taskwire.stop();
     },
   };
   return server;
