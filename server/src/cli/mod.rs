@@ -221,45 +221,47 @@ fn worker_pipes() -> std::io::Result<(
 async fn serve(settings: Settings, registry: Registry) -> anyhow::Result<ExitCode> {
     let app = Application::build(settings, registry).await?;
     let addr = app.local_addr()?;
+    // Listening for signals before the line below: a script that sends
+    // SIGTERM as soon as it reads the line gets a graceful stop.
+    let mut signals = StopSignals::listen().context("cannot listen for signals")?;
     // One line on stdout that scripts and tests can wait for.
     println!("taskwire listening on http://{addr}");
     tracing::info!(%addr, "listening");
     let graceful = app.graceful();
     let now = app.shutdown_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.next().await;
         tracing::info!("shutting down: finishing running tasks (signal again to stop at once)");
         tokio::select! {
             () = graceful.run() => {}
-            () = shutdown_signal() => now.cancel(),
+            () = signals.next() => now.cancel(),
         }
     });
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
+/// SIGINT (ctrl-c) and SIGTERM, caught from the moment this is created.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
 
