@@ -14,9 +14,14 @@
 # from the repository root:
 #   export PATH="$PWD/scripts/tools/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 # (with CARGO_HOME unset that is ".../node_modules/.bin:$HOME/.cargo/bin:$PATH").
+#
+# `scripts/setup.sh --site` installs only what building and serving the web UI
+# needs (scripts/serve.sh): no Chromium, no wasm-pack, no test packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+site_only=false
+[ "${1:-}" = --site ] && site_only=true
 
 cargo_root="${CARGO_HOME:-$HOME/.cargo}"
 cargo_bin="$cargo_root/bin"
@@ -48,10 +53,16 @@ cargo_install() {
 
 # --- Debian packages (one apt-get update at most) ---
 need_apt=()
-for pkg in pkg-config libssl-dev chromium chromium-driver; do
+packages=(pkg-config libssl-dev chromium chromium-driver)
+$site_only && packages=(pkg-config libssl-dev)
+for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed$' || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: please install these Debian packages first (as root): ${need_apt[*]}" >&2
+    exit 1
+  fi
   echo "setup: installing ${need_apt[*]}"
   start=$SECONDS
   apt-get update -qq
@@ -89,7 +100,7 @@ elif [ "$(reported_version wasm-bindgen --version)" != "$wasm_bindgen_version" ]
   cargo_install wasm-bindgen-cli "$wasm_bindgen_version"
 fi
 
-if [ "$(reported_version wasm-pack --version)" != "$wasm_pack_version" ]; then
+if ! $site_only && [ "$(reported_version wasm-pack --version)" != "$wasm_pack_version" ]; then
   cargo_install wasm-pack "$wasm_pack_version" --locked
 fi
 
@@ -110,7 +121,9 @@ fi
 # package of its own; the repository root: the test workspace (tests/support,
 # tests/js, tests/browser) with socket.io-client and playwright-core in one
 # package-lock.json.
-for dir in app .; do
+npm_dirs=(app .)
+$site_only && npm_dirs=(app)
+for dir in "${npm_dirs[@]}"; do
   [ -f "$dir/package-lock.json" ] || continue
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     if [ "$dir" = . ]; then what="the test workspace"; else what=$dir; fi
