@@ -5,8 +5,9 @@
 //   node tests/js/attacks/web.mjs target/release/taskwire [name...]
 //
 // Names: origin, text-plain, post-origin, rogue-echo, progress-flood,
-// many-kinds, markup-kind, slowloris, idle-flood, slow-reader, expect-100,
-// unknown-event, log-forge, log-colour, log-token, rw-burst.
+// many-kinds, markup-kind, slowloris, idle-flood, slow-reader,
+// slow-reader-burst, expect-100, unknown-event, log-forge, log-colour,
+// log-token, rw-burst.
 // RUNS=n repeats the quick ones n times (default 3); BURST_RUNS=n the
 // remote worker burst (default 6). Talks to 127.0.0.1 only, every wait is
 // bounded, and every process it starts is killed. Not part of the test
@@ -550,10 +551,19 @@ async function idleFlood() {
   }
 }
 
-async function slowReader() {
+/**
+ * 400 echo tasks of 500 KB from one raw websocket on a fresh server, one
+ * every `gapMs` (with 20 ms few run at once, so memory is about what waits
+ * for the client; with 0 they all run at once): 600 MB of acks and results
+ * pushed back. With `read` false the client reads nothing once it joined;
+ * with `read` true it is the control, a client that reads everything under
+ * the same load.
+ */
+async function pushLoad(read, gapMs) {
   const dir = mkdtempSync(path.join(tmpdir(), 'tw-slow-'));
   const server = await start(['--data-dir', dir, '--workers', '1', '--retain-finished', '10']);
   let ws;
+  let obs;
   try {
     const pid = server.child.pid;
     const before = rssMiB(pid);
@@ -564,9 +574,8 @@ async function slowReader() {
     const open = await ws.next((t) => t.startsWith('0'));
     ws.send('40');
     const joined = await ws.next((t) => t.startsWith('40'));
-    if (!open || !joined) return 'could not join /';
-    // From here on the client reads nothing.
-    ws.pause();
+    if (!open || !joined) throw new Error('could not join /');
+    if (!read) ws.pause();
     const pad = 'p'.repeat(500_000);
     const t0 = Date.now();
     let sent = 0;
@@ -575,7 +584,8 @@ async function slowReader() {
       if (ws.closed || ws.sock.destroyed) { cut = true; break; }
       const more = ws.send(`42${i}${JSON.stringify(['task', { kind: 'echo', input: pad }])}`);
       sent++;
-      if (!more) {
+      if (gapMs) await sleep(gapMs);
+      if (!more && ws.sock.writableLength > 0) {
         const drained = await within(new Promise((r) => {
           ws.sock.once('drain', () => r(true));
           ws.sock.once('close', () => r(false));
@@ -584,31 +594,43 @@ async function slowReader() {
       }
     }
     const sendMs = Date.now() - t0;
-    // Let the server run what it read, then see whether it kept the socket.
-    const obs = await connect(server.url);
-    let settled = false;
-    for (let i = 0; i < 100 && !settled; i++) {
+    // Let the server run what it read: nothing queued or running twice in
+    // a row (and, for the reader, every task done).
+    obs = await connect(server.url);
+    let quiet = 0;
+    for (let i = 0; i < 150 && quiet < 2; i++) {
       const st = (await ask(obs.socket, 'dashboard', {})).stats;
-      settled = st && st.queued + st.running === 0;
-      if (!settled) await sleep(200);
+      quiet = st && st.queued + st.running === 0 && (!read || st.succeeded >= sent) ? quiet + 1 : 0;
+      if (quiet < 2) await sleep(200);
     }
     await sleep(1000);
     clearInterval(sampler);
     peak = Math.max(peak, rssMiB(pid));
     const end = rssMiB(pid);
-    ws.resume();
-    const closed = await within(new Promise((r) => {
-      if (ws.closed) r(true);
-      ws.sock.once('close', () => r(true));
-    }), 20_000, false);
-    const h = await healthz(server.port);
-    obs.socket.close();
-    return `${sent} of 400 × 500 KB echo tasks sent in ${(sendMs / 1000).toFixed(1)} s${cut ? ' (the server cut the connection)' : ''}; server RSS ${before} MB -> peak ${peak} MB, ${end} MB after; slow socket ${closed ? `closed by the server (${ws.big} large frames still came on resuming)` : 'still connected 20 s after it resumed reading'}; /healthz ${h}`;
+    let closed = null;
+    if (!read) {
+      ws.resume();
+      closed = await within(new Promise((r) => {
+        if (ws.closed) r(true);
+        ws.sock.once('close', () => r(true));
+      }), 20_000, false);
+    }
+    return { sent, cut, sendMs, before, peak, end, closed, big: ws.big, health: await healthz(server.port) };
   } finally {
+    obs?.socket.close();
     ws?.destroy();
     await stop(server, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function slowReader(gapMs) {
+  const r = await pushLoad(false, gapMs);
+  const c = await pushLoad(true, gapMs);
+  return `${r.sent} of 400 × 500 KB echo tasks${gapMs ? `, one every ${gapMs} ms,` : ' at once'} sent in ${(r.sendMs / 1000).toFixed(1)} s${r.cut ? ' (the server cut the connection)' : ''}; `
+    + `server RSS ${r.before} MB -> peak ${r.peak} MB, ${r.end} MB after; `
+    + `slow socket ${r.closed ? 'closed by the server' : 'still connected 20 s after it resumed reading'}; /healthz ${r.health}; `
+    + `control, a client that reads (${c.sent} sent${c.cut ? ', cut' : ''}, ${c.big} large frames read): peak ${c.peak} MB`;
 }
 
 async function expect100() {
@@ -778,7 +800,8 @@ const cases = {
   'markup-kind': [markupKind, 1],
   slowloris: [slowloris, 1],
   'idle-flood': [idleFlood, 1],
-  'slow-reader': [slowReader, RUNS],
+  'slow-reader': [() => slowReader(20), RUNS],
+  'slow-reader-burst': [() => slowReader(0), RUNS],
   'expect-100': [expect100, RUNS],
   'unknown-event': [unknownEvent, 1],
   'log-forge': [logForge, 1],
