@@ -5,11 +5,12 @@
 //   node tests/js/attacks/web.mjs target/release/taskwire [name...]
 //
 // Names: origin, text-plain, post-origin, rogue-echo, progress-flood,
-// many-kinds, markup-kind, slowloris, idle-flood, slow-reader,
+// many-kinds, markup-kind, slowloris, idle-flood, idle-churn, slow-reader,
 // slow-reader-burst, expect-100, unknown-event, log-forge, log-colour,
 // log-token, rw-burst.
 // RUNS=n repeats the quick ones n times (default 3); BURST_RUNS=n the
-// remote worker burst (default 6). Talks to 127.0.0.1 only, every wait is
+// remote worker burst (default 6); CHURN=n the new idle connections a
+// second of idle-churn (default 1000). Talks to 127.0.0.1 only, every wait is
 // bounded, and every process it starts is killed. Not part of the test
 // suite (the regression tests are in server/tests/api); this measures
 // before/after.
@@ -518,7 +519,13 @@ async function slowloris() {
   }
 }
 
-async function idleFlood() {
+/**
+ * 5000 idle connections to a server limited to 4096 descriptors, then
+ * /healthz probes. With `churn`, the attacker keeps opening `churn` more
+ * idle connections a second while it probes (so whatever slots free up, or
+ * are kept for late comers, are taken again at once).
+ */
+async function idleFlood(churn) {
   const server = await start(['--memory', '--workers', '1'], { nofile: 4096 });
   const socks = [];
   try {
@@ -537,14 +544,29 @@ async function idleFlood() {
     }
     const opened = Date.now() - t0;
     const cpu0 = cpuSecs(server.child.pid);
+    let more = 0;
+    const churner = churn && setInterval(() => {
+      for (let i = 0; i < churn / 10; i++) {
+        const s = net.connect(server.port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => s.destroy());
+        socks.push(s);
+        more++;
+      }
+    }, 100);
     const probes = [];
-    for (let i = 0; i < 3; i++) {
-      probes.push(await healthz(server.port));
+    for (let i = 0; i < (churn ? 10 : 3); i++) {
+      probes.push(await healthz(server.port, churn ? 2000 : 5000));
       await sleep(1000);
     }
+    if (churner) clearInterval(churner);
     const cpu = (cpuSecs(server.child.pid) - cpu0) / ((Date.now() - t0 - opened) / 1000);
     const stillOpen = socks.filter((s) => !s.destroyed && s.readyState === 'open').length;
-    return `server nofile 4096, 5000 idle connections (${connected} connected, ${failed} not, in ${(opened / 1000).toFixed(1)} s): /healthz ${probes.join('; ')}; server CPU ${(cpu * 100).toFixed(0)} % meanwhile; ${stillOpen} still open client-side`;
+    const answered = probes.filter((p) => p.startsWith('200')).length;
+    const head = `server nofile 4096, 5000 idle connections (${connected} connected, ${failed} not, in ${(opened / 1000).toFixed(1)} s)`;
+    return churn
+      ? `${head}, then ${more} more opened at ${churn}/s while probing: /healthz answered ${answered} of ${probes.length} probes (2 s bound each) [${probes.join('; ')}]; server CPU ${(cpu * 100).toFixed(0)} %`
+      : `${head}: /healthz ${probes.join('; ')}; server CPU ${(cpu * 100).toFixed(0)} % meanwhile; ${stillOpen} still open client-side`;
   } finally {
     for (const s of socks) s.destroy();
     await stop(server, 'SIGKILL');
@@ -798,7 +820,8 @@ const cases = {
   'many-kinds': [manyKinds, RUNS],
   'markup-kind': [markupKind, RUNS],
   slowloris: [slowloris, 1],
-  'idle-flood': [idleFlood, 1],
+  'idle-flood': [() => idleFlood(0), 1],
+  'idle-churn': [() => idleFlood(Number(process.env.CHURN ?? 1000)), 1],
   'slow-reader': [() => slowReader(20), RUNS],
   'slow-reader-burst': [() => slowReader(0), RUNS],
   'expect-100': [expect100, RUNS],
