@@ -528,6 +528,7 @@ async function slowloris() {
 async function idleFlood(churn) {
   const server = await start(['--memory', '--workers', '1'], { nofile: 4096 });
   const socks = [];
+  const recent = [];
   try {
     let connected = 0;
     let failed = 0;
@@ -545,12 +546,15 @@ async function idleFlood(churn) {
     const opened = Date.now() - t0;
     const cpu0 = cpuSecs(server.child.pid);
     let more = 0;
+    // The newest 8000 are kept (the oldest let go), within this process's
+    // own descriptor limit when the server closes none of them.
     const churner = churn && setInterval(() => {
       for (let i = 0; i < churn / 10; i++) {
         const s = net.connect(server.port, '127.0.0.1');
         s.on('error', () => {});
         s.on('close', () => s.destroy());
-        socks.push(s);
+        recent.push(s);
+        if (recent.length > 8000) recent.shift().destroy();
         more++;
       }
     }, 100);
@@ -569,6 +573,7 @@ async function idleFlood(churn) {
       : `${head}: /healthz ${probes.join('; ')}; server CPU ${(cpu * 100).toFixed(0)} % meanwhile; ${stillOpen} still open client-side`;
   } finally {
     for (const s of socks) s.destroy();
+    for (const s of recent) s.destroy();
     await stop(server, 'SIGKILL');
   }
 }
