@@ -296,8 +296,8 @@ fn on_push<T: DeserializeOwned + 'static>(
             Some(Ok(v)) => {
                 let _ = tx.send(wrap(v));
             }
-            Some(Err(e)) => tracing::warn!(event = %name, error = %e, "malformed push"),
-            None => tracing::warn!(event = %name, "empty push"),
+            Some(Err(e)) => tracing::warn!(event = ?name, error = %e, "malformed push"),
+            None => tracing::warn!(event = ?name, "empty push"),
         }
         async {}.boxed()
     })

@@ -111,7 +111,7 @@ pub async fn on_connect(
     let Ok(hello) = WorkerHello::parse(auth.ok()) else {
         return; // the middleware refused it already
     };
-    tracing::info!(worker = %hello.name, kinds = ?hello.kinds, concurrency = hello.concurrency, "remote worker connected");
+    tracing::info!(worker = ?hello.name, kinds = ?hello.kinds, concurrency = hello.concurrency, "remote worker connected");
     let link = WorkerLink {
         id: worker_id(&socket, &hello),
         incarnation: INCARNATION,

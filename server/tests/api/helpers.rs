@@ -17,8 +17,9 @@ use clap::Parser as _;
 use serde_json::Value;
 use taskwire::client::{Client, Push};
 use taskwire::{Application, Registry, Settings};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, BufReader};
 use tokio::process::{Child, Command};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound of any single wait in these tests.
@@ -409,4 +410,46 @@ pub fn remote_worker(
         cmd.env("TASKWIRE_TOKEN", token);
     }
     cmd.spawn().expect("spawn remote worker")
+}
+
+/// Runs a server with `env` and `args`, calls `during` with its URL, stops
+/// it (SIGTERM) and returns everything it wrote to stderr.
+pub async fn server_stderr<F, Fut>(env: &[(&str, &str)], args: &[&str], during: F) -> String
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut cmd = serve_command(env, args);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn taskwire");
+    let mut stderr = child.stderr.take().unwrap();
+    // Drained all along: a full pipe would block the server.
+    let collected = tokio::spawn(async move {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all).await;
+        all
+    });
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = timeout(WAIT, lines.next_line())
+        .await
+        .expect("server did not start")
+        .unwrap()
+        .expect("server exited");
+    let url = line
+        .strip_prefix("taskwire listening on ")
+        .unwrap()
+        .to_owned();
+    during(url).await;
+    signal(child.id().unwrap(), libc::SIGTERM);
+    timeout(WAIT, child.wait())
+        .await
+        .expect("server did not stop")
+        .unwrap();
+    let all = timeout(WAIT, collected)
+        .await
+        .expect("stderr not closed")
+        .unwrap();
+    String::from_utf8_lossy(&all).into_owned()
 }

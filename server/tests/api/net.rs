@@ -4,7 +4,6 @@
 //! 100-continue`, a websocket client that stops reading, unknown events,
 //! and what the log lets through.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -426,49 +425,6 @@ async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() 
         result_of(&mut reader, t.id).await.output,
         Some(json!("after"))
     );
-}
-
-/// Runs a server with `env` and `args`, calls `during` with its URL, stops
-/// it (SIGTERM) and returns everything it wrote to stderr.
-async fn server_stderr<F, Fut>(env: &[(&str, &str)], args: &[&str], during: F) -> String
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    use tokio::io::AsyncBufReadExt as _;
-    let mut cmd = serve_command(env, args);
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("spawn taskwire");
-    let mut stderr = child.stderr.take().unwrap();
-    // Drained all along: a full pipe would block the server.
-    let collected = tokio::spawn(async move {
-        let mut all = Vec::new();
-        let _ = stderr.read_to_end(&mut all).await;
-        all
-    });
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = timeout(WAIT, lines.next_line())
-        .await
-        .expect("server did not start")
-        .unwrap()
-        .expect("server exited");
-    let url = line
-        .strip_prefix("taskwire listening on ")
-        .unwrap()
-        .to_owned();
-    during(url).await;
-    signal(child.id().unwrap(), libc::SIGTERM);
-    timeout(WAIT, child.wait())
-        .await
-        .expect("server did not stop")
-        .unwrap();
-    let all = timeout(WAIT, collected)
-        .await
-        .expect("stderr not closed")
-        .unwrap();
-    String::from_utf8_lossy(&all).into_owned()
 }
 
 #[tokio::test]

@@ -34,10 +34,14 @@ fn fire(slot: &Outcome, v: Result<(), String>) {
 /// Connects to `/worker` with `auth`: the connected socket, or the message
 /// of its `connect_error`.
 async fn worker(server: &TestServer, auth: Value) -> Result<SioClient, String> {
+    worker_at(&server.url, auth).await
+}
+
+async fn worker_at(url: &str, auth: Value) -> Result<SioClient, String> {
     let (tx, rx) = oneshot::channel();
     let slot: Outcome = Arc::new(Mutex::new(Some(tx)));
     let (up, err) = (slot.clone(), slot);
-    let sio = ClientBuilder::new(server.url.as_str())
+    let sio = ClientBuilder::new(url)
         .namespace(events::WORKER_NS)
         .transport_type(TransportType::Websocket)
         .reconnect(false)
@@ -348,4 +352,22 @@ async fn the_remote_worker_binary_runs_a_burst_at_concurrency_200() {
         .unwrap()
         .unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_worker_name_cannot_forge_log_lines() {
+    let log = server_stderr(&[("TASKWIRE_LOG", "info")], &[], |url| async move {
+        let name = "w\nFORGED admin logged in";
+        let auth = json!({"name": name, "kinds": ["shout"], "concurrency": 1});
+        let sio = worker_at(&url, auth)
+            .await
+            .expect("a worker with any name connects");
+        let _ = sio.disconnect().await;
+    })
+    .await;
+    assert!(log.contains("remote worker connected"), "{log}");
+    assert!(
+        !log.lines().any(|line| line.starts_with("FORGED")),
+        "a forged line in the log: {log}"
+    );
 }
