@@ -1,6 +1,8 @@
 //! The `taskwire` command line: `serve`, the internal `worker`, and the
 //! client commands `submit`, `status` and `cancel`.
 
+pub mod bench;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
