@@ -30,8 +30,8 @@ impl Progress {
             };
         }
         let (len, template) = match amount {
-            Amount::Tasks(n) => (n, "{bar:40} {pos}/{len} tasks, {per_sec} ({elapsed})"),
-            Amount::For(d) => (d.as_millis() as u64, "{bar:40} {msg}"),
+            Amount::Tasks(n) => (n, "{bar:30} {pos}/{len} tasks, {msg} ({elapsed})"),
+            Amount::For(d) => (d.as_millis() as u64, "{bar:30} {msg}"),
         };
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
         bar.set_style(
@@ -45,7 +45,11 @@ impl Progress {
                 tick.tick().await;
                 let settled = shared.settled.load(Ordering::Relaxed);
                 match amount {
-                    Amount::Tasks(_) => shown.set_position(settled),
+                    Amount::Tasks(_) => {
+                        shown.set_position(settled);
+                        let rate = settled as f64 / start.elapsed().as_secs_f64().max(1e-3);
+                        shown.set_message(format!("{rate:.0}/s"));
+                    }
                     Amount::For(d) => {
                         let elapsed = start.elapsed().min(d);
                         shown.set_position(elapsed.as_millis() as u64);
