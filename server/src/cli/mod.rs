@@ -156,8 +156,14 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
         "warn"
     });
     let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Serve(settings) = &cli.command {
-        rt.worker_threads(settings.io_threads());
+    match &cli.command {
+        Command::Serve(settings) => {
+            rt.worker_threads(settings.io_threads());
+        }
+        Command::Bench(args) => {
+            rt.worker_threads(args.threads());
+        }
+        _ => {}
     }
     let rt = rt
         .enable_all()

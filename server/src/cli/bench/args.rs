@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// (IPv4 loopback servers only) [default: one per 10000 sockets].
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_addrs: Option<u8>,
+    /// Threads driving the sockets [default: one per CPU].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Print the summary as one JSON object (the last line of stdout).
     #[arg(long)]
     pub json: bool,
@@ -82,6 +85,13 @@ pub struct Config {
 }
 
 impl BenchArgs {
+    /// Runtime threads for the run.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     /// Checks what clap could not.
     pub fn into_config(self) -> Result<Config, BenchError> {
         let input = self
@@ -173,6 +183,15 @@ mod tests {
         assert_eq!((c.inflight, c.window), (10, 100));
         assert_eq!(c.input, Some(serde_json::json!({"a": 1})));
         assert_eq!(parse(&[]).unwrap().amount, Amount::Tasks(DEFAULT_TASKS));
+
+        let threads = |args: &[&str]| {
+            Cmd::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+                .unwrap()
+                .args
+                .threads()
+        };
+        assert_eq!(threads(&["--threads", "1"]), 1);
+        assert!(threads(&[]) >= 1);
     }
 
     #[test]
@@ -186,6 +205,7 @@ mod tests {
             &["--batch", "1001"],
             &["--tasks", "0"],
             &["--source-addrs", "255"],
+            &["--threads", "0"],
             &["--input", "{bad"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");

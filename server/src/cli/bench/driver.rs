@@ -330,7 +330,9 @@ impl Socket {
                 break;
             }
             self.fill_packet(count);
-            let packet = std::mem::take(&mut self.packet);
+            // The next packet is about as long as this one.
+            let next = String::with_capacity(self.packet.len());
+            let packet = std::mem::replace(&mut self.packet, next);
             ws.feed(Message::text(packet)).await?;
             wrote = true;
         }
