@@ -15,7 +15,7 @@
 //! - [`kinds`]: the `Handler` trait, the registry and the built-in kinds;
 //! - [`client`]: a Rust Socket.IO client of the protocol (CLI, tests);
 //! - [`remote`]: the remote worker SDK (`taskwire remote-worker`);
-//! - [`cli`]: the `taskwire` command line;
+//! - [`cli`]: the `taskwire` command line, `bench` (the load generator) included;
 //! - [`site`]: the Leptos site.
 // Leptos view types nest deeply; the default limit is too low for them.
 #![recursion_limit = "256"]

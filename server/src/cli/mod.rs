@@ -1,5 +1,7 @@
-//! The `taskwire` command line: `serve`, the internal `worker`, and the
-//! client commands `submit`, `status` and `cancel`.
+//! The `taskwire` command line: `serve`, the internal `worker`, the
+//! client commands `submit`, `status` and `cancel`, and `bench`.
+
+pub mod bench;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use app::{TaskId, TaskSpec, TaskStatus};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::client::Client;
@@ -40,6 +43,9 @@ pub enum Command {
     Cancel(TaskArgs),
     /// Run this binary's kinds for a server, connected over Socket.IO.
     RemoteWorker(RemoteArgs),
+    /// Load a server with many sockets and tasks in flight; verify every
+    /// result; report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,8 +156,14 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
         "warn"
     });
     let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Serve(settings) = &cli.command {
-        rt.worker_threads(settings.io_threads());
+    match &cli.command {
+        Command::Serve(settings) => {
+            rt.worker_threads(settings.io_threads());
+        }
+        Command::Bench(args) => {
+            rt.worker_threads(args.threads());
+        }
+        _ => {}
     }
     let rt = rt
         .enable_all()
@@ -163,6 +175,7 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Cancel(args) => cancel(args).await,
+            Command::Bench(args) => run_bench(args).await,
             Command::RemoteWorker(args) => {
                 let config = crate::remote::RemoteConfig {
                     url: args.server.url,
@@ -314,6 +327,43 @@ async fn cancel(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let task = client.cancel(args.id).await?;
     print_task(&task)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `taskwire bench`: exits non-zero unless every task came back as expected.
+async fn run_bench(args: bench::BenchArgs) -> anyhow::Result<ExitCode> {
+    let config = args.into_config()?;
+    // Raises the soft open-file limit to the hard one, as `serve` does.
+    let room = crate::serve::default_max_connections();
+    if config.clients > room {
+        tracing::warn!(
+            clients = config.clients,
+            room,
+            "bench: more sockets than open files allow"
+        );
+    }
+    let json = config.json;
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+            // A second ctrl-c does not wait for the tasks in flight.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let report = bench::run(config, stop).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// How often the spinner of a waiting `run` turns.

@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod batch_and_load;
+mod bench;
 mod bounds;
 mod cli;
 mod dispatch;
