@@ -167,7 +167,7 @@ pub async fn drive(mut ws: Ws, index: usize, quota: Option<u64>, shared: Arc<Sha
     } else {
         s.disconnected();
     }
-    s.tally.stray += s.early.len() as u64;
+    s.tally.outcomes.stray += s.early.len() as u64;
     s.tally
 }
 
@@ -179,7 +179,7 @@ impl Socket {
     fn stop(&mut self) {
         self.stopped = true;
         if let Some(left) = self.quota.replace(0) {
-            self.tally.unsent += left;
+            self.tally.outcomes.unsent += left;
         }
     }
 
@@ -210,7 +210,7 @@ impl Socket {
         let latency = now - sent.at;
         if !body.ok {
             let code = body.error.as_ref().map_or("bad_ack", |e| e.code.as_ref());
-            self.tally.error(code, sent.count);
+            self.tally.outcomes.error(code, sent.count);
             self.settled(sent.count as usize, now);
             return;
         }
@@ -228,7 +228,7 @@ impl Socket {
                 .get(k as usize)
                 .and_then(|t| Uuid::try_parse(&t.id).ok());
             let Some(key) = key else {
-                self.tally.error("bad_ack", 1);
+                self.tally.outcomes.error("bad_ack", 1);
                 self.settled(1, now);
                 continue;
             };
@@ -243,7 +243,7 @@ impl Socket {
 
     fn on_result(&mut self, task: &Finished<'_>, now: Instant) {
         let Ok(key) = Uuid::try_parse(&task.id) else {
-            self.tally.stray += 1;
+            self.tally.outcomes.stray += 1;
             return;
         };
         match self.waiting.remove(&key) {
@@ -252,7 +252,7 @@ impl Socket {
             None if !self.sent.is_empty() => {
                 self.early.insert(key, Early::of(task, now));
             }
-            None => self.tally.stray += 1,
+            None => self.tally.outcomes.stray += 1,
         }
     }
 
@@ -260,9 +260,9 @@ impl Socket {
     fn settle(&mut self, seq: u64, sent: Instant, task: &Finished<'_>, now: Instant) {
         self.samples.result(now.saturating_duration_since(sent));
         match self.shared.workload.verify(seq, task, &mut self.scratch) {
-            Verdict::Ok => self.tally.ok += 1,
-            Verdict::Wrong => self.tally.wrong += 1,
-            Verdict::Error(code) => self.tally.error(&code, 1),
+            Verdict::Ok => self.tally.outcomes.ok += 1,
+            Verdict::Wrong => self.tally.outcomes.wrong += 1,
+            Verdict::Error(code) => self.tally.outcomes.error(&code, 1),
         }
         self.settled(1, now);
     }
@@ -290,24 +290,24 @@ impl Socket {
         });
         let before = self.early.len();
         self.early.retain(|_, e| !late(e.at));
-        self.tally.stray += (before - self.early.len()) as u64;
+        self.tally.outcomes.stray += (before - self.early.len()) as u64;
         self.lose(lost);
     }
 
     fn lose(&mut self, n: u64) {
-        self.tally.lost += n;
+        self.tally.outcomes.lost += n;
         self.in_flight -= n as usize;
         self.shared.settled.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The connection is gone: what is in flight is lost, the rest unsent.
     fn disconnected(&mut self) {
-        self.tally.disconnects += 1;
+        self.tally.outcomes.disconnects += 1;
         self.lose(self.in_flight as u64);
         self.sent.clear();
         self.waiting.clear();
         if let Some(left) = self.quota.replace(0) {
-            self.tally.unsent += left;
+            self.tally.outcomes.unsent += left;
         }
     }
 

@@ -16,11 +16,10 @@ const MAX_MICROS: u64 = 3_600_000_000;
 /// Samples a socket buffers before it takes the histograms' lock.
 const SAMPLES_PER_FLUSH: usize = 1024;
 
-/// What one socket counted. Every task it was given ends in exactly one of
+/// How the tasks ended. Every task given to a socket ends in exactly one of
 /// `ok`, `wrong`, `errors`, `lost` or `unsent`.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub sent: u64,
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Outcomes {
     pub ok: u64,
     pub wrong: u64,
     pub errors: u64,
@@ -32,11 +31,9 @@ pub struct Tally {
     /// Sockets the server closed (or that broke) before their tasks were done.
     pub disconnects: u64,
     pub error_codes: BTreeMap<String, u64>,
-    /// When the last task was settled (result or error ack).
-    pub last_done: Option<Instant>,
 }
 
-impl Tally {
+impl Outcomes {
     /// Counts `n` errors under `code`.
     pub fn error(&mut self, code: &str, n: u64) {
         self.errors += n;
@@ -44,8 +41,7 @@ impl Tally {
     }
 
     /// Adds `other` into this one.
-    pub fn merge(&mut self, other: Tally) {
-        self.sent += other.sent;
+    fn merge(&mut self, other: Outcomes) {
         self.ok += other.ok;
         self.wrong += other.wrong;
         self.errors += other.errors;
@@ -56,6 +52,23 @@ impl Tally {
         for (code, n) in other.error_codes {
             *self.error_codes.entry(code).or_default() += n;
         }
+    }
+}
+
+/// What one socket counted.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub sent: u64,
+    pub outcomes: Outcomes,
+    /// When the last task was settled (result or error ack).
+    pub last_done: Option<Instant>,
+}
+
+impl Tally {
+    /// Adds `other` into this one.
+    pub fn merge(&mut self, other: Tally) {
+        self.sent += other.sent;
+        self.outcomes.merge(other.outcomes);
         self.last_done = self.last_done.max(other.last_done);
     }
 }
@@ -145,14 +158,8 @@ fn micros(d: Duration) -> u64 {
 pub struct Report {
     /// Tasks sent, plus those that could not be sent.
     pub tasks: u64,
-    pub ok: u64,
-    pub wrong: u64,
-    pub errors: u64,
-    pub lost: u64,
-    pub unsent: u64,
-    pub stray: u64,
-    pub disconnects: u64,
-    pub error_codes: BTreeMap<String, u64>,
+    #[serde(flatten)]
+    pub outcomes: Outcomes,
     /// From the first task sent to the last one settled.
     pub duration_s: f64,
     /// `ok` per second of `duration_s`.
@@ -194,18 +201,10 @@ impl Report {
         let max = |h: &Histogram<u64>| (!h.is_empty()).then(|| ms(h.max()));
         let (ack, result) = (&latencies.ack, &latencies.result);
         Self {
-            tasks: tally.sent + tally.unsent,
-            ok: tally.ok,
-            wrong: tally.wrong,
-            errors: tally.errors,
-            lost: tally.lost,
-            unsent: tally.unsent,
-            stray: tally.stray,
-            disconnects: tally.disconnects,
-            error_codes: tally.error_codes,
+            tasks: tally.sent + tally.outcomes.unsent,
             duration_s: (secs * 1000.0).round() / 1000.0,
             throughput_per_s: if secs > 0.0 {
-                (tally.ok as f64 / secs).round() as u64
+                (tally.outcomes.ok as f64 / secs).round() as u64
             } else {
                 0
             },
@@ -217,6 +216,7 @@ impl Report {
             result_p90_ms: at(result, 0.9),
             result_p99_ms: at(result, 0.99),
             result_max_ms: max(result),
+            outcomes: tally.outcomes,
             kind: shape.kind,
             clients: shape.clients,
             connected: shape.connected,
@@ -229,7 +229,7 @@ impl Report {
 
     /// Whether every task came back as expected.
     pub fn all_ok(&self) -> bool {
-        self.ok == self.tasks
+        self.outcomes.ok == self.tasks
     }
 }
 
@@ -245,10 +245,11 @@ impl fmt::Display for Report {
             "{} {} tasks over {} sockets ({} connected) x {} in flight, batch {}",
             self.tasks, self.kind, self.clients, self.connected, self.inflight, self.batch
         )?;
+        let o = &self.outcomes;
         writeln!(
             f,
             "  ok {}  wrong {}  errors {}  lost {}  unsent {}",
-            self.ok, self.wrong, self.errors, self.lost, self.unsent
+            o.ok, o.wrong, o.errors, o.lost, o.unsent
         )?;
         writeln!(
             f,
@@ -290,19 +291,19 @@ impl fmt::Display for Report {
                 self.result_max_ms,
             ],
         )?;
-        if !self.error_codes.is_empty() {
-            let codes: Vec<String> = self
+        if !o.error_codes.is_empty() {
+            let codes: Vec<String> = o
                 .error_codes
                 .iter()
                 .map(|(c, n)| format!("{c} {n}"))
                 .collect();
             writeln!(f, "  errors by code: {}", codes.join(", "))?;
         }
-        if self.disconnects > 0 {
-            writeln!(f, "  sockets disconnected early: {}", self.disconnects)?;
+        if o.disconnects > 0 {
+            writeln!(f, "  sockets disconnected early: {}", o.disconnects)?;
         }
-        if self.stray > 0 {
-            writeln!(f, "  stray results (duplicate or late): {}", self.stray)?;
+        if o.stray > 0 {
+            writeln!(f, "  stray results (duplicate or late): {}", o.stray)?;
         }
         Ok(())
     }
@@ -324,10 +325,10 @@ mod tests {
         }
         let mut tally = Tally {
             sent: 2000,
-            ok: 1999,
             ..Tally::default()
         };
-        tally.error("queue_full", 1);
+        tally.outcomes.ok = 1999;
+        tally.outcomes.error("queue_full", 1);
         let start = Instant::now();
         tally.last_done = Some(start + Duration::from_secs(2));
         let shape = Shape {
@@ -339,7 +340,7 @@ mod tests {
             source_addrs: 0,
         };
         let r = Report::new(shape, tally, &shared.lock().unwrap(), start);
-        assert_eq!((r.tasks, r.ok, r.errors), (2000, 1999, 1));
+        assert_eq!((r.tasks, r.outcomes.ok, r.outcomes.errors), (2000, 1999, 1));
         assert_eq!(r.throughput_per_s, 1000);
         let near = |got: Option<f64>, want: f64| (got.unwrap() - want).abs() <= want / 500.0;
         assert!(near(r.ack_p50_ms, 1.0), "{r:?}");
