@@ -11,6 +11,7 @@
 //! - [`scheduler`]: the actor that owns tasks, queues, slots and timers;
 //! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
 //! - [`store`]: the durable SQLite store (group commit, recovery);
+//! - [`cluster`]: cluster mode (PostgreSQL, Redis, leases and fencing);
 //! - [`health`]: healthy or degraded, for `GET /healthz`;
 //! - [`kinds`]: the `Handler` trait, the registry and the built-in kinds;
 //! - [`client`]: a Rust Socket.IO client of the protocol (CLI, tests);
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod kinds;
