@@ -195,6 +195,7 @@ impl Settings {
             slots: Slots::per_class(self.cpu_slots, self.io_slots),
             exe,
             kinds: Vec::new(),
+            id_prefix: String::new(),
         })
     }
 

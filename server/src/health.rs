@@ -1,33 +1,62 @@
 //! The server's health as `GET /healthz` reports it: healthy, or degraded
 //! with a reason (the task store cannot write, say). Whoever notices a
-//! problem sets it and clears it once it is over; readers only look.
+//! problem sets it and clears it once it is over; readers only look. A
+//! connection that knows its own state (Redis, in a cluster) is asked
+//! instead, through a probe.
 
 use std::sync::{Arc, RwLock};
+
+/// Tells why a part of the server is down, or `None` when it is up.
+pub type Probe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// Cheap-clone handle to the server's health.
 ///
 /// A std lock: held to copy or replace a string, never across an `.await`.
-#[derive(Clone, Debug, Default)]
-pub struct Health(Arc<RwLock<Option<String>>>);
+#[derive(Clone, Default)]
+pub struct Health {
+    problem: Arc<RwLock<Option<String>>>,
+    probe: Option<Probe>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("problem", &self.problem())
+            .finish()
+    }
+}
 
 impl Health {
-    /// Marks the server degraded for `reason`.
-    pub fn degrade(&self, reason: impl Into<String>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(reason.into());
+    /// A health that also asks `probe`.
+    pub fn with_probe(probe: Probe) -> Self {
+        Self {
+            problem: Arc::default(),
+            probe: Some(probe),
+        }
     }
 
-    /// Marks the server healthy again.
+    /// Marks the server degraded for `reason`.
+    pub fn degrade(&self, reason: impl Into<String>) {
+        *self.problem.write().unwrap_or_else(|e| e.into_inner()) = Some(reason.into());
+    }
+
+    /// Marks the server healthy again (its probe may still say otherwise).
     pub fn restore(&self) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.problem.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Why the server is degraded, or `None` when it is healthy.
     pub fn problem(&self) -> Option<String> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        let set = self
+            .problem
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        set.or_else(|| self.probe.as_ref().and_then(|probe| probe()))
     }
 
     pub fn is_degraded(&self) -> bool {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.problem().is_some()
     }
 }
 
@@ -45,5 +74,22 @@ mod tests {
         assert!(seen_elsewhere.is_degraded());
         health.restore();
         assert!(!seen_elsewhere.is_degraded());
+    }
+
+    #[test]
+    fn a_probe_is_asked_too() {
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let probe_down = down.clone();
+        let health = Health::with_probe(Arc::new(move || {
+            probe_down
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then(|| "redis down".to_owned())
+        }));
+        assert_eq!(health.problem().as_deref(), Some("redis down"));
+        health.degrade("disk full");
+        assert_eq!(health.problem().as_deref(), Some("disk full"));
+        health.restore();
+        down.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(health.problem(), None);
     }
 }

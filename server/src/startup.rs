@@ -25,9 +25,11 @@ use crate::api::auth::AccessToken;
 use crate::api::origin::{self, OriginPolicy};
 use crate::api::publish::RoomPublisher;
 use crate::api::{AppState, RemoteKinds, http, socket, worker};
+use crate::cluster::{NodeId, NodeInfo};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
+use crate::scheduler::Backing;
 use crate::store::Store;
 use crate::{pool, scheduler, site};
 
@@ -76,11 +78,21 @@ impl Application {
         };
         let (socket_layer, io) = socket_io(&settings, state.clone());
         let (durable, temporary_dir) = open_store(&settings, addr, &state.registry, health)?;
+        let node = NodeInfo {
+            id: NodeId::fresh(),
+            addr: addr.to_string(),
+            started_at: app::Timestamp::now(),
+        };
+        let backing = match durable {
+            Some(durable) => Backing::Durable(durable),
+            None => Backing::Memory,
+        };
         scheduler::spawn(
             commands,
             settings.scheduler(),
             Arc::new(RoomPublisher::new(io.clone())),
-            durable,
+            node,
+            backing,
             shutdown.clone(),
         );
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);

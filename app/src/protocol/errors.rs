@@ -19,6 +19,8 @@ pub enum ErrorCode {
     TimedOut,
     Cancelled,
     Internal,
+    /// The server cannot reach its database or broker (cluster mode).
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -38,6 +40,7 @@ impl ErrorCode {
             Self::TimedOut => "timed_out",
             Self::Cancelled => "cancelled",
             Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -52,6 +55,7 @@ impl ErrorCode {
             Self::AlreadyFinished => 409,
             Self::Unauthorized => 401,
             Self::RateLimited => 429,
+            Self::Unavailable => 503,
             _ => 500,
         }
     }

@@ -18,6 +18,22 @@ pub struct WorkerInfo {
     pub remote: bool,
     /// Its OS process id, for workers the server spawned.
     pub pid: Option<u32>,
+    /// The id of the node it runs on (see [`NodeSummary`]).
+    #[serde(default)]
+    pub node: String,
+}
+
+/// One server of the cluster (the only one, on a single server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub id: String,
+    /// The `host:port` it listens on.
+    pub addr: String,
+    pub started_at: Timestamp,
+    /// How many workers it has.
+    pub workers: u32,
+    /// How many tasks it runs now.
+    pub running: u64,
 }
 
 /// State of one worker.
@@ -52,6 +68,9 @@ pub struct Stats {
     pub cancelled: u64,
     pub timed_out: u64,
     pub workers: Vec<WorkerInfo>,
+    /// Every node of the cluster (one on a single server).
+    #[serde(default)]
+    pub nodes: Vec<NodeSummary>,
     /// Tasks finished per second, averaged over the last few seconds.
     pub throughput_per_s: f64,
     pub at: Timestamp,

@@ -101,7 +101,10 @@ pub enum CancelOutcome {
     Cancelled(Task),
     /// It runs on `owner`, which is asked to stop it (`cancel_requested`
     /// is set, so whoever takes it back from a dead owner cancels it).
-    Running { owner: NodeId, task: Task },
+    Running {
+        owner: NodeId,
+        task: Task,
+    },
     AlreadyFinished(Task),
     NotFound,
 }
@@ -132,3 +135,20 @@ pub enum Signal {
 
 /// `--lease-ms`'s default: how long a silent node keeps its running tasks.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// Why a cluster operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// PostgreSQL or Redis cannot be reached now: try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else (a bug, a corrupt row).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ClusterError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}

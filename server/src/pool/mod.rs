@@ -32,6 +32,9 @@ pub struct PoolConfig {
     pub exe: PathBuf,
     /// The kinds its workers run (the registry's).
     pub kinds: Vec<String>,
+    /// Put before each worker's id (`<prefix>local-<n>`): the node's id
+    /// and a slash in a cluster, where worker ids must be unique.
+    pub id_prefix: String,
 }
 
 /// Starts one supervisor per worker; they stop when `shutdown` is cancelled

@@ -28,14 +28,14 @@ const MAX_BACKOFF: Duration = Duration::from_millis(800);
 /// A worker that lived this long is healthy: respawn it at once.
 const HEALTHY_AFTER: Duration = Duration::from_secs(5);
 
-/// Keeps worker `local-<index>` alive until `shutdown`.
+/// Keeps worker `<prefix>local-<index>` alive until `shutdown`.
 pub async fn supervise(
     index: usize,
     config: PoolConfig,
     dispatcher: Dispatcher,
     shutdown: CancellationToken,
 ) {
-    let id = WorkerId::from(format!("local-{index}"));
+    let id = WorkerId::from(format!("{}local-{index}", config.id_prefix));
     let mut backoff = Duration::ZERO;
     let mut incarnation = 0;
     while !shutdown.is_cancelled() {

@@ -17,6 +17,9 @@ pub(super) enum Timer {
     DrainDeadline,
     /// The store failed to write: try again.
     RetryCommit,
+    /// A cancel of a task another node runs had no answer in time: answer
+    /// it from the database as it is.
+    CancelAnswer(TaskId),
 }
 
 pub(super) struct Scheduler {
@@ -36,10 +39,18 @@ pub(super) struct Scheduler {
     pub(super) draining: Option<oneshot::Sender<()>>,
     /// Shutting down: no new tasks, none started.
     pub(super) stopping: bool,
+    /// This server, as `stats.nodes` shows it.
+    pub(super) node: NodeInfo,
+    /// In cluster mode: the shared queue and the other nodes.
+    pub(super) cluster: Option<ClusterSide>,
 }
 
 impl Scheduler {
-    pub(super) fn new(config: SchedulerConfig, publisher: Arc<dyn Publisher>) -> Self {
+    pub(super) fn new(
+        config: SchedulerConfig,
+        publisher: Arc<dyn Publisher>,
+        node: NodeInfo,
+    ) -> Self {
         let capacity = (config.queue_capacity + config.retain_finished).min(PREALLOCATED_TASKS);
         Self {
             config,
@@ -52,6 +63,8 @@ impl Scheduler {
             outbox: Outbox::default(),
             draining: None,
             stopping: false,
+            node,
+            cluster: None,
         }
     }
 
@@ -101,6 +114,9 @@ impl Scheduler {
         let mut batch = Vec::with_capacity(256);
         let mut stats_tick = tokio::time::interval(self.config.stats_interval);
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cluster_tick = tokio::time::interval(cluster::CLAIM_POLL);
+        cluster_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let clustered = self.cluster.is_some();
         loop {
             tokio::select! {
                 biased;
@@ -129,6 +145,10 @@ impl Scheduler {
                 Some(done) = self.outbox.commits.next(), if !self.outbox.commits.is_empty() => {
                     self.committed(done).await;
                 }
+                done = cluster::next_op(&mut self.cluster), if clustered => {
+                    self.on_cluster(done).await;
+                }
+                _ = cluster_tick.tick(), if clustered => self.cluster_tick(),
             }
             // With a store, acks and results wait for the commit that holds
             // the state they announce (`committed`), and new tasks join the
@@ -136,6 +156,13 @@ impl Scheduler {
             // push about the task. Commits overlap with the next rounds.
             self.start_commit();
             self.dispatch().await;
+            if clustered {
+                // What found no slot goes back to the cluster at once;
+                // then claim for the slots still free.
+                self.give_back_unstarted();
+                self.start_commit();
+                self.claim();
+            }
             self.flush();
             self.finish_drain().await;
             // Running states are stored with the next round's commit (at the
@@ -152,7 +179,17 @@ impl Scheduler {
                 client,
                 reply,
             } => self.submit(tasks, client, reply),
+            Command::Get { id, reply } if self.elsewhere(&id) => {
+                self.cluster_read(id, Some(reply), None, None);
+            }
             Command::Get { id, reply } => self.reply_task(id, reply),
+            Command::Subscribe { id, client, reply } if self.elsewhere(&id) => {
+                // In the room before the read: a `result` committed after
+                // the read reaches it; if the read finds the task final,
+                // it leaves again and the answer holds the result.
+                client.join(vec![id.room()]);
+                self.cluster_read(id, Some(reply), Some(client), None);
+            }
             Command::Subscribe { id, client, reply } => {
                 if let Some(e) = self.table.get(&id)
                     && !e.task.status.is_final()
@@ -161,6 +198,10 @@ impl Scheduler {
                 }
                 self.reply_task(id, reply);
             }
+            Command::Unsubscribe { id, client, reply } if self.elsewhere(&id) => {
+                client.leave(id.room());
+                self.cluster_read(id, None, None, Some(reply));
+            }
             Command::Unsubscribe { id, client, reply } => {
                 client.leave(id.room());
                 match self.table.contains(&id) {
@@ -168,8 +209,11 @@ impl Scheduler {
                     false => reply.send(Err(not_found(id))),
                 }
             }
+            Command::Cancel { id, reply } if self.elsewhere(&id) => self.cluster_cancel(id, reply),
             Command::Cancel { id, reply } => self.cancel(id, reply).await,
+            Command::Stats { reply } if self.cluster.is_some() => self.cluster_stats(Some(reply)),
             Command::Stats { reply } => reply.send(Ok(self.stats())),
+            Command::Signal(signal) => self.on_signal(signal).await,
             Command::Drain { grace, done } => {
                 tracing::info!(
                     running = self.table.running(),
@@ -196,5 +240,11 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// In cluster mode, whether task `id` is not held by this node (the
+    /// database answers for it).
+    fn elsewhere(&self, id: &TaskId) -> bool {
+        self.cluster.is_some() && !self.table.contains(id)
     }
 }

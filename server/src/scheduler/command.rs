@@ -125,6 +125,8 @@ pub enum Command {
         incarnation: u64,
         reports: Vec<Report>,
     },
+    /// A signal from another node of the cluster.
+    Signal(crate::cluster::Signal),
     /// Graceful shutdown: refuse new tasks, start no more, let running ones
     /// finish within `grace`, then put the rest back in the queue (stored,
     /// attempt not counted) and answer `done`.
@@ -148,6 +150,7 @@ impl Command {
             Self::WorkerUp(_)
             | Self::WorkerDown { .. }
             | Self::FromWorker { .. }
+            | Self::Signal(_)
             | Self::Drain { .. } => {}
         }
     }

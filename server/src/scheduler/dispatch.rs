@@ -33,7 +33,10 @@ impl Scheduler {
                 entry.timer = Some(self.timers.insert(Timer::Timeout(id), timeout));
                 worker.start(&entry.task, entry.class);
                 let ev = status_of(&entry.task);
-                self.touch(id);
+                // In a cluster the claim stored the running state.
+                if self.cluster.is_none() {
+                    self.touch(id);
+                }
                 self.emit(Deferred::Status(ev)).await;
             }
         }

@@ -17,7 +17,22 @@ impl Scheduler {
             ));
         }
         if let Some(reason) = &self.outbox.degraded {
-            return reply.error(store_down(reason));
+            return reply.error(self.outbox.store_down(reason));
+        }
+        if let Some(side) = &self.cluster {
+            if let Some(problem) = side.link.problem() {
+                return reply.error(ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    format!("{problem}; try again later"),
+                ));
+            }
+            // The queue and its limits are the cluster's: stored, then
+            // acked, then any node may claim them.
+            if let Some(client) = &client {
+                client.join(tasks.iter().map(|(t, _)| t.id.room()).collect());
+            }
+            let tasks = tasks.into_iter().map(|(t, _)| t).collect();
+            return self.cluster_submit(tasks, reply);
         }
         let owner = client.as_ref().map(|c| c.id());
         if let Some(sid) = owner {

@@ -20,9 +20,12 @@
 //! - `outbox`: commits to the store, and pushes that wait for them;
 //! - `retention`: finished tasks' results, payloads and pruning;
 //! - `stats`: counters and the `stats` push;
-//! - `ports`: the traits workers, clients and rooms are reached through.
+//! - `ports`: the traits workers, clients, rooms and the cluster are
+//!   reached through;
+//! - `cluster`: one node of a cluster (the queue in the database).
 
 mod actor;
+mod cluster;
 mod command;
 mod config;
 mod dispatch;
@@ -56,39 +59,61 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
+pub use cluster::ClusterSide;
 pub use command::{
     Command, Dispatcher, DoneReply, Mailbox, Reply, StatsReply, TaskReply, TasksReply, channel,
 };
 pub use config::SchedulerConfig;
 pub use outbox::Durable;
 pub use ports::{
-    Client, ClientId, ClientPort, PortError, Publisher, Report, Stopping, WorkerPort, status_of,
+    Client, ClientId, ClientPort, ClusterFuture, ClusterPort, PortError, Publisher, Report,
+    Stopping, WorkerPort, status_of,
 };
 pub use queue::{KindQueues, Place, RunQueue};
 pub use worker::{Slots, WorkerLink};
 
+use crate::cluster::{Fenced, NodeInfo};
 use crate::health::Health;
 use crate::kinds::Class;
-use crate::store::{Store, StoreError, StoredTask, Write};
+use crate::store::{Store, StoredTask, Write};
 use actor::{Scheduler, Timer};
 use config::PREALLOCATED_TASKS;
 use lifecycle::not_found;
 use worker::Worker;
 
-/// Starts the scheduler actor; it runs until `shutdown` is cancelled or
-/// every dispatcher is dropped.
+/// Where the scheduler keeps its tasks.
+pub enum Backing {
+    /// In memory only.
+    Memory,
+    /// The embedded store.
+    Durable(Durable),
+    /// The cluster's database, shared with other nodes.
+    Cluster { side: ClusterSide, health: Health },
+}
+
+/// Starts the scheduler actor of server `node`; it runs until `shutdown`
+/// is cancelled or every dispatcher is dropped.
 pub fn spawn(
     mailbox: Mailbox,
     config: SchedulerConfig,
     publisher: Arc<dyn Publisher>,
-    durable: Option<Durable>,
+    node: NodeInfo,
+    backing: Backing,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let mut actor = Scheduler::new(config, publisher);
-    if let Some(durable) = durable {
-        actor.restore(durable.recovered, &*durable.classify);
-        actor.outbox.store = Some(durable.store);
-        actor.outbox.health = durable.health;
+    let mut actor = Scheduler::new(config, publisher, node);
+    match backing {
+        Backing::Memory => {}
+        Backing::Durable(durable) => {
+            actor.restore(durable.recovered, &*durable.classify);
+            actor.outbox.store = Some(durable.store);
+            actor.outbox.health = durable.health;
+        }
+        Backing::Cluster { side, health } => {
+            actor.outbox.cluster = Some(side.link.clone());
+            actor.outbox.health = health;
+            actor.cluster = Some(side);
+        }
     }
     tokio::spawn(actor.run(mailbox.0, shutdown))
 }

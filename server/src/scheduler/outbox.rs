@@ -24,10 +24,14 @@ pub(super) type PendingCommit = BoxFuture<'static, CommitDone>;
 /// A finished commit: its outcome, what waited for it, and what it wrote
 /// (written again by a later commit if this one failed).
 pub(super) struct CommitDone {
-    result: Result<(), StoreError>,
+    /// The ids whose fenced writes the cluster refused, or why nothing
+    /// was written.
+    result: Result<Vec<TaskId>, String>,
     deferred: Vec<Deferred>,
     written: Vec<TaskId>,
     deleted: Vec<TaskId>,
+    /// Cluster writes not about a held task (give-backs).
+    fenced: Vec<Fenced>,
     /// Commits are numbered in the order they started.
     generation: u64,
 }
@@ -51,6 +55,9 @@ pub(super) enum Deferred {
     /// results of earlier commits.
     Status(StatusEvent),
     Progress(ProgressEvent),
+    /// `queued` again: a task this node gave back to the cluster (it no
+    /// longer holds it, so it goes out without looking it up).
+    GivenBack(StatusEvent),
     /// Nothing: makes an otherwise empty commit, to test the store.
     Probe,
 }
@@ -62,6 +69,11 @@ pub(super) enum Deferred {
 pub(super) struct Outbox {
     /// The durable store, if any; `None` keeps everything in memory.
     pub(super) store: Option<Store>,
+    /// In cluster mode, the database (fenced writes) instead.
+    pub(super) cluster: Option<Arc<dyn ClusterPort>>,
+    /// Cluster writes to make at the next commit that are not a held
+    /// task's snapshot (tasks given back).
+    pub(super) fenced: Vec<Fenced>,
     /// Tasks changed since the last commit.
     pub(super) dirty: Vec<TaskId>,
     /// Tasks to remove from the store at the next commit (retention).
@@ -88,19 +100,23 @@ impl Outbox {
     /// Whether there is a store (else everything is in memory and goes out
     /// at once).
     pub(super) fn durable(&self) -> bool {
-        self.store.is_some()
+        self.store.is_some() || self.cluster.is_some()
     }
-}
 
-/// The refusal of a change while the store cannot write.
-pub(super) fn store_down(reason: &str) -> ErrorBody {
-    ErrorBody::new(ErrorCode::Internal, format!("{reason}; try again later"))
+    /// The refusal of a change while the store cannot write.
+    pub(super) fn store_down(&self, reason: &str) -> ErrorBody {
+        let code = match self.cluster {
+            Some(_) => ErrorCode::Unavailable,
+            None => ErrorCode::Internal,
+        };
+        ErrorBody::new(code, format!("{reason}; try again later"))
+    }
 }
 
 impl Scheduler {
     /// Marks a task for the next commit (durable mode).
     pub(super) fn touch(&mut self, id: TaskId) {
-        if self.outbox.store.is_none() {
+        if !self.outbox.durable() {
             return;
         }
         if let Some(e) = self.table.get_mut(&id)
@@ -114,9 +130,13 @@ impl Scheduler {
     /// Sends a push or an answer: at once without a store; with one, after
     /// the commits already under way, so nothing about a task overtakes
     /// its ack and no `result` goes out before its state is stored. The one
-    /// place that decides "now or after the commit".
+    /// place that decides "now or after the commit". In a cluster,
+    /// `running` and `progress` go at once: the claim stored the running
+    /// state, and progress is stored only with the final one.
     pub(super) async fn emit(&mut self, d: Deferred) {
-        if self.outbox.durable() {
+        let now = self.outbox.cluster.is_some()
+            && matches!(d, Deferred::Status(_) | Deferred::Progress(_));
+        if self.outbox.durable() && !now {
             self.outbox.deferred.push(d);
         } else {
             self.release_one(d).await;
@@ -134,6 +154,9 @@ impl Scheduler {
     }
 
     pub(super) fn write_changes(&mut self) {
+        if self.outbox.cluster.is_some() {
+            return self.write_fenced();
+        }
         let Some(store) = &self.outbox.store else {
             return;
         };
@@ -166,11 +189,61 @@ impl Scheduler {
         self.outbox.commits.push_back(
             async move {
                 CommitDone {
-                    result: commit.await,
+                    result: commit.await.map(|()| Vec::new()).map_err(|e| e.to_string()),
                     deferred,
                     written,
                     deleted,
                     generation,
+                    fenced: Vec::new(),
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    /// [`Scheduler::write_changes`] in a cluster: fenced writes of the
+    /// held tasks changed, and of those given back.
+    fn write_fenced(&mut self) {
+        let Some(cluster) = &self.outbox.cluster else {
+            return;
+        };
+        if self.outbox.dirty.is_empty()
+            && self.outbox.fenced.is_empty()
+            && self.outbox.deferred.is_empty()
+        {
+            return;
+        }
+        let mut writes = std::mem::take(&mut self.outbox.fenced);
+        let fenced = writes.clone();
+        let mut written = Vec::with_capacity(self.outbox.dirty.len());
+        for id in self.outbox.dirty.drain(..) {
+            if let Some(e) = self.table.get_mut(&id) {
+                e.dirty = false;
+                writes.push(Fenced::Put(e.task.clone()));
+                written.push(id);
+            }
+        }
+        // Finished tasks leave the node once published: nothing to prune.
+        self.outbox.deletes.clear();
+        let deferred = std::mem::take(&mut self.outbox.deferred);
+        let generation = self.outbox.next_generation;
+        self.outbox.next_generation += 1;
+        let commit = (!writes.is_empty()).then(|| cluster.commit(writes));
+        self.outbox.commits.push_back(
+            async move {
+                let result = match commit {
+                    Some(commit) => commit
+                        .await
+                        .map_err(|e| format!("the cluster's database cannot be written: {e}")),
+                    None => Ok(Vec::new()),
+                };
+                CommitDone {
+                    result,
+                    deferred,
+                    written,
+                    deleted: Vec::new(),
+                    generation,
+                    fenced,
                 }
             }
             .boxed(),
@@ -187,10 +260,17 @@ impl Scheduler {
             written,
             deleted,
             generation,
+            fenced,
         } = done;
-        if let Err(e) = result {
-            return self.commit_failed(&e, deferred, written, deleted).await;
-        }
+        let taken = match result {
+            Ok(taken) => taken,
+            Err(e) => {
+                self.outbox.fenced.extend(fenced);
+                return self.commit_failed(&e, deferred, written, deleted).await;
+            }
+        };
+        // Tasks the cluster took back: nothing more about them goes out.
+        self.forget_taken(&taken);
         if self.outbox.degraded.is_some() {
             if generation < self.outbox.recovers_from {
                 // Stored, but it holds nothing of the failed commits: its
@@ -225,12 +305,15 @@ impl Scheduler {
     /// until one succeeds. Meanwhile the server reports itself degraded.
     pub(super) async fn commit_failed(
         &mut self,
-        error: &StoreError,
+        error: &str,
         deferred: Vec<Deferred>,
         written: Vec<TaskId>,
         deleted: Vec<TaskId>,
     ) {
-        let reason = format!("the task store cannot write: {error}");
+        let reason = match self.outbox.cluster {
+            Some(_) => error.to_owned(),
+            None => format!("the task store cannot write: {error}"),
+        };
         self.degrade(reason.clone());
         for id in written {
             self.touch(id);
@@ -291,6 +374,7 @@ impl Scheduler {
             Deferred::Progress(ev) if self.table.contains(&ev.task_id) => {
                 self.publisher.progress(&ev).await;
             }
+            Deferred::GivenBack(ev) => self.publisher.status(&ev).await,
             Deferred::Status(_) | Deferred::Progress(_) | Deferred::Probe => {}
         }
     }

@@ -10,6 +10,10 @@ use std::sync::Arc;
 use app::{ProgressEvent, Stats, StatusEvent, Task, TaskId};
 use futures_util::future::BoxFuture;
 
+use crate::cluster::{
+    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
+};
+
 /// How the scheduler reaches one worker.
 pub trait WorkerPort: Send {
     /// Hands `task` over; it may be buffered until [`WorkerPort::flush`].
@@ -105,4 +109,41 @@ pub fn status_of(task: &Task) -> StatusEvent {
         attempt: task.attempt,
         worker: task.worker.clone(),
     }
+}
+
+/// A future a cluster operation answers with.
+pub type ClusterFuture<T> = BoxFuture<'static, Result<T, ClusterError>>;
+
+/// How the scheduler of one node reaches the rest of its cluster: the
+/// shared queue in the database, and the other nodes (see [`crate::cluster`]).
+/// Every future owns what it needs, so the scheduler runs many at once and
+/// goes on meanwhile.
+pub trait ClusterPort: Send + Sync {
+    /// This node.
+    fn node(&self) -> &NodeInfo;
+    /// Why the broker cannot be reached now, if so: new work is refused
+    /// (its pushes could not reach anyone).
+    fn problem(&self) -> Option<String>;
+    /// Stores new queued tasks (committed when it resolves).
+    fn insert(&self, tasks: Vec<Task>) -> ClusterFuture<()>;
+    /// Claims queued tasks into this node's free slots.
+    fn claim(&self, wants: Vec<Want>, limit: u32) -> ClusterFuture<Vec<Claimed>>;
+    /// Fenced writes of claimed tasks; resolves to the ids whose fence
+    /// failed (taken back by the cluster: their writes did nothing).
+    fn commit(&self, writes: Vec<Fenced>) -> ClusterFuture<Vec<TaskId>>;
+    fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>>;
+    fn cancel(&self, id: TaskId) -> ClusterFuture<CancelOutcome>;
+    /// Tells every node (at most once: each signal has a fallback).
+    fn signal(&self, signal: Signal) -> ClusterFuture<()>;
+    /// Says this node is alive, with its workers; `false` if the cluster
+    /// had declared it dead (its tasks were taken back).
+    fn heartbeat(&self, state: NodeState) -> ClusterFuture<bool>;
+    /// Registers this node again after it was declared dead.
+    fn rejoin(&self) -> ClusterFuture<()>;
+    /// Takes back the running tasks of nodes whose lease ran out.
+    fn reap(&self) -> ClusterFuture<Vec<Reaped>>;
+    /// Counts by status and the live nodes, for `stats`.
+    fn overview(&self) -> ClusterFuture<(Counts, Vec<NodeState>)>;
+    /// Leaves the cluster (graceful shutdown, after its tasks were released).
+    fn leave(&self) -> ClusterFuture<()>;
 }

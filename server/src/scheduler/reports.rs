@@ -92,6 +92,9 @@ impl Scheduler {
     /// it `queued`. Its attempt counts (a lost worker) or not (the end of
     /// a drain: it is as if it never started).
     pub(super) async fn requeue(&mut self, id: TaskId, attempt_counts: bool) {
+        if self.cluster.is_some() {
+            return self.give_back(id, attempt_counts).await;
+        }
         let Some(Left { timer, .. }) = self.table.requeue(id, attempt_counts) else {
             return;
         };

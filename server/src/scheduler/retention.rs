@@ -84,6 +84,9 @@ impl Scheduler {
             return; // withdrawn
         };
         self.publisher.result(&entry.task).await;
+        if self.cluster.is_some() {
+            return self.cluster_published(id);
+        }
         self.table.shelve(id, self.outbox.durable());
         self.prune();
     }

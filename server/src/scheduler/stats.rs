@@ -4,7 +4,7 @@ use super::*;
 
 /// Stats ticks kept for the throughput figure (it spans the oldest to the
 /// newest of them: about 5 s at the default interval).
-const HISTORY_TICKS: usize = 10;
+pub(super) const HISTORY_TICKS: usize = 10;
 
 /// Cumulative counts of final tasks (not limited by retention).
 #[derive(Debug, Default)]
@@ -43,15 +43,28 @@ impl Counters {
     }
 }
 
+/// Tasks finished per second over `history` (finished totals by time),
+/// up to `total` now.
+pub(super) fn throughput(history: &VecDeque<(tokio::time::Instant, u64)>, total: u64) -> f64 {
+    match (history.front(), history.back()) {
+        (Some((t0, n0)), Some((t1, _))) if t1 > t0 => {
+            total.saturating_sub(*n0) as f64 / t1.duration_since(*t0).as_secs_f64()
+        }
+        _ => 0.0,
+    }
+}
+
 impl Scheduler {
     pub(super) fn stats(&self) -> Stats {
         let counters = self.table.counters();
         let total = counters.total();
-        let throughput = match (self.history.front(), self.history.back()) {
-            (Some((t0, n0)), Some((t1, _))) if t1 > t0 => {
-                (total - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
-            }
-            _ => 0.0,
+        let workers: Vec<WorkerInfo> = self.workers.iter().map(|w| self.worker_info(w)).collect();
+        let node = app::NodeSummary {
+            id: self.node.id.0.clone(),
+            addr: self.node.addr.clone(),
+            started_at: self.node.started_at,
+            workers: workers.len() as u32,
+            running: self.table.running() as u64,
         };
         Stats {
             queued: self.table.queued() as u64,
@@ -60,17 +73,26 @@ impl Scheduler {
             failed: counters.failed,
             cancelled: counters.cancelled,
             timed_out: counters.timed_out,
-            workers: self
-                .workers
-                .iter()
-                .map(Worker::info)
-                .collect::<Vec<WorkerInfo>>(),
-            throughput_per_s: throughput,
+            workers,
+            nodes: vec![node],
+            throughput_per_s: throughput(&self.history, total),
             at: Timestamp::now(),
         }
     }
 
+    /// A worker's line in `stats`, naming this node.
+    pub(super) fn worker_info(&self, worker: &Worker) -> WorkerInfo {
+        WorkerInfo {
+            node: self.node.id.0.clone(),
+            ..worker.info()
+        }
+    }
+
     pub(super) async fn push_stats(&mut self) {
+        if self.cluster.is_some() {
+            // Cluster-wide counts come from the database.
+            return self.cluster_stats(None);
+        }
         let now = tokio::time::Instant::now();
         self.history.push_back((now, self.table.counters().total()));
         while self.history.len() > HISTORY_TICKS {

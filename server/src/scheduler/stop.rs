@@ -12,7 +12,7 @@ impl Scheduler {
             && !entry.task.status.is_final()
         {
             // A cancel that cannot be stored would come undone at restart.
-            return reply.error(store_down(reason));
+            return reply.error(self.outbox.store_down(reason));
         }
         if entry.task.status.is_final() {
             return reply.error(ErrorBody::new(
@@ -106,6 +106,7 @@ impl Scheduler {
                 }
             }
             Timer::DrainDeadline => self.requeue_running().await,
+            Timer::CancelAnswer(id) => self.answer_cancels(id),
         }
     }
 
@@ -134,6 +135,11 @@ impl Scheduler {
         }
         if let Some(reason) = &self.outbox.degraded {
             tracing::error!(%reason, held = self.outbox.held.len(), "stopping with changes the store could not write; the last stored state will be recovered");
+        }
+        if let Some(side) = &self.cluster
+            && let Err(e) = side.link.leave().await
+        {
+            tracing::warn!(error = %e, "could not leave the cluster; the others take this node's tasks back when its lease runs out");
         }
         if let Some(done) = self.draining.take() {
             let _ = done.send(());

@@ -117,6 +117,20 @@ impl TaskTable {
             .collect()
     }
 
+    /// Ids of the queued tasks.
+    pub fn queued_ids(&self) -> Vec<TaskId> {
+        self.tasks
+            .values()
+            .filter(|e| e.task.status == TaskStatus::Queued)
+            .map(|e| e.task.id)
+            .collect()
+    }
+
+    /// Ids of every task held.
+    pub fn ids(&self) -> Vec<TaskId> {
+        self.tasks.keys().copied().collect()
+    }
+
     /// A new task, `queued`, last in line among its priority.
     pub fn enqueue(&mut self, task: Task, class: Class, owner: Option<ClientId>, dirty: bool) {
         let seq = self.next_seq;

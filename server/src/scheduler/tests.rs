@@ -126,7 +126,12 @@ impl Harness {
             mailbox,
             config,
             Arc::new(Recorder(push_tx)),
-            None,
+            NodeInfo {
+                id: crate::cluster::NodeId("test".into()),
+                addr: "127.0.0.1:0".into(),
+                started_at: Timestamp::now(),
+            },
+            Backing::Memory,
             shutdown.clone(),
         );
         Self {

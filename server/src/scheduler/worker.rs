@@ -89,6 +89,16 @@ impl Worker {
         of_class.min(self.slots.total.saturating_sub(self.busy.total))
     }
 
+    /// Free slots in all, whatever the class.
+    pub fn free_total(&self) -> u32 {
+        self.slots.total.saturating_sub(self.busy.total)
+    }
+
+    /// The kinds it runs; `None` means every kind.
+    pub fn kinds(&self) -> Option<&[String]> {
+        self.kinds.as_deref()
+    }
+
     /// Whether it runs tasks of `kind`.
     pub fn accepts(&self, kind: &str) -> bool {
         self.kinds
@@ -173,6 +183,7 @@ impl Worker {
             tasks_done: self.tasks_done,
             remote: self.port.is_remote(),
             pid: self.pid,
+            node: String::new(),
         }
     }
 }

@@ -1,0 +1,687 @@
+//! The scheduler of one node of a cluster: the queue is in the database,
+//! shared by every node, and this node holds in memory only the tasks it
+//! claimed into its free slots.
+//!
+//! - Submissions are stored (committed) and then acked; any node may claim
+//!   them. A `Wake` signal tells the others, and every node also claims on
+//!   a short timer, since signals are at most once.
+//! - A claim takes at most as many tasks of each kind as this node's
+//!   workers have free slots for; what still has no slot after the round
+//!   goes back at once, its attempt not counted.
+//! - Every later write of a claimed task is fenced by (node, attempt): a
+//!   write the cluster refuses means the task was taken back (this node's
+//!   lease ran out), and the task is dropped here without a push.
+//! - `running` and `progress` are pushed at once (the claim stored the
+//!   running state); `result` only after the final state is committed.
+//! - Lookups, cancels and subscriptions of tasks this node does not hold
+//!   go to the database; a cancel of a task another node runs is signalled
+//!   to that node and answered when it is final there.
+//! - Each node heartbeats, and takes back the running tasks of nodes whose
+//!   lease ran out (requeued, or failed `worker_lost` at their last attempt).
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::stream::FuturesUnordered;
+
+use super::*;
+use crate::cluster::{
+    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeState, Reaped, Signal, Want,
+};
+
+/// Most tasks one claim takes (a short transaction).
+const MAX_CLAIM: u32 = 1000;
+
+/// How often an idle node looks for queued tasks without a signal.
+pub(super) const CLAIM_POLL: Duration = Duration::from_millis(200);
+
+/// How long the node that asked for a cross-node cancel waits for the
+/// owner's answer beyond the stop grace, before it answers from the
+/// database as it is.
+const CANCEL_ANSWER_SLACK: Duration = Duration::from_secs(2);
+
+/// A cluster operation that finished, and what waits for it.
+pub(super) enum ClusterDone {
+    Inserted {
+        reply: TasksReply,
+        tasks: Vec<Task>,
+        result: Result<(), ClusterError>,
+    },
+    Claimed(Result<Vec<Claimed>, ClusterError>),
+    Read {
+        id: TaskId,
+        reply: Option<TaskReply>,
+        /// A subscriber that joined the room before the read.
+        joined: Option<Client>,
+        done: Option<DoneReply>,
+        result: Result<Option<Task>, ClusterError>,
+    },
+    Cancel {
+        id: TaskId,
+        reply: TaskReply,
+        result: Result<CancelOutcome, ClusterError>,
+    },
+    Beat(Result<bool, ClusterError>),
+    Rejoined(Result<(), ClusterError>),
+    Reaped(Result<Vec<Reaped>, ClusterError>),
+    Overview {
+        reply: Option<StatsReply>,
+        result: Result<(Counts, Vec<NodeState>), ClusterError>,
+    },
+    /// A signal was sent (or not: it is at most once anyway).
+    Signalled(Result<(), ClusterError>),
+}
+
+/// The cluster side of the scheduler.
+pub struct ClusterSide {
+    pub(super) link: Arc<dyn ClusterPort>,
+    /// The class of a kind (claimed tasks go to their class's slots).
+    pub(super) classify: Box<dyn Fn(&str) -> Class + Send>,
+    /// The kinds a worker with no list of its own runs (the registry's).
+    pub(super) local_kinds: Vec<String>,
+    /// How long a silent node keeps its tasks.
+    pub(super) lease: Duration,
+    pub(super) ops: FuturesUnordered<BoxFuture<'static, ClusterDone>>,
+    /// A claim is under way.
+    claiming: bool,
+    /// There may be queued tasks: claim at the next chance.
+    more: bool,
+    last_beat: Option<tokio::time::Instant>,
+    beating: bool,
+    /// Cancels of tasks other nodes run, waiting for their end.
+    cancels: HashMap<TaskId, Vec<TaskReply>>,
+    /// Tasks this node runs that another node asked to cancel: it is told
+    /// when they are final.
+    cancelled_elsewhere: HashSet<TaskId>,
+    /// Finished totals of the last few stats, for throughput.
+    history: VecDeque<(tokio::time::Instant, u64)>,
+}
+
+impl ClusterSide {
+    pub fn new(
+        link: Arc<dyn ClusterPort>,
+        classify: Box<dyn Fn(&str) -> Class + Send>,
+        local_kinds: Vec<String>,
+        lease: Duration,
+    ) -> Self {
+        Self {
+            link,
+            classify,
+            local_kinds,
+            lease,
+            ops: FuturesUnordered::new(),
+            claiming: false,
+            more: true,
+            last_beat: None,
+            beating: false,
+            cancels: HashMap::new(),
+            cancelled_elsewhere: HashSet::new(),
+            history: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, op: impl Future<Output = ClusterDone> + Send + 'static) {
+        self.ops.push(op.boxed());
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        let sent = self.link.signal(signal);
+        self.push(async move { ClusterDone::Signalled(sent.await) });
+    }
+}
+
+/// The next finished cluster operation; never resolves without a cluster.
+pub(super) async fn next_op(side: &mut Option<ClusterSide>) -> ClusterDone {
+    match side {
+        Some(side) if !side.ops.is_empty() => match side.ops.next().await {
+            Some(done) => done,
+            None => std::future::pending().await,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+impl Scheduler {
+    /// The refusal of a change while the cluster cannot be reached.
+    fn unavailable(e: &ClusterError) -> ErrorBody {
+        ErrorBody::new(
+            ErrorCode::Unavailable,
+            format!("the cluster's database or broker cannot be reached: {e}; try again later"),
+        )
+    }
+
+    /// Notes an operation's outcome for `GET /healthz`.
+    fn cluster_health<T>(&mut self, result: &Result<T, ClusterError>) {
+        match result {
+            Err(e) if e.is_unavailable() => self
+                .outbox
+                .health
+                .degrade(format!("the cluster cannot be reached: {e}")),
+            Err(e) => tracing::error!(error = %e, "cluster operation failed"),
+            Ok(_) if self.outbox.degraded.is_none() => self.outbox.health.restore(),
+            Ok(_) => {}
+        }
+    }
+
+    /// Stores new tasks in the shared queue; acked once committed.
+    pub(super) fn cluster_submit(&mut self, tasks: Vec<Task>, reply: TasksReply) {
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        let insert = side.link.insert(tasks.clone());
+        side.push(async move {
+            ClusterDone::Inserted {
+                reply,
+                tasks,
+                result: insert.await,
+            }
+        });
+    }
+
+    /// A task this node does not hold: answered from the database.
+    /// `joined`: a subscriber already in the room, which leaves it if the
+    /// task is final (the answer then holds the result).
+    pub(super) fn cluster_read(
+        &mut self,
+        id: TaskId,
+        reply: Option<TaskReply>,
+        joined: Option<Client>,
+        done: Option<DoneReply>,
+    ) {
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        let read = side.link.get(id);
+        side.push(async move {
+            ClusterDone::Read {
+                id,
+                reply,
+                joined,
+                done,
+                result: read.await,
+            }
+        });
+    }
+
+    pub(super) fn cluster_cancel(&mut self, id: TaskId, reply: TaskReply) {
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        let cancel = side.link.cancel(id);
+        side.push(async move {
+            ClusterDone::Cancel {
+                id,
+                reply,
+                result: cancel.await,
+            }
+        });
+    }
+
+    /// The periodic part: heartbeat and taking back dead nodes' tasks
+    /// (every tenth of a lease), and a claim in case a signal was missed.
+    pub(super) fn cluster_tick(&mut self) {
+        let running = self.table.running() as u64;
+        let workers: Vec<WorkerInfo> = self.workers.iter().map(|w| self.worker_info(w)).collect();
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        side.more = true;
+        let now = tokio::time::Instant::now();
+        let due = side
+            .last_beat
+            .is_none_or(|t| now.duration_since(t) >= side.lease / 10);
+        if due && !side.beating {
+            side.beating = true;
+            side.last_beat = Some(now);
+            let state = NodeState {
+                info: side.link.node().clone(),
+                workers,
+                running,
+            };
+            let beat = side.link.heartbeat(state);
+            let reap = side.link.reap();
+            side.push(async move { ClusterDone::Beat(beat.await) });
+            side.push(async move { ClusterDone::Reaped(reap.await) });
+        }
+    }
+
+    /// Claims queued tasks for this node's free slots, unless a claim is
+    /// under way or there is no reason to think any are queued.
+    pub(super) fn claim(&mut self) {
+        if self.stopping || self.outbox.degraded.is_some() {
+            return;
+        }
+        let Some(side) = &self.cluster else {
+            return;
+        };
+        if side.claiming || !side.more {
+            return;
+        }
+        let mut slots: HashMap<&str, u32> = HashMap::new();
+        let mut limit = 0u32;
+        for w in &self.workers {
+            let kinds = w.kinds().unwrap_or(&side.local_kinds);
+            let mut any = false;
+            for kind in kinds {
+                let free = w.free((side.classify)(kind));
+                if free > 0 {
+                    any = true;
+                    let n = slots.entry(kind).or_default();
+                    *n = n.saturating_add(free);
+                }
+            }
+            if any {
+                limit = limit.saturating_add(w.free_total());
+            }
+        }
+        let limit = limit.min(MAX_CLAIM);
+        if limit == 0 {
+            return;
+        }
+        let wants = slots
+            .into_iter()
+            .map(|(kind, slots)| Want {
+                kind: kind.to_owned(),
+                slots: slots.min(limit),
+            })
+            .collect();
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        side.claiming = true;
+        side.more = false;
+        let claim = side.link.claim(wants, limit);
+        side.push(async move { ClusterDone::Claimed(claim.await) });
+    }
+
+    /// After a round: claimed tasks that found no slot go back to the
+    /// shared queue, their attempt not counted.
+    pub(super) fn give_back_unstarted(&mut self) {
+        if self.cluster.is_none() || self.table.queued() == 0 {
+            return;
+        }
+        for id in self.table.queued_ids() {
+            if let Some(entry) = self.table.withdraw(id) {
+                // The claim counted the attempt the local start would have.
+                let attempt = entry.task.attempt + 1;
+                self.outbox.fenced.push(Fenced::Release { id, attempt });
+            }
+        }
+    }
+
+    /// A task this node claimed goes back to the shared queue (its worker
+    /// was lost, or the node is draining) and leaves this node: stored,
+    /// then announced `queued`.
+    pub(super) async fn give_back(&mut self, id: TaskId, attempt_counts: bool) {
+        let Some(attempt) = self.table.get(&id).map(|e| e.task.attempt) else {
+            return;
+        };
+        let Some(Left { timer, .. }) = self.table.requeue(id, attempt_counts) else {
+            return;
+        };
+        if let Some(key) = timer {
+            self.timers.remove(&key);
+        }
+        let Some(entry) = self.table.withdraw(id) else {
+            return;
+        };
+        self.outbox.fenced.push(match attempt_counts {
+            true => Fenced::Requeue { id, attempt },
+            false => Fenced::Release { id, attempt },
+        });
+        self.emit(Deferred::GivenBack(status_of(&entry.task))).await;
+        if let Some(side) = &mut self.cluster {
+            side.signal(Signal::Wake {
+                kinds: vec![entry.task.kind.clone()],
+            });
+        }
+    }
+
+    /// Drops tasks the cluster took back from this node: their work stops
+    /// and nothing more about them is pushed from here.
+    pub(super) fn forget_taken(&mut self, ids: &[TaskId]) {
+        for &id in ids {
+            let Some(entry) = self.table.withdraw(id) else {
+                continue;
+            };
+            tracing::warn!(task = %id, attempt = entry.task.attempt, "the cluster took this task back (this node's lease ran out); dropping it");
+            if entry.task.status == TaskStatus::Running
+                && let Some(worker) = entry.task.worker.clone()
+            {
+                self.stop_work(id, worker);
+            }
+            if let Some(key) = entry.timer {
+                self.timers.remove(&key);
+            }
+        }
+    }
+
+    /// A final task was pushed: this node forgets it (the database keeps
+    /// it), and tells a node waiting to answer a cancel of it.
+    pub(super) fn cluster_published(&mut self, id: TaskId) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.table.withdraw(id);
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        if side.cancelled_elsewhere.remove(&id) {
+            side.signal(Signal::Finished { id });
+        }
+    }
+
+    pub(super) fn cluster_stats(&mut self, reply: Option<StatsReply>) {
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        let overview = side.link.overview();
+        side.push(async move {
+            ClusterDone::Overview {
+                reply,
+                result: overview.await,
+            }
+        });
+    }
+
+    pub(super) async fn on_signal(&mut self, signal: Signal) {
+        let held = |s: &Self, id| s.table.get(&id).is_some_and(|e| !e.task.status.is_final());
+        match signal {
+            Signal::Wake { .. } => {
+                if let Some(side) = &mut self.cluster {
+                    side.more = true;
+                }
+            }
+            Signal::Cancel { id, owner } if owner == self.node.id => {
+                let here = held(self, id);
+                let Some(side) = &mut self.cluster else {
+                    return;
+                };
+                if !here {
+                    // Not here (any more): the asker reads the database.
+                    return side.signal(Signal::Finished { id });
+                }
+                side.cancelled_elsewhere.insert(id);
+                let error = ErrorBody::new(ErrorCode::Cancelled, "cancelled by request");
+                self.stop(id, TaskStatus::Cancelled, error, None).await;
+            }
+            Signal::Cancel { .. } => {}
+            Signal::Finished { id } => self.answer_cancels(id),
+        }
+    }
+
+    /// Answers the cancels of `id` waiting for another node, from the
+    /// database.
+    pub(super) fn answer_cancels(&mut self, id: TaskId) {
+        let Some(side) = &mut self.cluster else {
+            return;
+        };
+        for reply in side.cancels.remove(&id).unwrap_or_default() {
+            let read = side.link.get(id);
+            side.push(async move {
+                ClusterDone::Read {
+                    id,
+                    reply: Some(TaskReply::new(move |answer| {
+                        reply.send(answer.and_then(|task| match task.status {
+                            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::TimedOut => {
+                                Err(ErrorBody::new(
+                                    ErrorCode::AlreadyFinished,
+                                    format!("task {id} is already {}", task.status),
+                                ))
+                            }
+                            _ => Ok(task),
+                        }))
+                    })),
+                    joined: None,
+                    done: None,
+                    result: read.await,
+                }
+            });
+        }
+    }
+
+    pub(super) async fn on_cluster(&mut self, done: ClusterDone) {
+        match done {
+            ClusterDone::Inserted {
+                reply,
+                tasks,
+                result,
+            } => {
+                self.cluster_health(&result);
+                match result {
+                    Ok(()) => {
+                        reply.tasks(&tasks.iter().collect::<Vec<_>>());
+                        let mut kinds: Vec<String> = tasks.into_iter().map(|t| t.kind).collect();
+                        kinds.sort();
+                        kinds.dedup();
+                        if let Some(side) = &mut self.cluster {
+                            side.more = true;
+                            side.signal(Signal::Wake { kinds });
+                        }
+                    }
+                    Err(e) => reply.error(Self::unavailable_or_internal(&e)),
+                }
+            }
+            ClusterDone::Claimed(result) => {
+                self.cluster_health(&result);
+                let Some(side) = &mut self.cluster else {
+                    return;
+                };
+                side.claiming = false;
+                let claimed = match result {
+                    Ok(claimed) => claimed,
+                    Err(_) => return,
+                };
+                // Any claimed: more may be waiting.
+                side.more |= !claimed.is_empty();
+                let classed: Vec<(Claimed, Class)> = claimed
+                    .into_iter()
+                    .map(|c| {
+                        let class = (side.classify)(&c.task.kind);
+                        (c, class)
+                    })
+                    .collect();
+                for (Claimed { mut task, seq }, class) in classed {
+                    // It waits for its slot as it was before the claim: the
+                    // local start counts the attempt the claim stored.
+                    task.status = TaskStatus::Queued;
+                    task.attempt = task.attempt.saturating_sub(1);
+                    task.started_at = None;
+                    self.table
+                        .restore(task, class, u64::try_from(seq).unwrap_or(0), false);
+                }
+            }
+            ClusterDone::Read {
+                id,
+                reply,
+                joined,
+                done,
+                result,
+            } => {
+                self.cluster_health(&result);
+                let finished = !matches!(&result, Ok(Some(t)) if !t.status.is_final());
+                if let Some(client) = joined
+                    && finished
+                {
+                    client.leave(id.room());
+                }
+                match result {
+                    Ok(Some(task)) => {
+                        if let Some(reply) = reply {
+                            reply.task(&task);
+                        }
+                        if let Some(done) = done {
+                            done.send(Ok(()));
+                        }
+                    }
+                    Ok(None) => {
+                        if let Some(reply) = reply {
+                            reply.error(not_found(id));
+                        }
+                        if let Some(done) = done {
+                            done.send(Err(not_found(id)));
+                        }
+                    }
+                    Err(e) => {
+                        let error = Self::unavailable_or_internal(&e);
+                        if let Some(reply) = reply {
+                            reply.error(error.clone());
+                        }
+                        if let Some(done) = done {
+                            done.send(Err(error));
+                        }
+                    }
+                }
+            }
+            ClusterDone::Cancel { id, reply, result } => {
+                self.cluster_health(&result);
+                match result {
+                    Ok(CancelOutcome::Cancelled(task)) => {
+                        reply.task(&task);
+                        self.publisher.result(&task).await;
+                    }
+                    Ok(CancelOutcome::Running { owner, .. })
+                        if self
+                            .cluster
+                            .as_ref()
+                            .is_some_and(|s| s.link.node().id == owner) =>
+                    {
+                        // Claimed here meanwhile.
+                        match self.table.contains(&id) {
+                            true => self.cancel(id, reply).await,
+                            false => self.cluster_read(id, Some(reply), None, None),
+                        }
+                    }
+                    Ok(CancelOutcome::Running { owner, .. }) => {
+                        let wait = self.config.stop_grace + CANCEL_ANSWER_SLACK;
+                        if let Some(side) = &mut self.cluster {
+                            side.cancels.entry(id).or_default().push(reply);
+                            side.signal(Signal::Cancel { id, owner });
+                        }
+                        self.timers.insert(Timer::CancelAnswer(id), wait);
+                    }
+                    Ok(CancelOutcome::AlreadyFinished(task)) => reply.error(ErrorBody::new(
+                        ErrorCode::AlreadyFinished,
+                        format!("task {id} is already {}", task.status),
+                    )),
+                    Ok(CancelOutcome::NotFound) => reply.error(not_found(id)),
+                    Err(e) => reply.error(Self::unavailable_or_internal(&e)),
+                }
+            }
+            ClusterDone::Beat(result) => {
+                self.cluster_health(&result);
+                if let Some(side) = &mut self.cluster {
+                    side.beating = false;
+                }
+                if let Ok(false) = result {
+                    // Declared dead: every task it held was taken back.
+                    tracing::error!(
+                        "this node's lease ran out and the cluster took its tasks back; rejoining"
+                    );
+                    let held: Vec<TaskId> = self.table.ids();
+                    self.forget_taken(&held);
+                    if let Some(side) = &mut self.cluster {
+                        let rejoin = side.link.rejoin();
+                        side.push(async move { ClusterDone::Rejoined(rejoin.await) });
+                    }
+                }
+            }
+            ClusterDone::Rejoined(result) => self.cluster_health(&result),
+            ClusterDone::Reaped(result) => {
+                self.cluster_health(&result);
+                let Ok(reaped) = result else { return };
+                for Reaped { task, from } in reaped {
+                    tracing::warn!(task = %task.id, node = %from, status = %task.status, "took a task back from a node whose lease ran out");
+                    if task.status.is_final() {
+                        self.publisher.result(&task).await;
+                    } else {
+                        self.publisher.status(&status_of(&task)).await;
+                        if let Some(side) = &mut self.cluster {
+                            side.more = true;
+                            side.signal(Signal::Wake {
+                                kinds: vec![task.kind.clone()],
+                            });
+                        }
+                    }
+                }
+            }
+            ClusterDone::Overview { reply, result } => {
+                self.cluster_health(&result);
+                match result {
+                    Ok((counts, nodes)) => {
+                        let stats = self.cluster_overview(counts, nodes);
+                        match reply {
+                            Some(reply) => reply.send(Ok(stats)),
+                            None => self.publisher.stats(&stats).await,
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(reply) = reply {
+                            reply.send(Err(Self::unavailable_or_internal(&e)));
+                        }
+                    }
+                }
+            }
+            ClusterDone::Signalled(result) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "a signal to the other nodes was not sent");
+                }
+            }
+        }
+    }
+
+    fn unavailable_or_internal(e: &ClusterError) -> ErrorBody {
+        match e {
+            ClusterError::Unavailable(_) => Self::unavailable(e),
+            ClusterError::Failed(m) => ErrorBody::new(ErrorCode::Internal, m.clone()),
+        }
+    }
+
+    /// `stats` of the whole cluster: counts from the database, workers and
+    /// nodes as of their last heartbeats (this node's as it is now).
+    fn cluster_overview(&mut self, counts: Counts, nodes: Vec<NodeState>) -> Stats {
+        let me = self.node.id.clone();
+        let mut workers = Vec::new();
+        let mut summaries = Vec::new();
+        for node in nodes {
+            let (node_workers, running) = match node.info.id == me {
+                true => (
+                    self.workers.iter().map(|w| self.worker_info(w)).collect(),
+                    self.table.running() as u64,
+                ),
+                false => (node.workers, node.running),
+            };
+            summaries.push(app::NodeSummary {
+                id: node.info.id.0.clone(),
+                addr: node.info.addr.clone(),
+                started_at: node.info.started_at,
+                workers: node_workers.len() as u32,
+                running,
+            });
+            workers.extend(node_workers);
+        }
+        let total = counts.succeeded + counts.failed + counts.cancelled + counts.timed_out;
+        let now = tokio::time::Instant::now();
+        let throughput = match &mut self.cluster {
+            Some(side) => {
+                side.history.push_back((now, total));
+                while side.history.len() > stats::HISTORY_TICKS {
+                    side.history.pop_front();
+                }
+                stats::throughput(&side.history, total)
+            }
+            None => 0.0,
+        };
+        Stats {
+            queued: counts.queued,
+            running: counts.running,
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            cancelled: counts.cancelled,
+            timed_out: counts.timed_out,
+            workers,
+            nodes: summaries,
+            throughput_per_s: throughput,
+            at: Timestamp::now(),
+        }
+    }
+}
