@@ -83,6 +83,8 @@ pub struct Want {
 /// One fenced write of a task this node claimed: applied only while the
 /// task is still `running` with this owner and this attempt.
 #[derive(Debug, Clone)]
+// Nearly every write is a `Put`: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Fenced {
     /// Its current snapshot (running on a worker, progress, or final).
     Put(Task),
@@ -101,7 +103,10 @@ pub enum CancelOutcome {
     Cancelled(Task),
     /// It runs on `owner`, which is asked to stop it (`cancel_requested`
     /// is set, so whoever takes it back from a dead owner cancels it).
-    Running { owner: NodeId, task: Task },
+    Running {
+        owner: NodeId,
+        task: Task,
+    },
     AlreadyFinished(Task),
     NotFound,
 }
