@@ -8,6 +8,9 @@
 //! fenced by (owner node, attempt): a node whose lease ran out and whose
 //! tasks were taken back cannot finish them a second time.
 
+pub mod db;
+pub mod testdb;
+
 use std::time::Duration;
 
 use app::{Task, TaskId, Timestamp, WorkerInfo};
@@ -83,6 +86,8 @@ pub struct Want {
 /// One fenced write of a task this node claimed: applied only while the
 /// task is still `running` with this owner and this attempt.
 #[derive(Debug, Clone)]
+// Nearly every write is a `Put`: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Fenced {
     /// Its current snapshot (running on a worker, progress, or final).
     Put(Task),
