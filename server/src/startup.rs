@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use app::events;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use socketioxide::SocketIo;
-use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -24,12 +22,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::api::auth::AccessToken;
 use crate::api::origin::{self, OriginPolicy};
 use crate::api::publish::RoomPublisher;
-use crate::api::{AppState, RemoteKinds, http, socket, worker};
+use crate::api::{AppState, RemoteKinds, http};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
 use crate::store::Store;
-use crate::{pool, scheduler, site};
+use crate::{api, pool, scheduler, site};
 
 /// Read buffer of one websocket. Idle sockets are the common case; a small
 /// buffer keeps them cheap (frames larger than it still arrive whole).
@@ -159,8 +157,7 @@ fn socket_io(settings: &Settings, state: AppState) -> (SocketIoLayer, SocketIo) 
         .ws_read_buffer_size(WS_READ_BUFFER)
         .with_state(state)
         .build_layer();
-    io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
-    io.ns(events::WORKER_NS, worker::on_connect.with(worker::register));
+    let [(), ()] = api::register_namespaces(&io);
     (layer, io)
 }
 
