@@ -8,6 +8,9 @@
 //! fenced by (owner node, attempt): a node whose lease ran out and whose
 //! tasks were taken back cannot finish them a second time.
 
+pub mod bus;
+pub mod redis;
+
 use std::time::Duration;
 
 use app::{Task, TaskId, Timestamp, WorkerInfo};
