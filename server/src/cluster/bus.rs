@@ -11,7 +11,7 @@
 //! the database); the bus only makes the common case fast.
 
 use fred::clients::SubscriberClient;
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::interfaces::{EventInterface, PubsubInterface};
 use fred::types::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -76,7 +76,7 @@ impl Bus {
     /// while the connection is down ([`RedisError::Unavailable`]); a publish
     /// that succeeded reached the nodes subscribed at that moment.
     pub async fn publish(&self, signal: &Signal) -> Result<(), RedisError> {
-        if !self.client.is_connected() {
+        if !self.health.is_connected() {
             return Err(RedisError::Unavailable(
                 "the bus's connection is down".into(),
             ));

@@ -1,24 +1,29 @@
 //! Cluster mode's Redis connections: the socketioxide adapter that carries
 //! pushes to rooms between nodes ([`adapter`]), the connection the nodes'
-//! signals travel on ([`super::bus`] builds on [`connect`]), and whether
-//! Redis is reachable now ([`RedisHealth`], for `GET /healthz`).
+//! signals travel on ([`super::bus`] builds on it), and whether Redis is
+//! reachable now ([`RedisHealth`], for `GET /healthz`).
 //!
 //! Every connection is a fred subscriber client speaking RESP3 (the
 //! adapter needs it: it publishes and subscribes on one connection), with
 //! - a reconnect policy: exponential backoff from 100 ms to 5 s, attempts
 //!   unlimited, so a node outlives any Redis outage;
-//! - resubscription after every reconnect ([`manage_subscriptions`]): a
+//! - resubscription after every reconnect (`manage_subscriptions`): a
 //!   new connection has no subscriptions, and a node that forgot them would
 //!   stay deaf to every other node while looking healthy (socket.io #4845);
 //! - a heartbeat, so a Redis that stops answering (frozen, or a network that
 //!   drops packets silently) counts as a lost connection too.
+//!
+//! While a connection is known lost, publishing on it fails at once
+//! ([`NodeDriver`], [`super::bus::Bus::publish`]) instead of waiting for
+//! the reconnection: the scheduler awaits every push and must not stall on
+//! Redis. Such a push still reaches this node's own sockets.
 //!
 //! Pub/sub is at most once: whatever is published while a connection is
 //! down, or before it has resubscribed, is lost to it. A push lost that way
 //! is recovered by the client (`subscribe` again returns the snapshot or the
 //! result); each signal has its own fallback (see [`super::Signal`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +35,7 @@ use fred::types::{Key, RespVersion};
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
 /// `--redis-prefix`'s default. Clusters sharing one Redis use different
@@ -135,20 +140,20 @@ pub async fn adapter(url: &str, prefix: &str) -> Result<(AdapterCtr, RedisHealth
     check_prefix(prefix)?;
     let client = client(url, EVENT_CAPACITY)?;
     let health = RedisHealth::default();
-    // Before the first connection, so that no event is missed.
-    health.watch("rooms", &client);
+    let watch = health.watch("rooms", &client);
     let driver = FredDriver::new(client.clone())
         .await
         .map_err(|source| RedisError::Connect {
             url: redacted(url),
             source,
         })?;
+    watch.start();
     let config = RedisAdapterConfig::new()
         .with_prefix(prefix.to_owned())
         .with_stream_buffer(STREAM_BUFFER);
     let driver = NodeDriver {
         fred: driver,
-        client,
+        health: health.clone(),
     };
     Ok((RedisAdapterCtr::new_with_driver(driver, config), health))
 }
@@ -159,18 +164,19 @@ pub async fn adapter(url: &str, prefix: &str) -> Result<(AdapterCtr, RedisHealth
 /// `capacity` messages (fred's event channels are allocated up front:
 /// about 670 bytes per unit of capacity in all): take that receiver before
 /// subscribing.
-pub async fn connect(
+pub(crate) async fn connect(
     url: &str,
     role: &'static str,
     capacity: usize,
 ) -> Result<(SubscriberClient, RedisHealth), RedisError> {
     let client = client(url, capacity)?;
     let health = RedisHealth::default();
-    health.watch(role, &client);
+    let watch = health.watch(role, &client);
     client.init().await.map_err(|source| RedisError::Connect {
         url: redacted(url),
         source,
     })?;
+    watch.start();
     Ok((client, health))
 }
 
@@ -237,6 +243,11 @@ struct Conn {
     client: SubscriberClient,
     /// `None` once connected and resubscribed; else why not.
     problem: Mutex<Option<String>>,
+    /// Set when fred reports the connection lost, cleared when it is made
+    /// again. fred's own state says `Connected` until its first reconnect
+    /// attempt (a backoff delay later); what is sent meanwhile waits for
+    /// the reconnection.
+    lost: AtomicBool,
     /// Connections made so far (the first one included).
     connections: AtomicU64,
     /// Stops the watcher and the heartbeat.
@@ -244,6 +255,11 @@ struct Conn {
 }
 
 impl Conn {
+    /// Whether commands can be sent now (subscriptions restored or not).
+    fn is_connected(&self) -> bool {
+        !self.lost.load(Ordering::Acquire) && self.client.is_connected()
+    }
+
     fn set(&self, problem: Option<String>) {
         *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = problem;
     }
@@ -257,9 +273,9 @@ impl Conn {
         {
             return Some(problem);
         }
-        // Also what fred knows now: its state turns before its events are
-        // handled here.
-        (!self.client.is_connected()).then(|| "connection lost; reconnecting".to_owned())
+        // Also what fred knows now: its state can turn before its events
+        // are handled here.
+        (!self.is_connected()).then(|| "connection lost; reconnecting".to_owned())
     }
 }
 
@@ -275,6 +291,12 @@ impl RedisHealth {
 
     pub fn is_up(&self) -> bool {
         self.problem().is_none()
+    }
+
+    /// Whether commands can be sent on every watched connection now (even
+    /// if a connection's subscriptions are not restored yet).
+    pub fn is_connected(&self) -> bool {
+        self.conns().iter().all(|c| c.is_connected())
     }
 
     /// How many times the watched connections were made, first connections
@@ -316,19 +338,53 @@ impl RedisHealth {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Watches `client` from now on: its events, its heartbeat, its
-    /// subscriptions after each reconnect.
-    fn watch(&self, role: &'static str, client: &SubscriberClient) {
+    /// Watches `client`, which is not connected yet: call [`Watch::start`]
+    /// once its first connection is made.
+    fn watch(&self, role: &'static str, client: &SubscriberClient) -> Watch {
         let conn = Arc::new(Conn {
             role,
             client: client.clone(),
             problem: Mutex::new(Some("connecting".to_owned())),
+            lost: AtomicBool::new(false),
             connections: AtomicU64::new(0),
             closed: CancellationToken::new(),
         });
-        tokio::spawn(manage_subscriptions(conn.clone()));
-        tokio::spawn(heartbeat(conn.clone()));
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn.clone());
+        // Taken before the first connection, so that no event is missed.
+        Watch {
+            errors: client.error_rx(),
+            reconnects: client.reconnect_rx(),
+            conn,
+        }
+    }
+}
+
+/// A connection's events, from before its first connection.
+struct Watch {
+    conn: Arc<Conn>,
+    errors: broadcast::Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
+    reconnects: broadcast::Receiver<fred::types::config::Server>,
+}
+
+impl Watch {
+    /// Counts the first connection (just made: fred announces it before
+    /// `init` returns) and marks the connection up, then follows it: its
+    /// events, its heartbeat, its subscriptions after each reconnect.
+    fn start(mut self) {
+        while self.reconnects.try_recv().is_ok() {
+            self.conn.connections.fetch_add(1, Ordering::Relaxed);
+        }
+        while self.errors.try_recv().is_ok() {}
+        self.conn.set(None);
+        tokio::spawn(heartbeat(self.conn.clone()));
+        tokio::spawn(manage_subscriptions(
+            self.conn,
+            self.errors,
+            self.reconnects,
+        ));
     }
 }
 
@@ -341,15 +397,18 @@ impl RedisHealth {
 /// next reconnect, and tells no one when it is done; here the connection
 /// counts as down until its subscriptions are back, and a failure is
 /// retried.
-async fn manage_subscriptions(conn: Arc<Conn>) {
-    let mut errors = conn.client.error_rx();
-    let mut reconnects = conn.client.reconnect_rx();
+async fn manage_subscriptions(
+    conn: Arc<Conn>,
+    mut errors: broadcast::Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
+    mut reconnects: broadcast::Receiver<fred::types::config::Server>,
+) {
     loop {
         tokio::select! {
             () = conn.closed.cancelled() => return,
             error = errors.recv() => match error {
                 Ok((error, _)) => {
                     tracing::warn!(role = conn.role, error = %error, "Redis connection lost; reconnecting");
+                    conn.lost.store(true, Ordering::Release);
                     conn.set(Some(error.to_string()));
                 }
                 Err(RecvError::Lagged(_)) => {}
@@ -357,13 +416,10 @@ async fn manage_subscriptions(conn: Arc<Conn>) {
             },
             up = reconnects.recv() => match up {
                 Ok(_) | Err(RecvError::Lagged(_)) => {
-                    let n = conn.connections.fetch_add(1, Ordering::Relaxed);
-                    if n > 0 {
-                        tracing::info!(role = conn.role, "Redis connection back; resubscribing");
-                        resubscribe(&conn).await;
-                    } else {
-                        conn.set(None);
-                    }
+                    conn.connections.fetch_add(1, Ordering::Relaxed);
+                    conn.lost.store(false, Ordering::Release);
+                    tracing::info!(role = conn.role, "Redis connection back; resubscribing");
+                    resubscribe(&conn).await;
                 }
                 Err(RecvError::Closed) => return,
             },
@@ -428,7 +484,7 @@ async fn heartbeat(conn: Arc<Conn>) {
             _ = tick.tick() => {}
         }
         // Nothing to ping while (re)connecting: fred's own retries run.
-        if conn.client.is_connected()
+        if conn.is_connected()
             && let Err(e) = conn.client.ping::<()>(None).await
         {
             tracing::debug!(role = conn.role, error = %e, "Redis heartbeat failed");
@@ -446,7 +502,7 @@ async fn heartbeat(conn: Arc<Conn>) {
 #[derive(Clone)]
 pub struct NodeDriver {
     fred: FredDriver,
-    client: SubscriberClient,
+    health: RedisHealth,
 }
 
 impl Driver for NodeDriver {
@@ -477,7 +533,7 @@ impl Driver for NodeDriver {
 
 impl NodeDriver {
     fn ensure_connected(&self) -> Result<(), FredError> {
-        if self.client.is_connected() {
+        if self.health.is_connected() {
             Ok(())
         } else {
             let down = fred::error::Error::new(fred::error::ErrorKind::IO, "Redis unreachable now");
