@@ -201,6 +201,12 @@ fn client(url: &str, capacity: usize) -> Result<SubscriberClient, RedisError> {
             max_timeout: Some(UNRESPONSIVE),
             interval: HEARTBEAT / 2,
         },
+        // Every command is a request awaiting its answer: no Nagle delay
+        // on a small write while another one is in flight.
+        tcp: fred::types::config::TcpConfig {
+            nodelay: Some(true),
+            ..Default::default()
+        },
         ..ConnectionConfig::default()
     };
     let policy = ReconnectPolicy::new_exponential(0, RECONNECT_MIN_MS, RECONNECT_MAX_MS, 2);
