@@ -1,19 +1,19 @@
 //! Building and running the whole server: scheduler, worker pool,
 //! Socket.IO, HTTP API and (when built) the Leptos site, on one port,
-//! behind the origin guard and the security headers.
+//! behind the origin guard and the security headers. Socket.IO's rooms are
+//! this process's own, or shared by every node through Redis ([`Rooms`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use app::events;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
-use socketioxide::SocketIo;
-use socketioxide::handler::ConnectHandler;
+use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,18 +24,48 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::api::auth::AccessToken;
 use crate::api::origin::{self, OriginPolicy};
 use crate::api::publish::RoomPublisher;
-use crate::api::{AppState, RemoteKinds, http, socket, worker};
+use crate::api::{AppState, RemoteKinds, http};
+use crate::cluster::redis::{self, RedisHealth};
 use crate::cluster::{NodeId, NodeInfo};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
-use crate::scheduler::Backing;
+use crate::scheduler::{Backing, Publisher};
 use crate::store::Store;
-use crate::{pool, scheduler, site};
+use crate::{api, pool, scheduler, site};
 
 /// Read buffer of one websocket. Idle sockets are the common case; a small
 /// buffer keeps them cheap (frames larger than it still arrive whole).
 const WS_READ_BUFFER: usize = 1024;
+
+/// Where Socket.IO's rooms live, so where pushes to them reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rooms {
+    /// In this process (socketioxide's LocalAdapter): a single server.
+    Local,
+    /// Shared by every node on this Redis under this prefix (cluster mode,
+    /// socketioxide-redis's fred adapter): a push to a task's room reaches
+    /// its sockets on every node.
+    Redis { url: String, prefix: String },
+}
+
+/// The Socket.IO server, with its adapter.
+enum Io {
+    Local(SocketIo),
+    Redis(SocketIo<redis::Adapter>, RedisHealth),
+}
+
+impl Io {
+    async fn close(&self) {
+        match self {
+            Self::Local(io) => io.close().await,
+            Self::Redis(io, health) => {
+                io.close().await;
+                health.close().await;
+            }
+        }
+    }
+}
 
 /// A server bound to its address, ready to run.
 pub struct Application {
@@ -43,7 +73,8 @@ pub struct Application {
     service: Router,
     shutdown: CancellationToken,
     pool: JoinSet<()>,
-    io: SocketIo,
+    io: Io,
+    publisher: Arc<dyn Publisher>,
     dispatcher: scheduler::Dispatcher,
     shutdown_grace: Duration,
     limits: crate::serve::Limits,
@@ -52,8 +83,19 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the address, starts the scheduler and the worker pool.
+    /// Binds the address, starts the scheduler and the worker pool; rooms
+    /// are this process's own.
     pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
+        Self::build_with(settings, registry, Rooms::Local).await
+    }
+
+    /// Like [`Application::build`], with Socket.IO's rooms where `rooms`
+    /// says. With [`Rooms::Redis`], fails if Redis cannot be reached now.
+    pub async fn build_with(
+        settings: Settings,
+        registry: Registry,
+        rooms: Rooms,
+    ) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let listener = TcpListener::bind(settings.addr)
             .await
@@ -76,7 +118,42 @@ impl Application {
             local_workers: pool_config.workers > 0,
             task_page: site.clone().map(site::task_pages),
         };
-        let (socket_layer, io) = socket_io(&settings, state.clone());
+        let api = http::routes(&state)
+            .with_state(state.clone())
+            .layer(DefaultBodyLimit::max(settings.max_message_bytes));
+        let api = http::with_content_length_limit(api, settings.max_message_bytes);
+        let router = match site {
+            Some(options) => site::router(options, &state).merge(api),
+            None => {
+                tracing::info!(site_root = %site_root.display(), "no built site; serving the API only");
+                api.fallback(site::not_built)
+            }
+        };
+        let builder = socket_io(&settings).with_state(state.clone());
+        let (service, io, publisher): (_, _, Arc<dyn Publisher>) = match rooms {
+            Rooms::Local => {
+                let (layer, io) = builder.build_layer();
+                let [(), ()] = api::register_namespaces(&io);
+                let publisher = Arc::new(RoomPublisher::new(io.clone()));
+                let service = guarded(router, layer, &settings, addr);
+                (service, Io::Local(io), publisher)
+            }
+            Rooms::Redis { url, prefix } => {
+                let (adapter, redis_health) = redis::adapter(&url, &prefix).await?;
+                let (layer, io) = builder
+                    .with_adapter::<redis::Adapter>(adapter)
+                    .build_layer();
+                for init in api::register_namespaces(&io) {
+                    init.await.map_err(|e| {
+                        anyhow::anyhow!("cannot subscribe to the rooms' Redis channels: {e}")
+                    })?;
+                }
+                tracing::info!(redis = %redis::redacted(&url), prefix, "rooms shared through Redis");
+                let publisher = Arc::new(RoomPublisher::new(io.clone()));
+                let service = guarded(router, layer, &settings, addr);
+                (service, Io::Redis(io, redis_health), publisher)
+            }
+        };
         let (durable, temporary_dir) = open_store(&settings, addr, &state.registry, health)?;
         let node = NodeInfo {
             id: NodeId::fresh(),
@@ -90,36 +167,38 @@ impl Application {
         scheduler::spawn(
             commands,
             settings.scheduler(),
-            Arc::new(RoomPublisher::new(io.clone())),
+            publisher.clone(),
             node,
             backing,
             shutdown.clone(),
         );
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
-
-        let api = http::routes(&state)
-            .with_state(state.clone())
-            .layer(DefaultBodyLimit::max(settings.max_message_bytes));
-        let api = http::with_content_length_limit(api, settings.max_message_bytes);
-        let router = match site {
-            Some(options) => site::router(options, &state).merge(api),
-            None => {
-                tracing::info!(site_root = %site_root.display(), "no built site; serving the API only");
-                api.fallback(site::not_built)
-            }
-        };
-        let service = guarded(router, socket_layer, &settings, addr);
         Ok(Self {
             listener,
             service,
             shutdown,
             pool,
             io,
+            publisher,
             dispatcher,
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             limits: settings.limits(),
             _temporary_dir: temporary_dir,
         })
+    }
+
+    /// Where the scheduler's pushes go (the rooms, on every node in cluster
+    /// mode).
+    pub fn publisher(&self) -> Arc<dyn Publisher> {
+        self.publisher.clone()
+    }
+
+    /// Whether Redis is reachable now, with [`Rooms::Redis`].
+    pub fn redis_health(&self) -> Option<RedisHealth> {
+        match &self.io {
+            Io::Local(_) => None,
+            Io::Redis(_, health) => Some(health.clone()),
+        }
     }
 
     /// The bound address (useful with port 0).
@@ -158,10 +237,10 @@ impl Application {
     }
 }
 
-/// The Socket.IO layer with its limits and heartbeat, and the client and
-/// worker namespaces.
-fn socket_io(settings: &Settings, state: AppState) -> (SocketIoLayer, SocketIo) {
-    let (layer, io) = SocketIo::builder()
+/// The Socket.IO server's limits and heartbeat (its adapter, state and
+/// namespaces come next).
+fn socket_io(settings: &Settings) -> SocketIoBuilder {
+    SocketIo::builder()
         .max_buffer_size(settings.socket_buffer)
         .max_payload(settings.max_message_bytes as u64)
         .ping_interval(Duration::from_millis(settings.ping_interval_ms))
@@ -169,11 +248,6 @@ fn socket_io(settings: &Settings, state: AppState) -> (SocketIoLayer, SocketIo) 
         .ws_max_message_size(settings.max_message_bytes)
         .ws_max_frame_size(settings.max_message_bytes)
         .ws_read_buffer_size(WS_READ_BUFFER)
-        .with_state(state)
-        .build_layer();
-    io.ns(events::CLIENT_NS, socket::on_connect.with(socket::register));
-    io.ns(events::WORKER_NS, worker::on_connect.with(worker::register));
-    (layer, io)
 }
 
 /// Opens the durable store the settings ask for (none with `--memory`),
@@ -217,9 +291,9 @@ fn open_store(
 /// wrap each route apart, and socketioxide makes one engine (one session
 /// table) per wrapped service: a polling handshake answered by one route
 /// would be "Session ID unknown" to the next request.
-fn guarded(
+fn guarded<A: Adapter>(
     router: Router,
-    io_layer: SocketIoLayer,
+    io_layer: SocketIoLayer<A>,
     settings: &Settings,
     addr: SocketAddr,
 ) -> Router {

@@ -12,15 +12,37 @@ pub mod worker;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, Timestamp};
+use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, Timestamp, events};
 use axum::extract::Request;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::handler::ConnectHandler;
+use socketioxide_core::adapter::DefinedAdapter;
 
 use self::auth::AccessToken;
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
 use crate::scheduler::Dispatcher;
+
+/// Registers the namespaces `/` (clients) and `/worker` (remote workers)
+/// on `io`, whatever its adapter. Returns each namespace's adapter
+/// initialisation: `()` for the LocalAdapter; a future for a remote one,
+/// which subscribes to the namespace's channels and must be awaited (the
+/// namespace exists only once it has succeeded).
+pub fn register_namespaces<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> [A::InitRes; 2] {
+    [
+        io.ns(
+            events::CLIENT_NS,
+            socket::on_connect.with(socket::register::<A>),
+        ),
+        io.ns(
+            events::WORKER_NS,
+            worker::on_connect::<A>.with(worker::register::<A>),
+        ),
+    ]
+}
 
 /// What every handler needs.
 #[derive(Clone)]

@@ -11,32 +11,66 @@ use app::{Ack, ProgressEvent, Stats, StatusEvent, Task, TaskAck, TasksAck, event
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+use socketioxide::BroadcastError;
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef};
 
 use crate::scheduler::{
     Client, ClientId, ClientPort, DoneReply, Publisher, StatsReply, TaskReply, TasksReply,
 };
 
-/// Pushes through the Socket.IO server.
-#[derive(Clone)]
-pub struct RoomPublisher {
-    io: SocketIo,
+/// Pushes through the Socket.IO server. With a remote adapter (cluster
+/// mode), a push to a room reaches its sockets on every node, and closing a
+/// room empties it on every node.
+pub struct RoomPublisher<A: Adapter> {
+    io: SocketIo<A>,
 }
 
-impl RoomPublisher {
-    pub fn new(io: SocketIo) -> Self {
-        Self { io }
-    }
-
-    async fn to_room<T: Serialize + ?Sized>(&self, room: String, event: &str, data: &T) {
-        if let Err(e) = self.io.to(room).emit(event, data).await {
-            tracing::warn!(event, error = %e, "push not delivered to every socket");
+// Not derived: that would ask for `A: Clone`, which adapters are not.
+impl<A: Adapter> Clone for RoomPublisher<A> {
+    fn clone(&self) -> Self {
+        Self {
+            io: self.io.clone(),
         }
     }
 }
 
-impl Publisher for RoomPublisher {
+impl<A: Adapter> RoomPublisher<A> {
+    pub fn new(io: SocketIo<A>) -> Self {
+        Self { io }
+    }
+
+    /// Pushes to `room` on every node. If the other nodes cannot be
+    /// reached (a remote adapter's error: it then delivered to no socket,
+    /// this node's included), this node's sockets get the push anyway.
+    async fn to_room<T: Serialize + ?Sized>(&self, room: String, event: &str, data: &T) {
+        match self.io.to(room.clone()).emit(event, data).await {
+            Ok(()) => {}
+            Err(BroadcastError::Adapter(e)) => {
+                tracing::warn!(event, error = %e, "push not sent to the other nodes; this node's sockets only");
+                if let Err(e) = self.io.local().to(room).emit(event, data).await {
+                    tracing::warn!(event, error = %e, "push not delivered to every socket");
+                }
+            }
+            Err(e) => tracing::warn!(event, error = %e, "push not delivered to every socket"),
+        }
+    }
+
+    /// Empties `room` on every node; on this node alone if the others
+    /// cannot be reached (sockets elsewhere then stay in it until they
+    /// disconnect; a finished task's room gets no more pushes).
+    async fn close_room(&self, room: String) {
+        if let Err(e) = self.io.within(room.clone()).leave(room.clone()).await {
+            tracing::warn!(error = %e, "closing a finished task's room on every node failed");
+            if let Err(e) = self.io.local().within(room.clone()).leave(room).await {
+                tracing::warn!(error = %e, "closing a finished task's room failed");
+            }
+        }
+    }
+}
+
+impl<A: Adapter> Publisher for RoomPublisher<A> {
     fn status<'a>(&'a self, ev: &'a StatusEvent) -> BoxFuture<'a, ()> {
         self.to_room(ev.task_id.room(), events::STATUS, ev).boxed()
     }
@@ -50,23 +84,31 @@ impl Publisher for RoomPublisher {
         async move {
             let room = task.id.room();
             self.to_room(room.clone(), events::RESULT, task).await;
-            if let Err(e) = self.io.within(room.clone()).leave(room).await {
-                tracing::warn!(error = %e, "closing a finished task's room failed");
-            }
+            self.close_room(room).await;
         }
         .boxed()
     }
 
+    /// `stats` goes to this node's own dashboard sockets only (`local()`):
+    /// in cluster mode every node pushes its own `stats` to its own
+    /// sockets, so a broadcast through the adapter would give each
+    /// dashboard one copy per node, and cost Redis traffic for nothing.
     fn stats<'a>(&'a self, stats: &'a Stats) -> BoxFuture<'a, ()> {
-        self.to_room(events::DASHBOARD_ROOM.to_owned(), events::STATS, stats)
-            .boxed()
+        async move {
+            let local = self.io.local().to(events::DASHBOARD_ROOM);
+            if let Err(e) = local.emit(events::STATS, stats).await {
+                tracing::warn!(event = events::STATS, error = %e, "push not delivered to every socket");
+            }
+        }
+        .boxed()
     }
 }
 
-/// A client socket, as the scheduler sees it.
-struct SocketClient(SocketRef);
+/// A client socket, as the scheduler sees it. Joining and leaving rooms
+/// is local to this node whatever the adapter: the socket lives here.
+struct SocketClient<A: Adapter>(SocketRef<A>);
 
-impl ClientPort for SocketClient {
+impl<A: Adapter> ClientPort for SocketClient<A> {
     fn id(&self) -> ClientId {
         let mut id = [0; 16];
         let sid = self.0.id.as_str();
@@ -85,18 +127,18 @@ impl ClientPort for SocketClient {
 }
 
 /// `socket` as a client of the scheduler.
-pub fn client(socket: SocketRef) -> Client {
+pub fn client<A: Adapter>(socket: SocketRef<A>) -> Client {
     Arc::new(SocketClient(socket))
 }
 
-pub fn send_ack<T: Serialize + ?Sized>(ack: AckSender, body: &T) {
+pub fn send_ack<A: Adapter, T: Serialize + ?Sized>(ack: AckSender<A>, body: &T) {
     if let Err(e) = ack.send(body) {
         tracing::debug!(error = %e, "ack not sent");
     }
 }
 
 /// Acks a submission: `{ok, tasks}` for a batch (`tasks`), else `{ok, task}`.
-pub fn submitted_ack(ack: AckSender, batch: bool) -> TasksReply {
+pub fn submitted_ack<A: Adapter>(ack: AckSender<A>, batch: bool) -> TasksReply {
     TasksReply::new(move |answer| match answer {
         Ok(tasks) if batch => send_ack(
             ack,
@@ -114,7 +156,7 @@ pub fn submitted_ack(ack: AckSender, batch: bool) -> TasksReply {
 }
 
 /// Acks with `{ok, task}`.
-pub fn task_ack(ack: AckSender) -> TaskReply {
+pub fn task_ack<A: Adapter>(ack: AckSender<A>) -> TaskReply {
     TaskReply::new(move |answer| match answer {
         Ok(task) => send_ack(ack, &TaskAck::new(task)),
         Err(e) => send_ack(ack, &Ack::error(e)),
@@ -122,7 +164,7 @@ pub fn task_ack(ack: AckSender) -> TaskReply {
 }
 
 /// Acks with `{ok: true}`.
-pub fn done_ack(ack: AckSender) -> DoneReply {
+pub fn done_ack<A: Adapter>(ack: AckSender<A>) -> DoneReply {
     DoneReply::new(move |answer| match answer {
         Ok(()) => send_ack(ack, &Ack::ok()),
         Err(e) => send_ack(ack, &Ack::error(e)),
@@ -130,7 +172,7 @@ pub fn done_ack(ack: AckSender) -> DoneReply {
 }
 
 /// Acks with `{ok, stats}`.
-pub fn stats_ack(ack: AckSender) -> StatsReply {
+pub fn stats_ack<A: Adapter>(ack: AckSender<A>) -> StatsReply {
     StatsReply::new(move |answer| match answer {
         Ok(stats) => send_ack(ack, &Ack::stats(stats)),
         Err(e) => send_ack(ack, &Ack::error(e)),

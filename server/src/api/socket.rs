@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use app::{Ack, ErrorBody, TaskId, TaskSpec, events, parse_batch};
 use serde_json::Value;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 
 use super::AppState;
@@ -21,8 +22,8 @@ use crate::scheduler::Command;
 ///
 /// With `--token`, the handshake `auth` must be `{token}`; otherwise the
 /// connection is refused with a `connect_error` `unauthorized: ...`.
-pub async fn register(
-    socket: SocketRef,
+pub async fn register<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
 ) -> Result<(), ErrorBody> {
@@ -40,15 +41,15 @@ pub async fn register(
     socket
         .extensions
         .insert(Arc::new(event_rate(state.events_per_sec)));
-    socket.on(events::TASK, on_task);
-    socket.on(events::TASKS, on_tasks);
-    socket.on(events::SUBSCRIBE, on_subscribe);
-    socket.on(events::UNSUBSCRIBE, on_unsubscribe);
-    socket.on(events::CANCEL, on_cancel);
-    socket.on_fallback(on_unknown);
+    socket.on(events::TASK, on_task::<A>);
+    socket.on(events::TASKS, on_tasks::<A>);
+    socket.on(events::SUBSCRIBE, on_subscribe::<A>);
+    socket.on(events::UNSUBSCRIBE, on_unsubscribe::<A>);
+    socket.on(events::CANCEL, on_cancel::<A>);
+    socket.on_fallback(on_unknown::<A>);
     socket.on(
         events::DASHBOARD,
-        move |socket: SocketRef, ack: AckSender, State(state): State<AppState>| {
+        move |socket: SocketRef<A>, ack: AckSender<A>, State(state): State<AppState>| {
             on_dashboard(socket, ack, state, presented.clone())
         },
     );
@@ -61,7 +62,7 @@ const LOGGED_NAME_CHARS: usize = 64;
 /// Any event this namespace does not know (on `/` and `/worker`): an
 /// `invalid_payload` ack, so a client that asked for one does not wait
 /// forever. The name is quoted and shortened: it is the client's text.
-pub async fn on_unknown(socket: SocketRef, Event(event): Event, ack: AckSender) {
+pub async fn on_unknown<A: Adapter>(socket: SocketRef<A>, Event(event): Event, ack: AckSender<A>) {
     if let Err(e) = admit(&socket) {
         return reject(ack, e);
     }
@@ -85,7 +86,7 @@ fn event_rate(per_sec: u32) -> EventRate {
 }
 
 /// `rate_limited` once the socket spends its event budget.
-fn admit(socket: &SocketRef) -> Result<(), ErrorBody> {
+fn admit<A: Adapter>(socket: &SocketRef<A>) -> Result<(), ErrorBody> {
     match socket.extensions.get::<Arc<EventRate>>() {
         Some(rate) if rate.check().is_err() => Err(ErrorBody::new(
             app::ErrorCode::RateLimited,
@@ -95,7 +96,7 @@ fn admit(socket: &SocketRef) -> Result<(), ErrorBody> {
     }
 }
 
-fn reject(ack: AckSender, error: ErrorBody) {
+fn reject<A: Adapter>(ack: AckSender<A>, error: ErrorBody) {
     publish::send_ack(ack, &Ack::error(error));
 }
 
@@ -110,10 +111,10 @@ async fn send(state: &AppState, cmd: Command) {
     }
 }
 
-async fn on_task(
-    socket: SocketRef,
+async fn on_task<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(data): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(state): State<AppState>,
 ) {
     if let Err(e) = admit(&socket) {
@@ -135,10 +136,10 @@ async fn on_task(
     }
 }
 
-async fn on_tasks(
-    socket: SocketRef,
+async fn on_tasks<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(data): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(state): State<AppState>,
 ) {
     if let Err(e) = admit(&socket) {
@@ -170,12 +171,12 @@ fn task_id(data: Result<Value, impl std::fmt::Display>) -> Result<TaskId, ErrorB
 }
 
 /// The events that name one task: `{task_id}` in, one command out.
-async fn about_task(
-    socket: SocketRef,
+async fn about_task<A: Adapter>(
+    socket: SocketRef<A>,
     data: Result<Value, impl std::fmt::Display>,
-    ack: AckSender,
+    ack: AckSender<A>,
     state: AppState,
-    command: impl FnOnce(TaskId, SocketRef, AckSender) -> Command,
+    command: impl FnOnce(TaskId, SocketRef<A>, AckSender<A>) -> Command,
 ) {
     if let Err(e) = admit(&socket) {
         return reject(ack, e);
@@ -186,10 +187,10 @@ async fn about_task(
     }
 }
 
-async fn on_subscribe(
-    socket: SocketRef,
+async fn on_subscribe<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(data): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(state): State<AppState>,
 ) {
     about_task(socket, data, ack, state, |id, socket, ack| {
@@ -202,10 +203,10 @@ async fn on_subscribe(
     .await;
 }
 
-async fn on_unsubscribe(
-    socket: SocketRef,
+async fn on_unsubscribe<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(data): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(state): State<AppState>,
 ) {
     about_task(socket, data, ack, state, |id, socket, ack| {
@@ -218,10 +219,10 @@ async fn on_unsubscribe(
     .await;
 }
 
-async fn on_cancel(
-    socket: SocketRef,
+async fn on_cancel<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(data): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(state): State<AppState>,
 ) {
     about_task(socket, data, ack, state, |id, _, ack| Command::Cancel {
@@ -235,9 +236,9 @@ async fn on_cancel(
 /// the room of every task's pushes is checked again here with the token
 /// this socket presented, so that it stays closed even if the middleware
 /// changes.
-async fn on_dashboard(
-    socket: SocketRef,
-    ack: AckSender,
+async fn on_dashboard<A: Adapter>(
+    socket: SocketRef<A>,
+    ack: AckSender<A>,
     state: AppState,
     presented: Option<Arc<str>>,
 ) {

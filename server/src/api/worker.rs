@@ -21,6 +21,7 @@ use app::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::AppState;
@@ -33,15 +34,15 @@ const INCARNATION: u64 = 0;
 
 /// The id a remote worker is known by: its name and its socket id, so two
 /// workers with one name never collide.
-fn worker_id(socket: &SocketRef, hello: &WorkerHello) -> WorkerId {
+fn worker_id<A: Adapter>(socket: &SocketRef<A>, hello: &WorkerHello) -> WorkerId {
     WorkerId::from(format!("{}#{}", hello.name, socket.id))
 }
 
 /// Connect middleware: refuses a bad `auth` (without the access token, when
 /// one is configured, before even looking at the rest), registers the event
 /// handlers before the CONNECT packet is sent.
-pub async fn register(
-    socket: SocketRef,
+pub async fn register<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
 ) -> Result<(), ErrorBody> {
@@ -89,7 +90,7 @@ pub async fn register(
             message: f.error.message,
         }
     });
-    socket.on_fallback(super::socket::on_unknown);
+    socket.on_fallback(super::socket::on_unknown::<A>);
     socket.on_disconnect(move |State(state): State<AppState>| async move {
         state.remote_kinds.remove(&hello.kinds);
         let down = Command::WorkerDown {
@@ -103,8 +104,8 @@ pub async fn register(
 
 /// Connect handler: the socket is connected now, so jobs can be emitted to
 /// it; announce the worker to the scheduler.
-pub async fn on_connect(
-    socket: SocketRef,
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
 ) {
@@ -124,11 +125,11 @@ pub async fn on_connect(
 }
 
 /// The scheduler's port to a remote worker: `job` and `cancel` emits.
-struct RemotePort {
-    socket: SocketRef,
+struct RemotePort<A: Adapter> {
+    socket: SocketRef<A>,
 }
 
-impl WorkerPort for RemotePort {
+impl<A: Adapter> WorkerPort for RemotePort<A> {
     fn run(&mut self, task: &app::Task) -> Result<(), PortError> {
         self.socket
             .emit(events::JOB, task)
@@ -227,8 +228,8 @@ impl Limits {
 const MAX_TRACKED: usize = 1024;
 
 /// Registers the handler of one kind of report.
-fn on_report<T: DeserializeOwned + Send + 'static>(
-    socket: &SocketRef,
+fn on_report<A: Adapter, T: DeserializeOwned + Send + 'static>(
+    socket: &SocketRef<A>,
     event: &'static str,
     id: &WorkerId,
     limits: &Arc<Limits>,
@@ -238,16 +239,16 @@ fn on_report<T: DeserializeOwned + Send + 'static>(
     let limits = limits.clone();
     socket.on(
         event,
-        move |data: TryData<Value>, ack: AckSender, state: State<AppState>| {
+        move |data: TryData<Value>, ack: AckSender<A>, state: State<AppState>| {
             report(data, ack, state, id.clone(), limits.clone(), frame)
         },
     );
 }
 
 /// A worker's report: parse, hand to the scheduler, ack.
-async fn report<T: DeserializeOwned>(
+async fn report<A: Adapter, T: DeserializeOwned>(
     TryData(data): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(state): State<AppState>,
     id: WorkerId,
     limits: Arc<Limits>,

@@ -1246,6 +1246,7 @@ mod tests {
                 tasks_done: 7,
                 remote: false,
                 pid: Some(42),
+                node: "older".into(),
             }],
             running: 1,
         };

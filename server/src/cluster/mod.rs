@@ -8,7 +8,9 @@
 //! fenced by (owner node, attempt): a node whose lease ran out and whose
 //! tasks were taken back cannot finish them a second time.
 
+pub mod bus;
 pub mod db;
+pub mod redis;
 pub mod testdb;
 
 use std::time::Duration;
