@@ -139,6 +139,27 @@ pub struct Settings {
         value_name = "ORIGIN"
     )]
     pub allowed_origins: Vec<AllowedOrigin>,
+    /// Cluster mode: this server is one node of several sharing one queue in
+    /// PostgreSQL (`--database-url`) and their rooms through Redis
+    /// (`--redis-url`). Without it the embedded store is used.
+    #[arg(long, env = "TASKWIRE_CLUSTER", conflicts_with_all = ["memory", "data_dir"],
+          requires_all = ["database_url", "redis_url"])]
+    pub cluster: bool,
+    /// Cluster mode: the PostgreSQL database (`postgres://user@host/db`).
+    #[arg(long, env = "TASKWIRE_DATABASE_URL", hide_env_values = true, requires = "cluster")]
+    pub database_url: Option<String>,
+    /// Cluster mode: the Redis server (`redis://host:port`).
+    #[arg(long, env = "TASKWIRE_REDIS_URL", hide_env_values = true, requires = "cluster")]
+    pub redis_url: Option<String>,
+    /// Cluster mode: the prefix of every Redis channel of this cluster;
+    /// clusters sharing one Redis use different prefixes.
+    #[arg(long, env = "TASKWIRE_REDIS_PREFIX", default_value = crate::cluster::redis::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+    /// Cluster mode: how long a silent node keeps its running tasks before
+    /// another node takes them back (every node of a cluster uses the same).
+    #[arg(long, env = "TASKWIRE_LEASE_MS", default_value_t = millis(crate::cluster::DEFAULT_LEASE),
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_ms: u64,
     /// Binary to run as worker [default: this one].
     #[arg(long, env = "TASKWIRE_WORKER_EXE", hide = true)]
     pub worker_exe: Option<PathBuf>,

@@ -15,7 +15,7 @@ pub type Probe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Health {
     problem: Arc<RwLock<Option<String>>>,
-    probe: Option<Probe>,
+    probe: Arc<RwLock<Option<Probe>>>,
 }
 
 impl std::fmt::Debug for Health {
@@ -27,12 +27,9 @@ impl std::fmt::Debug for Health {
 }
 
 impl Health {
-    /// A health that also asks `probe`.
-    pub fn with_probe(probe: Probe) -> Self {
-        Self {
-            problem: Arc::default(),
-            probe: Some(probe),
-        }
+    /// Also asks `probe` from now on, for every handle of this health.
+    pub fn set_probe(&self, probe: Probe) {
+        *self.probe.write().unwrap_or_else(|e| e.into_inner()) = Some(probe);
     }
 
     /// Marks the server degraded for `reason`.
@@ -52,7 +49,10 @@ impl Health {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        set.or_else(|| self.probe.as_ref().and_then(|probe| probe()))
+        set.or_else(|| {
+            let probe = self.probe.read().unwrap_or_else(|e| e.into_inner()).clone();
+            probe.and_then(|probe| probe())
+        })
     }
 
     pub fn is_degraded(&self) -> bool {
@@ -80,7 +80,8 @@ mod tests {
     fn a_probe_is_asked_too() {
         let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let probe_down = down.clone();
-        let health = Health::with_probe(Arc::new(move || {
+        let health = Health::default();
+        health.set_probe(Arc::new(move || {
             probe_down
                 .load(std::sync::atomic::Ordering::Relaxed)
                 .then(|| "redis down".to_owned())

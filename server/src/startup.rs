@@ -26,11 +26,14 @@ use crate::api::origin::{self, OriginPolicy};
 use crate::api::publish::RoomPublisher;
 use crate::api::{AppState, RemoteKinds, http};
 use crate::cluster::redis::{self, RedisHealth};
+use crate::cluster::bus::Bus;
+use crate::cluster::db::Db;
+use crate::cluster::link::{Link, QueuedPublisher};
 use crate::cluster::{NodeId, NodeInfo};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
-use crate::scheduler::{Backing, Publisher};
+use crate::scheduler::{Backing, ClusterSide, Command, Publisher};
 use crate::store::Store;
 use crate::{api, pool, scheduler, site};
 
@@ -85,8 +88,18 @@ pub struct Application {
 impl Application {
     /// Binds the address, starts the scheduler and the worker pool; rooms
     /// are this process's own.
+    /// In cluster mode (`--cluster`), rooms are shared through Redis and
+    /// the queue is the cluster's database.
     pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Self> {
-        Self::build_with(settings, registry, Rooms::Local).await
+        let rooms = match (&settings.cluster, &settings.redis_url) {
+            (true, Some(url)) => Rooms::Redis {
+                url: url.clone(),
+                prefix: settings.redis_prefix.clone(),
+            },
+            (true, None) => anyhow::bail!("--cluster needs --redis-url"),
+            (false, _) => Rooms::Local,
+        };
+        Self::build_with(settings, registry, rooms).await
     }
 
     /// Like [`Application::build`], with Socket.IO's rooms where `rooms`
@@ -154,15 +167,31 @@ impl Application {
                 (service, Io::Redis(io, redis_health), publisher)
             }
         };
-        let (durable, temporary_dir) = open_store(&settings, addr, &state.registry, health)?;
         let node = NodeInfo {
             id: NodeId::fresh(),
             addr: addr.to_string(),
             started_at: app::Timestamp::now(),
         };
-        let backing = match durable {
-            Some(durable) => Backing::Durable(durable),
-            None => Backing::Memory,
+        let (backing, temporary_dir, publisher) = match (&io, settings.cluster) {
+            (Io::Redis(_, rooms_health), true) => {
+                pool_config.id_prefix = format!("{}/", node.id);
+                let (side, publisher) =
+                    join_cluster(&settings, &node, &state, rooms_health, publisher, &dispatcher)
+                        .await?;
+                let backing = Backing::Cluster {
+                    side,
+                    health: health.clone(),
+                };
+                (backing, None, publisher)
+            }
+            _ => {
+                let (durable, dir) = open_store(&settings, addr, &state.registry, health)?;
+                let backing = match durable {
+                    Some(durable) => Backing::Durable(durable),
+                    None => Backing::Memory,
+                };
+                (backing, dir, publisher)
+            }
         };
         scheduler::spawn(
             commands,
@@ -235,6 +264,60 @@ impl Application {
         while self.pool.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// Joins the cluster as `node`: connects to its database (bringing the
+/// schema up to date) and to the node bus, registers the node, and hands
+/// the bus's signals to the scheduler. Pushes go through a queue, since
+/// each crosses Redis. Redis's connections count in `GET /healthz`.
+async fn join_cluster(
+    settings: &Settings,
+    node: &NodeInfo,
+    state: &AppState,
+    rooms_health: &RedisHealth,
+    rooms: Arc<dyn Publisher>,
+    dispatcher: &scheduler::Dispatcher,
+) -> anyhow::Result<(ClusterSide, Arc<dyn Publisher>)> {
+    let db_url = settings
+        .database_url
+        .as_deref()
+        .context("--cluster needs --database-url")?;
+    let redis_url = settings
+        .redis_url
+        .as_deref()
+        .context("--cluster needs --redis-url")?;
+    let db = Db::connect(db_url)
+        .await
+        .context("cannot use the cluster's database")?;
+    db.register(node)
+        .await
+        .context("cannot register this node in the cluster's database")?;
+    let (bus, mut signals) = Bus::connect(redis_url, &settings.redis_prefix)
+        .await
+        .context("cannot connect to the node bus")?;
+    let redis_health = rooms_health.and(bus.health());
+    let probe = redis_health.clone();
+    state.health.set_probe(Arc::new(move || probe.problem()));
+    let forward = dispatcher.clone();
+    tokio::spawn(async move {
+        while let Some(signal) = signals.recv().await {
+            if forward.send(Command::Signal(signal)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let lease = Duration::from_millis(settings.lease_ms);
+    tracing::info!(node = %node.id, lease_ms = settings.lease_ms, prefix = %settings.redis_prefix, "joined the cluster");
+    let link = Link::new(db, bus, node.clone(), lease, redis_health);
+    let registry = state.registry.clone();
+    let classify = move |kind: &str| registry.get(kind).map_or(Class::Cpu, |h| h.class());
+    let side = ClusterSide::new(
+        Arc::new(link),
+        Box::new(classify),
+        state.registry.kinds(),
+        lease,
+    );
+    Ok((side, Arc::new(QueuedPublisher::new(rooms))))
 }
 
 /// The Socket.IO server's limits and heartbeat (its adapter, state and

@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (API, Socket.IO, worker pool, web UI).
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Run as a worker process of a server (internal: the server spawns it).
     #[command(hide = true)]
     Worker,
@@ -171,7 +171,7 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         match cli.command {
-            Command::Serve(settings) => serve(settings, registry).await,
+            Command::Serve(settings) => serve(*settings, registry).await,
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Cancel(args) => cancel(args).await,

@@ -61,6 +61,8 @@ pub(super) enum ClusterDone {
         result: Result<CancelOutcome, ClusterError>,
     },
     Beat(Result<bool, ClusterError>),
+    /// Tasks this node runs whose cancel is pending.
+    CancelRequests(Result<Vec<TaskId>, ClusterError>),
     Rejoined(Result<(), ClusterError>),
     Reaped(Result<Vec<Reaped>, ClusterError>),
     Overview {
@@ -239,8 +241,10 @@ impl Scheduler {
             };
             let beat = side.link.heartbeat(state);
             let reap = side.link.reap();
+            let cancels = side.link.cancel_requests();
             side.push(async move { ClusterDone::Beat(beat.await) });
             side.push(async move { ClusterDone::Reaped(reap.await) });
+            side.push(async move { ClusterDone::CancelRequests(cancels.await) });
         }
     }
 
@@ -586,6 +590,17 @@ impl Scheduler {
                 }
             }
             ClusterDone::Rejoined(result) => self.cluster_health(&result),
+            ClusterDone::CancelRequests(result) => {
+                self.cluster_health(&result);
+                let owner = self.node.id.clone();
+                for id in result.unwrap_or_default() {
+                    // Already being stopped: nothing to do.
+                    if self.table.get(&id).is_some_and(|e| !e.task.status.is_final()) {
+                        let owner = owner.clone();
+                        self.on_signal(Signal::Cancel { id, owner }).await;
+                    }
+                }
+            }
             ClusterDone::Reaped(result) => {
                 self.cluster_health(&result);
                 let Ok(reaped) = result else { return };

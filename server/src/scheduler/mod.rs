@@ -72,6 +72,7 @@ pub use ports::{
 pub use queue::{KindQueues, Place, RunQueue};
 pub use worker::{Slots, WorkerLink};
 
+use crate::cluster::db::Committed;
 use crate::cluster::{Fenced, NodeInfo};
 use crate::health::Health;
 use crate::kinds::Class;

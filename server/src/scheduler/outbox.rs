@@ -24,9 +24,9 @@ pub(super) type PendingCommit = BoxFuture<'static, CommitDone>;
 /// A finished commit: its outcome, what waited for it, and what it wrote
 /// (written again by a later commit if this one failed).
 pub(super) struct CommitDone {
-    /// The ids whose fenced writes the cluster refused, or why nothing
-    /// was written.
-    result: Result<Vec<TaskId>, String>,
+    /// What the cluster did not write as asked (nothing for the embedded
+    /// store), or why nothing was written.
+    result: Result<Committed, String>,
     deferred: Vec<Deferred>,
     written: Vec<TaskId>,
     deleted: Vec<TaskId>,
@@ -189,7 +189,10 @@ impl Scheduler {
         self.outbox.commits.push_back(
             async move {
                 CommitDone {
-                    result: commit.await.map(|()| Vec::new()).map_err(|e| e.to_string()),
+                    result: commit
+                        .await
+                        .map(|()| Committed::default())
+                        .map_err(|e| e.to_string()),
                     deferred,
                     written,
                     deleted,
@@ -235,7 +238,7 @@ impl Scheduler {
                     Some(commit) => commit
                         .await
                         .map_err(|e| format!("the cluster's database cannot be written: {e}")),
-                    None => Ok(Vec::new()),
+                    None => Ok(Committed::default()),
                 };
                 CommitDone {
                     result,
@@ -262,8 +265,11 @@ impl Scheduler {
             generation,
             fenced,
         } = done;
-        let taken = match result {
-            Ok(taken) => taken,
+        let Committed {
+            fenced: taken,
+            cancelled,
+        } = match result {
+            Ok(committed) => committed,
             Err(e) => {
                 self.outbox.fenced.extend(fenced);
                 return self.commit_failed(&e, deferred, written, deleted).await;
@@ -271,6 +277,13 @@ impl Scheduler {
         };
         // Tasks the cluster took back: nothing more about them goes out.
         self.forget_taken(&taken);
+        // Tasks given back that a cancel ended instead: their `result` is
+        // this node's to push.
+        let mut deferred = deferred;
+        for task in cancelled {
+            deferred.retain(|d| !matches!(d, Deferred::GivenBack(ev) if ev.task_id == task.id));
+            self.publisher.result(&task).await;
+        }
         if self.outbox.degraded.is_some() {
             if generation < self.outbox.recovers_from {
                 // Stored, but it holds nothing of the failed commits: its

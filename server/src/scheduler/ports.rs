@@ -10,6 +10,7 @@ use std::sync::Arc;
 use app::{ProgressEvent, Stats, StatusEvent, Task, TaskId};
 use futures_util::future::BoxFuture;
 
+use crate::cluster::db::Committed;
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
 };
@@ -129,10 +130,13 @@ pub trait ClusterPort: Send + Sync {
     /// Claims queued tasks into this node's free slots.
     fn claim(&self, wants: Vec<Want>, limit: u32) -> ClusterFuture<Vec<Claimed>>;
     /// Fenced writes of claimed tasks; resolves to the ids whose fence
-    /// failed (taken back by the cluster: their writes did nothing).
-    fn commit(&self, writes: Vec<Fenced>) -> ClusterFuture<Vec<TaskId>>;
+    /// failed (taken back by the cluster: their writes did nothing), and
+    /// the tasks given back that a pending cancel ended instead.
+    fn commit(&self, writes: Vec<Fenced>) -> ClusterFuture<Committed>;
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>>;
     fn cancel(&self, id: TaskId) -> ClusterFuture<CancelOutcome>;
+    /// Tasks this node runs whose cancel is pending (a missed signal).
+    fn cancel_requests(&self) -> ClusterFuture<Vec<TaskId>>;
     /// Tells every node (at most once: each signal has a fallback).
     fn signal(&self, signal: Signal) -> ClusterFuture<()>;
     /// Says this node is alive, with its workers; `false` if the cluster
