@@ -146,10 +146,20 @@ pub struct Settings {
           requires_all = ["database_url", "redis_url"])]
     pub cluster: bool,
     /// Cluster mode: the PostgreSQL database (`postgres://user@host/db`).
-    #[arg(long, env = "TASKWIRE_DATABASE_URL", hide_env_values = true, requires = "cluster")]
+    #[arg(
+        long,
+        env = "TASKWIRE_DATABASE_URL",
+        hide_env_values = true,
+        requires = "cluster"
+    )]
     pub database_url: Option<String>,
     /// Cluster mode: the Redis server (`redis://host:port`).
-    #[arg(long, env = "TASKWIRE_REDIS_URL", hide_env_values = true, requires = "cluster")]
+    #[arg(
+        long,
+        env = "TASKWIRE_REDIS_URL",
+        hide_env_values = true,
+        requires = "cluster"
+    )]
     pub redis_url: Option<String>,
     /// Cluster mode: the prefix of every Redis channel of this cluster;
     /// clusters sharing one Redis use different prefixes.

@@ -25,10 +25,10 @@ use crate::api::auth::AccessToken;
 use crate::api::origin::{self, OriginPolicy};
 use crate::api::publish::RoomPublisher;
 use crate::api::{AppState, RemoteKinds, http};
-use crate::cluster::redis::{self, RedisHealth};
 use crate::cluster::bus::Bus;
 use crate::cluster::db::Db;
 use crate::cluster::link::{Link, QueuedPublisher};
+use crate::cluster::redis::{self, RedisHealth};
 use crate::cluster::{NodeId, NodeInfo};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
@@ -175,9 +175,15 @@ impl Application {
         let (backing, temporary_dir, publisher) = match (&io, settings.cluster) {
             (Io::Redis(_, rooms_health), true) => {
                 pool_config.id_prefix = format!("{}/", node.id);
-                let (side, publisher) =
-                    join_cluster(&settings, &node, &state, rooms_health, publisher, &dispatcher)
-                        .await?;
+                let (side, publisher) = join_cluster(
+                    &settings,
+                    &node,
+                    &state,
+                    rooms_health,
+                    publisher,
+                    &dispatcher,
+                )
+                .await?;
                 let backing = Backing::Cluster {
                     side,
                     health: health.clone(),

@@ -65,7 +65,9 @@ impl Link {
     where
         F: Future<Output = Result<T, DbError>> + Send + 'static,
     {
-        call(self.db.clone()).map(|r| r.map_err(ClusterError::from)).boxed()
+        call(self.db.clone())
+            .map(|r| r.map_err(ClusterError::from))
+            .boxed()
     }
 }
 

@@ -595,7 +595,11 @@ impl Scheduler {
                 let owner = self.node.id.clone();
                 for id in result.unwrap_or_default() {
                     // Already being stopped: nothing to do.
-                    if self.table.get(&id).is_some_and(|e| !e.task.status.is_final()) {
+                    if self
+                        .table
+                        .get(&id)
+                        .is_some_and(|e| !e.task.status.is_final())
+                    {
                         let owner = owner.clone();
                         self.on_signal(Signal::Cancel { id, owner }).await;
                     }

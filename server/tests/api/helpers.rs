@@ -73,7 +73,7 @@ fn serve_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     if !extra.contains(&"--workers") {
         args.extend(["--workers", "2"]);
     }
-    if !extra.contains(&"--data-dir") {
+    if !extra.contains(&"--data-dir") && !extra.contains(&"--cluster") {
         args.push("--memory");
     }
     args.extend(extra);

@@ -9,6 +9,7 @@ mod batch_and_load;
 mod bench;
 mod bounds;
 mod cli;
+mod cluster;
 mod cluster_redis;
 mod dispatch;
 mod durability;
