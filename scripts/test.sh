@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# PostgreSQL and Redis, for cluster mode's tests (started if not running).
+scripts/services.sh
 export PATH="$PWD/scripts/tools/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 # One build from scratch: incremental state would only cost disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
