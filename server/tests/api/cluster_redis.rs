@@ -28,7 +28,7 @@ use taskwire::{Application, Registry, Settings};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{WAIT, spec};
+use crate::helpers::{PrivateRedis, WAIT, spec};
 
 fn redis_url() -> String {
     std::env::var("TASKWIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -366,64 +366,6 @@ async fn a_node_that_cannot_reach_redis_does_not_start() {
         .err()
         .expect("a prefix with '#'");
     assert!(matches!(e, redis::RedisError::Prefix(_)), "{e}");
-}
-
-/// A `redis-server` of this test's own on a free port (the shared one
-/// cannot be stopped), killed when dropped.
-struct PrivateRedis {
-    port: u16,
-    child: tokio::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateRedis {
-    /// Starts one on `port` (a free one if `None`) and waits until it
-    /// answers.
-    async fn start(port: Option<u16>) -> Self {
-        let port = match port {
-            Some(port) => port,
-            None => std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port(),
-        };
-        let dir = tempfile::tempdir().expect("a directory for redis-server");
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server on PATH");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server did not listen"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, as a crash would stop it.
-    async fn kill(mut self) -> u16 {
-        self.child.kill().await.expect("kill redis-server");
-        self.port
-    }
 }
 
 /// Waits until `health` reports a problem, and returns it.

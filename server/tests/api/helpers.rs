@@ -453,3 +453,61 @@ where
         .unwrap();
     String::from_utf8_lossy(&all).into_owned()
 }
+
+/// A `redis-server` of this test's own on a free port (the shared one
+/// cannot be stopped), killed when dropped.
+pub struct PrivateRedis {
+    port: u16,
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    /// Starts one on `port` (a free one if `None`) and waits until it
+    /// answers.
+    pub async fn start(port: Option<u16>) -> Self {
+        let port = match port {
+            Some(port) => port,
+            None => std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port(),
+        };
+        let dir = tempfile::tempdir().expect("a directory for redis-server");
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server on PATH");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crash would stop it.
+    pub async fn kill(mut self) -> u16 {
+        self.child.kill().await.expect("kill redis-server");
+        self.port
+    }
+}
