@@ -53,6 +53,20 @@ describe('dashboard', { timeout: SUITE_MS }, () => {
     assert.equal(await page.locator('#workers + p.empty').count(), 0, 'no "waiting for stats" once stats came');
   });
 
+  it('lists the server as the one node, and names it on each worker', async () => {
+    await pollUntil(async () => (await page.locator('table#nodes tbody tr[data-node-id]').count()) === 1,
+      'one node row');
+    const row = await page.$eval('table#nodes tbody tr[data-node-id]', (tr) => ({
+      id: tr.dataset.nodeId,
+      cells: [...tr.querySelectorAll('td')].map((td) => td.textContent.trim()),
+    }));
+    assert.equal(row.cells[1], new URL(server.url).host, 'its address');
+    assert.equal(row.cells[3], '2', 'its workers');
+    const nodes = await page.$$eval('table#workers tbody tr[data-worker-id] td:nth-child(6)',
+      (tds) => tds.map((td) => td.textContent.trim()));
+    assert.deepEqual(nodes, [row.id, row.id]);
+  });
+
   it('counts tasks submitted elsewhere, and charts the throughput', async () => {
     // 20 echo tasks: 15 over Socket.IO, 5 over HTTP.
     const ids = [];

@@ -1,5 +1,6 @@
-//! `/dashboard`: counters, the last minute's throughput and the workers,
-//! all from `stats` pushes (the page joins the `dashboard` room).
+//! `/dashboard`: counters, the last minute's throughput, the nodes (one on
+//! a single server, every node of a cluster) and the workers, all from
+//! `stats` pushes (the page joins the `dashboard` room).
 
 use std::collections::VecDeque;
 
@@ -26,6 +27,10 @@ pub fn Dashboard() -> impl IntoView {
             <section class="panel" aria-labelledby="chart-title">
                 <h2 id="chart-title">"Throughput, last minute"</h2>
                 <Chart/>
+            </section>
+            <section class="panel" aria-labelledby="nodes-title">
+                <h2 id="nodes-title">"Nodes"</h2>
+                <Nodes/>
             </section>
             <section class="panel" aria-labelledby="workers-title">
                 <h2 id="workers-title">"Workers"</h2>
@@ -137,10 +142,11 @@ pub fn Workers() -> impl IntoView {
                     <th scope="col">"Current task"</th>
                     <th scope="col" class="num">"Running"</th>
                     <th scope="col" class="num">"Tasks done"</th>
+                    <th scope="col">"Node"</th>
                 </tr>
             </thead>
             <tbody>
-                <For each=workers key=|w| (w.id.clone(), w.state.as_str(), w.current_task, w.running, w.tasks_done) let:w>
+                <For each=workers key=|w| (w.id.clone(), w.state.as_str(), w.current_task, w.running, w.tasks_done, w.node.clone()) let:w>
                     <tr data-worker-id=w.id.to_string()>
                         <td>
                             {w.id.to_string()}
@@ -153,11 +159,46 @@ pub fn Workers() -> impl IntoView {
                         })}</td>
                         <td class="num">{w.running}</td>
                         <td class="num">{w.tasks_done}</td>
+                        <td><code>{w.node.clone()}</code></td>
                     </tr>
                 </For>
             </tbody>
         </table>
         {move || live.stats.with(|s| s.is_none()).then(|| view! { <p class="empty">"Waiting for the first stats…"</p> })}
+    }
+}
+
+/// Every node of the cluster (the server itself on a single server).
+#[component]
+pub fn Nodes() -> impl IntoView {
+    let live = Live::get();
+    let nodes = move || {
+        live.stats
+            .with(|s| s.as_ref().map(|s| s.nodes.clone()).unwrap_or_default())
+    };
+    view! {
+        <table id="nodes" class="nodes">
+            <thead>
+                <tr>
+                    <th scope="col">"Node"</th>
+                    <th scope="col">"Address"</th>
+                    <th scope="col">"Started"</th>
+                    <th scope="col" class="num">"Workers"</th>
+                    <th scope="col" class="num">"Running"</th>
+                </tr>
+            </thead>
+            <tbody>
+                <For each=nodes key=|n| (n.id.clone(), n.workers, n.running) let:n>
+                    <tr data-node-id=n.id.clone()>
+                        <td><code>{n.id.clone()}</code></td>
+                        <td>{n.addr.clone()}</td>
+                        <td>{n.started_at.to_string()}</td>
+                        <td class="num">{n.workers}</td>
+                        <td class="num">{n.running}</td>
+                    </tr>
+                </For>
+            </tbody>
+        </table>
     }
 }
 

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Cluster mode's benchmark: 1, 2 and 3 nodes on one PostgreSQL and one
+# Redis (the machine's, 127.0.0.1:5432 and :6379), beside single-node
+# durable Taskwire, in one run, with `taskwire bench` as the load.
+#
+#   scripts/bench-cluster.sh [BIN] [ROUNDS]     (BIN: a release build)
+#
+# (a) echo, 20 sockets x 50 in flight, spread evenly over the nodes' own
+#     generators: tasks/s, and CPU per task of everything that serves it —
+#     the nodes and their workers, every PostgreSQL process, every Redis
+#     process (the generators' CPU is not counted).
+# (s) slot-bound: `sleep` 100 ms tasks, 4 slots per node, 10 s: tasks/s
+#     is the cluster's capacity, ideally 40 per node.
+# Prints one line per run and a summary table of medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$(realpath "${1:-target/release/taskwire}")
+rounds=${2:-3}
+scripts/services.sh >/dev/null
+pg=postgres://postgres@127.0.0.1:5432
+redis=redis://127.0.0.1:6379
+tmp=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+hz=$(getconf CLK_TCK)
+
+# CPU ticks (user + system) so far of the processes that serve: the
+# nodes and their workers (taskwire, but not `taskwire bench`), PostgreSQL,
+# Redis.
+serving_ticks() {
+  local total=0 pid comm cmd t
+  for stat in /proc/[0-9]*/stat; do
+    pid=${stat#/proc/}
+    pid=${pid%/stat}
+    comm=$(cut -d' ' -f2 "$stat" 2>/dev/null) || continue
+    case $comm in
+      "(taskwire)")
+        cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+        [[ $cmd == *" bench "* ]] && continue
+        ;;
+      "(postgres)" | "(redis-server)") ;;
+      *) continue ;;
+    esac
+    t=$(awk '{print $14 + $15}' "$stat" 2>/dev/null) || continue
+    total=$((total + t))
+  done
+  echo "$total"
+}
+
+# Starts a server with ARGS; prints its port.
+start() {
+  local log=$tmp/server-$RANDOM.log
+  "$bin" serve --addr 127.0.0.1:0 --site-root /nonexistent "$@" >"$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 200); do
+    if grep -q "taskwire listening on" "$log"; then
+      grep -o '127.0.0.1:[0-9]*' "$log" | head -1 | cut -d: -f2
+      return
+    fi
+    sleep 0.05
+  done
+  echo "server did not start: $(tail -3 "$log")" >&2
+  exit 1
+}
+
+stop_all() {
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
+}
+
+# Runs the load on every port at once, split evenly; prints
+# "tasks_per_s ok errors".
+load() {
+  local n=$# i=0 port
+  local -a gen=()
+  for port in "$@"; do
+    "$bin" bench --url "http://127.0.0.1:$port" --json "${load_args[@]}" \
+      --clients $((clients / n)) >"$tmp/gen-$i.json" 2>/dev/null &
+    gen+=($!)
+    i=$((i + 1))
+  done
+  wait "${gen[@]}"
+  for ((i = 0; i < n; i++)); do tail -1 "$tmp/gen-$i.json"; done |
+    node -e 'let t=0,ok=0,err=0;for(const l of require("fs").readFileSync(0,"utf8").trim().split("\n")){const j=JSON.parse(l);t+=j.throughput_per_s;ok+=j.ok;err+=j.errors+(j.tasks-j.ok-j.errors)}console.log(Math.round(t),ok,err)'
+}
+
+# One measured run of SERVER (1node-durable, or Nnodes) under the load.
+run() {
+  local what=$1 nodes=$2
+  shift 2
+  local -a ports=()
+  if [[ $what == durable ]]; then
+    ports+=("$(start --workers 1 "$@")")
+  else
+    local db="tw_bench_$RANDOM$RANDOM"
+    psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $db" >/dev/null
+    for ((k = 0; k < nodes; k++)); do
+      ports+=("$(start --cluster --database-url "$pg/$db" --redis-url "$redis" \
+        --redis-prefix "$db" --workers 1 "$@")")
+    done
+  fi
+  sleep 1
+  local before after result
+  before=$(serving_ticks)
+  result=$(load "${ports[@]}")
+  after=$(serving_ticks)
+  stop_all
+  [[ $what == durable ]] || psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
+  read -r tps ok errors <<<"$result"
+  local us=$(((after - before) * 1000000 / hz / (ok > 0 ? ok : 1)))
+  echo "$scenario $what $nodes: tasks/s $tps ok $ok errors $errors serving_cpu_us_per_task $us"
+}
+
+clients=20
+for ((r = 1; r <= rounds; r++)); do
+  scenario=a
+  load_args=(--inflight 50 --tasks 60000 --kind echo)
+  run durable 1
+  for n in 1 2 3; do run cluster "$n"; done
+  scenario=s
+  load_args=(--inflight 20 --duration-s 10 --kind sleep --input '{"ms":100}')
+  clients=12
+  for n in 1 2 3; do run cluster "$n" --io-slots 4; done
+  clients=20
+done
