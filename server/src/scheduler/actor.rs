@@ -161,6 +161,7 @@ impl Scheduler {
                 // then claim for the slots still free.
                 self.give_back_unstarted();
                 self.start_commit();
+                self.insert_submissions();
                 self.claim();
             }
             self.flush();

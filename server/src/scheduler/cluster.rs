@@ -41,9 +41,9 @@ const CANCEL_ANSWER_SLACK: Duration = Duration::from_secs(2);
 
 /// A cluster operation that finished, and what waits for it.
 pub(super) enum ClusterDone {
+    /// Submissions stored together, each acked with its own tasks.
     Inserted {
-        reply: TasksReply,
-        tasks: Vec<Task>,
+        submissions: Vec<(TasksReply, Vec<Task>)>,
         result: Result<(), ClusterError>,
     },
     Claimed(Result<Vec<Claimed>, ClusterError>),
@@ -85,6 +85,10 @@ pub struct ClusterSide {
     pub(super) ops: FuturesUnordered<BoxFuture<'static, ClusterDone>>,
     /// A claim is under way.
     claiming: bool,
+    /// Submissions waiting for the insert under way to end: they are
+    /// stored together by the next one (group commit).
+    submissions: Vec<(TasksReply, Vec<Task>)>,
+    inserting: bool,
     /// There may be queued tasks: claim at the next chance.
     more: bool,
     last_beat: Option<tokio::time::Instant>,
@@ -112,6 +116,8 @@ impl ClusterSide {
             lease,
             ops: FuturesUnordered::new(),
             claiming: false,
+            submissions: Vec::new(),
+            inserting: false,
             more: true,
             last_beat: None,
             beating: false,
@@ -164,16 +170,34 @@ impl Scheduler {
         }
     }
 
-    /// Stores new tasks in the shared queue; acked once committed.
+    /// Stores new tasks in the shared queue (with the other submissions
+    /// of the round, see [`Scheduler::insert_submissions`]); acked once
+    /// committed.
     pub(super) fn cluster_submit(&mut self, tasks: Vec<Task>, reply: TasksReply) {
+        if let Some(side) = &mut self.cluster {
+            side.submissions.push((reply, tasks));
+        }
+    }
+
+    /// Stores every submission waiting, in one insert, unless one is under
+    /// way: under load, each insert carries what came in meanwhile.
+    pub(super) fn insert_submissions(&mut self) {
         let Some(side) = &mut self.cluster else {
             return;
         };
-        let insert = side.link.insert(tasks.clone());
+        if side.inserting || side.submissions.is_empty() {
+            return;
+        }
+        side.inserting = true;
+        let submissions = std::mem::take(&mut side.submissions);
+        let tasks: Vec<Task> = submissions
+            .iter()
+            .flat_map(|(_, t)| t.iter().cloned())
+            .collect();
+        let insert = side.link.insert(tasks);
         side.push(async move {
             ClusterDone::Inserted {
-                reply,
-                tasks,
+                submissions,
                 result: insert.await,
             }
         });
@@ -446,23 +470,31 @@ impl Scheduler {
     pub(super) async fn on_cluster(&mut self, done: ClusterDone) {
         match done {
             ClusterDone::Inserted {
-                reply,
-                tasks,
+                submissions,
                 result,
             } => {
                 self.cluster_health(&result);
-                match result {
-                    Ok(()) => {
-                        reply.tasks(&tasks.iter().collect::<Vec<_>>());
-                        let mut kinds: Vec<String> = tasks.into_iter().map(|t| t.kind).collect();
-                        kinds.sort();
-                        kinds.dedup();
-                        if let Some(side) = &mut self.cluster {
-                            side.more = true;
-                            side.signal(Signal::Wake { kinds });
+                if let Some(side) = &mut self.cluster {
+                    side.inserting = false;
+                }
+                let error = result.err().map(|e| Self::unavailable_or_internal(&e));
+                let mut kinds = Vec::new();
+                for (reply, tasks) in submissions {
+                    match &error {
+                        None => {
+                            reply.tasks(&tasks.iter().collect::<Vec<_>>());
+                            kinds.extend(tasks.into_iter().map(|t| t.kind));
                         }
+                        Some(e) => reply.error(e.clone()),
                     }
-                    Err(e) => reply.error(Self::unavailable_or_internal(&e)),
+                }
+                if error.is_none()
+                    && let Some(side) = &mut self.cluster
+                {
+                    kinds.sort();
+                    kinds.dedup();
+                    side.more = true;
+                    side.signal(Signal::Wake { kinds });
                 }
             }
             ClusterDone::Claimed(result) => {

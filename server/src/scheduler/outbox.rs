@@ -147,6 +147,11 @@ impl Scheduler {
     /// transaction, taking along what waits for it. The scheduler goes on
     /// meanwhile; [`Scheduler::committed`] runs when it is durable.
     pub(super) fn start_commit(&mut self) {
+        // A cluster's database is a network away: a commit waits for the
+        // one under way, and carries everything changed meanwhile.
+        if self.outbox.cluster.is_some() && !self.outbox.commits.is_empty() {
+            return;
+        }
         // While the store fails, only the retry timer starts commits.
         if self.outbox.degraded.is_none() {
             self.write_changes();

@@ -129,8 +129,11 @@ impl Scheduler {
             return;
         }
         // Everything changed so far must be stored before we answer.
-        self.start_commit();
-        while let Some(done) = self.outbox.commits.next().await {
+        loop {
+            self.start_commit();
+            let Some(done) = self.outbox.commits.next().await else {
+                break;
+            };
             self.committed(done).await;
         }
         if let Some(reason) = &self.outbox.degraded {
