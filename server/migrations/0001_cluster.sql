@@ -32,14 +32,15 @@ CREATE TABLE tasks (
     -- Set by a cancel while it runs: whoever gives it back (its owner, or
     -- a reaper) ends it `cancelled` instead of queueing it again.
     cancel_requested boolean NOT NULL DEFAULT false,
-    progress         jsonb,
-    output           jsonb,
-    error            jsonb,
+    -- json, not jsonb: inputs and outputs keep their keys' order.
+    progress         json,
+    output           json,
+    error            json,
     started_at       timestamptz,
     finished_at      timestamptz,
     -- The task as submitted, never updated: the columns above hold
     -- everything that changed since, and win when it is read back.
-    body             jsonb NOT NULL,
+    body             json NOT NULL,
     CHECK ((status = 'running') = (owner IS NOT NULL))
 ) WITH (fillfactor = 90);
 

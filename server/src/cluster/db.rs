@@ -40,6 +40,8 @@ pub enum DbError {
     Query(#[source] sqlx::Error),
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] MigrateError),
+    #[error("cannot encode a task for the database: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 impl From<sqlx::Error> for DbError {
@@ -62,7 +64,7 @@ impl DbError {
             Self::Migrate(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => {
                 unreachable(e)
             }
-            Self::Migrate(_) => false,
+            Self::Migrate(_) | Self::Encode(_) => false,
         }
     }
 }
@@ -183,10 +185,10 @@ impl Db {
             "INSERT INTO tasks (id, kind, priority, max_attempts, status, body)
              SELECT (b->>'id')::uuid, b->>'kind', (b->>'priority')::int,
                     (b->>'max_attempts')::int, 'queued', b
-             FROM jsonb_array_elements($1) WITH ORDINALITY AS e(b, n)
+             FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
              ORDER BY n",
         )
-        .bind(Json(tasks))
+        .bind(json_text(tasks)?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -273,9 +275,9 @@ impl Db {
         }
         let result = sqlx::query(concat!(
             "WITH w AS (
-                 SELECT * FROM jsonb_to_recordset($2) AS w(
-                     id uuid, attempt int, next_attempt int, status text, progress jsonb,
-                     output jsonb, error jsonb, worker text, started_at timestamptz,
+                 SELECT * FROM json_to_recordset($2::json) AS w(
+                     id uuid, attempt int, next_attempt int, status text, progress json,
+                     output json, error json, worker text, started_at timestamptz,
                      finished_at timestamptz)
              ),
              mine AS MATERIALIZED (
@@ -297,7 +299,7 @@ impl Db {
              ),
              cancelled AS (
                  UPDATE tasks t
-                 SET status = 'cancelled', owner = NULL, error = $3,
+                 SET status = 'cancelled', owner = NULL, error = $3::json,
                      finished_at = date_trunc('milliseconds', now())
                  FROM mine WHERE t.id = mine.id AND mine.cancel
                  RETURNING t.id, ",
@@ -313,8 +315,8 @@ impl Db {
              WHERE mine.id IS NULL OR c.id IS NOT NULL"
         ))
         .bind(&node.0)
-        .bind(Json(&rows))
-        .bind(Json(cancelled_error()))
+        .bind(json_text(&rows)?)
+        .bind(json_text(&cancelled_error())?)
         .fetch_all(&self.pool)
         .await?;
         let mut committed = Committed::default();
@@ -492,7 +494,7 @@ async fn cancel_locked(conn: &mut PgConnection, id: TaskId) -> Result<CancelOutc
             let row = sqlx::query(concat!(
                 "WITH c AS (
                      UPDATE tasks t
-                     SET status = 'cancelled', error = $2,
+                     SET status = 'cancelled', error = $2::json,
                          finished_at = date_trunc('milliseconds', now())
                      WHERE t.id = $1
                      RETURNING ",
@@ -503,7 +505,7 @@ async fn cancel_locked(conn: &mut PgConnection, id: TaskId) -> Result<CancelOutc
                 " SELECT * FROM c"
             ))
             .bind(id.0)
-            .bind(Json(cancelled_error()))
+            .bind(json_text(&cancelled_error())?)
             .fetch_one(&mut *conn)
             .await?;
             CancelOutcome::Cancelled(task(&row)?)
@@ -538,8 +540,8 @@ async fn take_back(conn: &mut PgConnection, dead: &[String]) -> Result<Vec<Reape
              UPDATE tasks t
              SET status = CASE WHEN l.cancel THEN 'cancelled'
                                WHEN l.last THEN 'failed' ELSE 'queued' END,
-                 error = CASE WHEN l.cancel THEN $2::jsonb
-                              WHEN l.last THEN jsonb_build_object('code', $3::text,
+                 error = CASE WHEN l.cancel THEN $2::json
+                              WHEN l.last THEN json_build_object('code', $3::text,
                                   'message', format('node %s was lost on attempt %s',
                                                     l.owner, t.attempt)) END,
                  finished_at = CASE WHEN l.cancel OR l.last
@@ -559,7 +561,7 @@ async fn take_back(conn: &mut PgConnection, dead: &[String]) -> Result<Vec<Reape
          SELECT * FROM reaped"
     ))
     .bind(dead)
-    .bind(Json(cancelled_error()))
+    .bind(json_text(&cancelled_error())?)
     .bind(ErrorCode::WorkerLost.as_str())
     .fetch_all(&mut *conn)
     .await?;
@@ -573,7 +575,7 @@ async fn take_back(conn: &mut PgConnection, dead: &[String]) -> Result<Vec<Reape
         .collect()
 }
 
-/// One write of a commit as `jsonb_to_recordset` reads it: the fence
+/// One write of a commit as `json_to_recordset` reads it: the fence
 /// (`attempt`) and the values the write sets.
 #[derive(Serialize)]
 struct WriteRow<'a> {
@@ -626,6 +628,12 @@ impl<'a> WriteRow<'a> {
             finished_at: None,
         }
     }
+}
+
+/// `value` as JSON text, bound as `$n::json`: a `jsonb` parameter would
+/// lose the order of its keys.
+fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(DbError::Encode)
 }
 
 fn cancelled_error() -> ErrorBody {

@@ -25,7 +25,7 @@ use futures_util::stream::FuturesUnordered;
 
 use super::*;
 use crate::cluster::{
-    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeState, Reaped, Signal, Want,
+    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeId, NodeState, Reaped, Signal, Want,
 };
 
 /// Most tasks one claim takes (a short transaction).
@@ -59,6 +59,14 @@ pub(super) enum ClusterDone {
         id: TaskId,
         reply: TaskReply,
         result: Result<CancelOutcome, ClusterError>,
+    },
+    /// The state of a task whose cancels wait for its end; `forced`: their
+    /// time is up, answer whatever it is.
+    CancelRead {
+        id: TaskId,
+        replies: Vec<TaskReply>,
+        forced: bool,
+        result: Result<Option<Task>, ClusterError>,
     },
     Beat(Result<bool, ClusterError>),
     /// Tasks this node runs whose cancel is pending.
@@ -383,6 +391,14 @@ impl Scheduler {
         }
     }
 
+    /// Tells every node that task `id` is final (answers the cancels
+    /// waiting for it, on any node).
+    pub(super) fn signal_finished(&mut self, id: TaskId) {
+        if let Some(side) = &mut self.cluster {
+            side.signal(Signal::Finished { id });
+        }
+    }
+
     /// A final task was pushed: this node forgets it (the database keeps
     /// it), and tells a node waiting to answer a cancel of it.
     pub(super) fn cluster_published(&mut self, id: TaskId) {
@@ -420,51 +436,59 @@ impl Scheduler {
                 }
             }
             Signal::Cancel { id, owner } if owner == self.node.id => {
-                let here = held(self, id);
+                let (holds, running) = (self.table.contains(&id), held(self, id));
                 let Some(side) = &mut self.cluster else {
                     return;
                 };
-                if !here {
-                    // Not here (any more): the asker reads the database.
+                if !holds {
+                    // Not here (any more, or not yet: a claim under way, then
+                    // the heartbeat's cancel requests find it): the asker
+                    // reads the database, and waits on if it is not final.
                     return side.signal(Signal::Finished { id });
                 }
+                // Told when it is final and pushed (it may be already,
+                // waiting for its commit).
                 side.cancelled_elsewhere.insert(id);
-                let error = ErrorBody::new(ErrorCode::Cancelled, "cancelled by request");
-                self.stop(id, TaskStatus::Cancelled, error, None).await;
+                if running {
+                    let error = ErrorBody::new(ErrorCode::Cancelled, "cancelled by request");
+                    self.stop(id, TaskStatus::Cancelled, error, None).await;
+                }
             }
             Signal::Cancel { .. } => {}
-            Signal::Finished { id } => self.answer_cancels(id),
+            Signal::Finished { id } => self.answer_cancels(id, false),
         }
     }
 
-    /// Answers the cancels of `id` waiting for another node, from the
-    /// database.
-    pub(super) fn answer_cancels(&mut self, id: TaskId) {
+    /// Reads task `id` for the cancels waiting for its end: answered once
+    /// it is final, or now if `forced` (their time is up).
+    pub(super) fn answer_cancels(&mut self, id: TaskId, forced: bool) {
         let Some(side) = &mut self.cluster else {
             return;
         };
-        for reply in side.cancels.remove(&id).unwrap_or_default() {
-            let read = side.link.get(id);
-            side.push(async move {
-                ClusterDone::Read {
-                    id,
-                    reply: Some(TaskReply::new(move |answer| {
-                        reply.send(answer.and_then(|task| match task.status {
-                            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::TimedOut => {
-                                Err(ErrorBody::new(
-                                    ErrorCode::AlreadyFinished,
-                                    format!("task {id} is already {}", task.status),
-                                ))
-                            }
-                            _ => Ok(task),
-                        }))
-                    })),
-                    joined: None,
-                    done: None,
-                    result: read.await,
-                }
-            });
+        let Some(replies) = side.cancels.remove(&id) else {
+            return;
+        };
+        let read = side.link.get(id);
+        side.push(async move {
+            ClusterDone::CancelRead {
+                id,
+                replies,
+                forced,
+                result: read.await,
+            }
+        });
+    }
+
+    /// Waits for the end of task `id`, which a cancel asked node `owner`
+    /// to stop (this node too, if it just gave the task back): answered
+    /// when a node signals it final, or as it is after the stop grace.
+    fn await_cancel(&mut self, id: TaskId, owner: NodeId, reply: TaskReply) {
+        let wait = self.config.stop_grace + CANCEL_ANSWER_SLACK;
+        if let Some(side) = &mut self.cluster {
+            side.cancels.entry(id).or_default().push(reply);
+            side.signal(Signal::Cancel { id, owner });
         }
+        self.timers.insert(Timer::CancelAnswer(id), wait);
     }
 
     pub(super) async fn on_cluster(&mut self, done: ClusterDone) {
@@ -575,26 +599,15 @@ impl Scheduler {
                         reply.task(&task);
                         self.publisher.result(&task).await;
                     }
+                    // Claimed here meanwhile, and running.
                     Ok(CancelOutcome::Running { owner, .. })
-                        if self
-                            .cluster
-                            .as_ref()
-                            .is_some_and(|s| s.link.node().id == owner) =>
+                        if owner == self.node.id && self.table.contains(&id) =>
                     {
-                        // Claimed here meanwhile.
-                        match self.table.contains(&id) {
-                            true => self.cancel(id, reply).await,
-                            false => self.cluster_read(id, Some(reply), None, None),
-                        }
+                        self.cancel(id, reply).await;
                     }
-                    Ok(CancelOutcome::Running { owner, .. }) => {
-                        let wait = self.config.stop_grace + CANCEL_ANSWER_SLACK;
-                        if let Some(side) = &mut self.cluster {
-                            side.cancels.entry(id).or_default().push(reply);
-                            side.signal(Signal::Cancel { id, owner });
-                        }
-                        self.timers.insert(Timer::CancelAnswer(id), wait);
-                    }
+                    // Running elsewhere, or being given back from here (the
+                    // cancel ends it when that is stored).
+                    Ok(CancelOutcome::Running { owner, .. }) => self.await_cancel(id, owner, reply),
                     Ok(CancelOutcome::AlreadyFinished(task)) => reply.error(ErrorBody::new(
                         ErrorCode::AlreadyFinished,
                         format!("task {id} is already {}", task.status),
@@ -618,6 +631,39 @@ impl Scheduler {
                     if let Some(side) = &mut self.cluster {
                         let rejoin = side.link.rejoin();
                         side.push(async move { ClusterDone::Rejoined(rejoin.await) });
+                    }
+                }
+            }
+            ClusterDone::CancelRead {
+                id,
+                replies,
+                forced,
+                result,
+            } => {
+                self.cluster_health(&result);
+                if let Ok(Some(task)) = &result
+                    && !task.status.is_final()
+                    && !forced
+                {
+                    // Not stopped yet: keep waiting (the timer is set).
+                    if let Some(side) = &mut self.cluster {
+                        side.cancels.entry(id).or_default().extend(replies);
+                    }
+                    return;
+                }
+                for reply in replies {
+                    match &result {
+                        Ok(Some(task)) => match task.status {
+                            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::TimedOut => {
+                                reply.error(ErrorBody::new(
+                                    ErrorCode::AlreadyFinished,
+                                    format!("task {id} is already {}", task.status),
+                                ));
+                            }
+                            _ => reply.task(task),
+                        },
+                        Ok(None) => reply.error(not_found(id)),
+                        Err(e) => reply.error(Self::unavailable_or_internal(e)),
                     }
                 }
             }

@@ -288,6 +288,8 @@ impl Scheduler {
         for task in cancelled {
             deferred.retain(|d| !matches!(d, Deferred::GivenBack(ev) if ev.task_id == task.id));
             self.publisher.result(&task).await;
+            // Whoever waits to answer its cancel may now.
+            self.signal_finished(task.id);
         }
         if self.outbox.degraded.is_some() {
             if generation < self.outbox.recovers_from {

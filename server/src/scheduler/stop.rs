@@ -106,7 +106,7 @@ impl Scheduler {
                 }
             }
             Timer::DrainDeadline => self.requeue_running().await,
-            Timer::CancelAnswer(id) => self.answer_cancels(id),
+            Timer::CancelAnswer(id) => self.answer_cancels(id, true),
         }
     }
 
