@@ -3,6 +3,11 @@
 # build, unit and integration tests (real server on 127.0.0.1:0, Rust and JS
 # clients), and the browser tests (wasm-bindgen tests and end-to-end tests in
 # headless Chromium). Installs what it needs first (scripts/setup.sh).
+# PostgreSQL (127.0.0.1:5432, user postgres, trust auth; psql on the PATH)
+# and Redis (127.0.0.1:6379) must be running: the cluster tests make a
+# throwaway database on them (TASKWIRE_TEST_DATABASE_URL and
+# TASKWIRE_TEST_REDIS_URL point them elsewhere). This script does not start
+# them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -50,7 +55,12 @@ TASKWIRE_BIN="$bin" npm test --workspace tests/js
 step "JS conformance tests again, on the durable store"
 TASKWIRE_JS_STORAGE=durable TASKWIRE_BIN="$bin" npm test --workspace tests/js
 
-step "JS test support (the shared server helper, the workspace's pins)"
+# Two nodes on a fresh database and Redis prefix: the clients on one, the
+# workers on the other (tests/js/helpers.js).
+step "JS conformance tests again, on a cluster (PostgreSQL + Redis)"
+TASKWIRE_JS_STORAGE=cluster TASKWIRE_BIN="$bin" npm test --workspace tests/js
+
+step "JS test support (the shared server and cluster helpers, the workspace's pins)"
 TASKWIRE_BIN="$bin" npm test --workspace tests/support
 
 timed "browser: end-to-end tests (headless Chromium, real server)" \

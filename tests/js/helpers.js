@@ -5,10 +5,20 @@
 // via the official socket.io-client, plus plain HTTP), and kills it afterwards.
 // Every wait is bounded: a missing event fails the test instead of hanging it.
 // Starting and stopping the server is tests/support's TaskwireServer.
+//
+// TASKWIRE_JS_STORAGE picks what "the server" is:
+//   (unset)  one server, `--memory`;
+//   durable  one server on its default durable store;
+//   cluster  two cluster nodes on a fresh PostgreSQL database and Redis
+//            prefix (tests/support/cluster.js): the tests' clients and remote
+//            workers use the client node, which has no workers of its own,
+//            and the local workers run on the worker node, so every task
+//            crosses the cluster. PostgreSQL and Redis must be running.
 
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { TaskwireServer, binPath, withTimeout } from '@taskwire/test-support';
+import { startCluster } from '@taskwire/test-support/cluster';
 
 export { binPath, withTimeout };
 
@@ -33,24 +43,85 @@ export const FINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** What the suite runs against: `memory` (the default), `durable` or `cluster`. */
+export const STORAGE = process.env.TASKWIRE_JS_STORAGE || 'memory';
+if (!['memory', 'durable', 'cluster'].includes(STORAGE)) {
+  throw new Error(`TASKWIRE_JS_STORAGE=${STORAGE}: expected durable or cluster (or nothing)`);
+}
+/** Whether the suite runs against a cluster (TASKWIRE_JS_STORAGE=cluster). */
+export const CLUSTER = STORAGE === 'cluster';
+/** The cluster's `--lease-ms`: nodes heartbeat every tenth of it. */
+export const LEASE_MS = 2000;
+
+/** Flags that shape one node's own worker pool: only the worker node gets them. */
+const POOL_FLAGS = new Set(['--workers', '--cpu-slots', '--io-slots']);
+
+/**
+ * Splits a test's flags between the two nodes of cluster mode. The client
+ * node (the one tests talk to) gets `--workers 0` and no other pool flag;
+ * the worker node gets `--workers 2` unless the test names its own, and the
+ * pool flags (`--workers`, `--cpu-slots`, `--io-slots`). Every other flag
+ * shapes the API or the node as a whole (`--token`, `--max-message-bytes`,
+ * `--allowed-origin`, rate limits, timeouts) and goes to both, so that both
+ * behave alike whichever one a request reaches. A flag's value is the next
+ * item unless it is written `--flag=value`.
+ */
+export function clusterNodeFlags(extra = []) {
+  const client = ['--workers', '0'];
+  const worker = extra.includes('--workers') ? [] : ['--workers', '2'];
+  for (let i = 0; i < extra.length; i++) {
+    const flag = extra[i];
+    if (!flag.startsWith('--')) throw new Error(`expected a flag at ${JSON.stringify(flag)} in ${extra.join(' ')}`);
+    const name = flag.split('=')[0];
+    if (name === '--memory' || name === '--data-dir') throw new Error(`${name} has no meaning in a cluster`);
+    const item = [flag];
+    if (!flag.includes('=') && i + 1 < extra.length && !extra[i + 1].startsWith('--')) item.push(extra[++i]);
+    if (!POOL_FLAGS.has(name)) client.push(...item);
+    worker.push(...item);
+  }
+  return { client, worker };
+}
+
 /**
  * Starts `taskwire serve --addr 127.0.0.1:0 --workers 2 [extra]` and resolves once
  * it printed `taskwire listening on http://127.0.0.1:PORT`.
  * `extra` may contain its own `--workers N`, which then replaces the default 2.
+ * With TASKWIRE_JS_STORAGE=cluster it starts a cluster instead (see
+ * `clusterNodeFlags`), and `url` is the client node's.
  */
 export async function startServer(extra = []) {
-  const args = ['serve', '--addr', '127.0.0.1:0'];
-  if (!extra.includes('--workers')) args.push('--workers', '2');
-  // TASKWIRE_JS_STORAGE=durable runs the suite on the default durable store.
-  if (!extra.includes('--data-dir') && process.env.TASKWIRE_JS_STORAGE !== 'durable') args.push('--memory');
-  args.push(...extra);
-  const taskwire = new TaskwireServer();
-  const url = await taskwire.start(args, { env: { TASKWIRE_SITE_ROOT: '/nonexistent' }, waitMs: WAIT_MS });
+  const env = { TASKWIRE_SITE_ROOT: '/nonexistent' };
+  let url;
+  let procs;
+  let stderrTail;
+  let stopServer;
+  if (CLUSTER) {
+    const { client, worker } = clusterNodeFlags(extra);
+    const cluster = await startCluster([client, worker], { env, waitMs: WAIT_MS, leaseMs: LEASE_MS });
+    url = cluster.nodes[0].url;
+    procs = cluster.nodes.map((n) => n.proc);
+    stderrTail = () => cluster.stderrTail();
+    stopServer = () => cluster.stop();
+  } else {
+    const args = ['serve', '--addr', '127.0.0.1:0'];
+    if (!extra.includes('--workers')) args.push('--workers', '2');
+    // TASKWIRE_JS_STORAGE=durable runs the suite on the default durable store.
+    if (!extra.includes('--data-dir') && STORAGE !== 'durable') args.push('--memory');
+    args.push(...extra);
+    const taskwire = new TaskwireServer();
+    url = await taskwire.start(args, { env, waitMs: WAIT_MS });
+    procs = [taskwire.proc];
+    stderrTail = () => taskwire.stderrTail();
+    stopServer = () => taskwire.stop();
+  }
   const sockets = new Set();
   const server = {
     url,
-    proc: taskwire.proc,
-    stderrTail: () => taskwire.stderrTail(),
+    /** The process tests talk to (in a cluster, the client node). */
+    proc: procs[0],
+    /** The process whose children the local workers are (in a cluster, the worker node). */
+    workerProc: procs.at(-1),
+    stderrTail,
     /** Connects a socket on the given transport and waits for `connect`. */
     async connect(transport = 'websocket', opts = {}) {
       const socket = io(url, {
@@ -76,7 +147,7 @@ export async function startServer(extra = []) {
     async stop() {
       for (const s of sockets) s.disconnect();
       sockets.clear();
-      await taskwire.stop();
+      await stopServer();
     },
   };
   return server;

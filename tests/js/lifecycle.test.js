@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startServer, sleep, ABSENCE_MS, assertErrorAck } from './helpers.js';
+import { startServer, sleep, ABSENCE_MS, assertErrorAck, WAIT_MS } from './helpers.js';
 
 let server;
 before(async () => { server = await startServer(['--workers', '1']); });
@@ -17,13 +17,30 @@ function parentPid(pid) {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
-/** Kills the worker process running `taskId`; returns false if the server exposes no pid. */
+/** The worker processes killed so far. */
+const killed = new Set();
+
+/**
+ * Kills the worker process running `taskId`; returns false if the server
+ * exposes no pid. Asks the dashboard until it lists a worker, not killed
+ * before, running the task: in a cluster the workers run on another node and
+ * are listed as of its last heartbeat, so a worker killed a moment ago may
+ * still be shown running it.
+ */
 async function killWorkerOf(rec, taskId) {
-  const { stats } = await rec.ack('dashboard', {});
-  const w = stats.workers.find((x) => x && x.current_task === taskId) ?? stats.workers[0];
-  if (!w || !Number.isInteger(w.pid)) return false;
-  assert.equal(parentPid(w.pid), server.proc.pid, 'the worker is a child of our server');
+  const deadline = Date.now() + WAIT_MS;
+  let w;
+  for (;;) {
+    const { stats } = await rec.ack('dashboard', {});
+    if (stats.workers.length > 0 && stats.workers.every((x) => !Number.isInteger(x?.pid))) return false;
+    w = stats.workers.find((x) => x && x.current_task === taskId && !killed.has(x.pid));
+    if (w) break;
+    if (Date.now() > deadline) assert.fail(`no worker listed running ${taskId}: ${JSON.stringify(stats.workers)}`);
+    await sleep(50);
+  }
+  assert.equal(parentPid(w.pid), server.workerProc.pid, 'the worker is a child of our server');
   process.kill(w.pid, 'SIGKILL');
+  killed.add(w.pid);
   return true;
 }
 

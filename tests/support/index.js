@@ -8,7 +8,9 @@
 // pipes are always drained, so the server can never block on a full pipe.
 //
 // The suites' own helpers (tests/js/helpers.js, tests/browser/helpers.js)
-// build their `startServer` on this and add their clients.
+// build their `startServer` on this and add their clients. Clusters of
+// several nodes on a throwaway PostgreSQL database are `./cluster.js`
+// (`@taskwire/test-support/cluster`).
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
