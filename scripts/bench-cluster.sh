@@ -5,6 +5,10 @@
 #
 #   scripts/bench-cluster.sh [BIN] [ROUNDS]     (BIN: a release build)
 #
+# With BULLMQ=<the bench kit's bullmq-node folder, after `npm ci` in it>,
+# (a) also runs the BullMQ baseline (its server, workers and private Redis
+# counted the same way).
+#
 # (a) echo, 20 sockets x 50 in flight, spread evenly over the nodes' own
 #     generators: tasks/s, and CPU per task of everything that serves it —
 #     the nodes and their workers, every PostgreSQL process, every Redis
@@ -28,33 +32,40 @@ hz=$(getconf CLK_TCK)
 # nodes and their workers (taskwire, but not `taskwire bench`), PostgreSQL,
 # Redis.
 serving_ticks() {
-  local total=0 pid comm cmd t
-  for stat in /proc/[0-9]*/stat; do
-    pid=${stat#/proc/}
-    pid=${pid%/stat}
-    comm=$(cut -d' ' -f2 "$stat" 2>/dev/null) || continue
-    case $comm in
-      "(taskwire)")
-        cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-        [[ $cmd == *" bench "* ]] && continue
-        ;;
-      "(postgres)" | "(redis-server)") ;;
-      *) continue ;;
-    esac
-    t=$(awk '{print $14 + $15}' "$stat" 2>/dev/null) || continue
-    total=$((total + t))
-  done
-  echo "$total"
+  python3 - <<'PY'
+import os
+total = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if comm not in ("taskwire", "postgres", "redis-server", "node"):
+            continue
+        if comm == "node":
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"bullmq-node" not in f.read():
+                    continue
+        if comm == "taskwire":
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"\0bench\0" in f.read():
+                    continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    except (OSError, ValueError):
+        pass
+print(total)
+PY
 }
 
-# Starts a server with ARGS; prints its port.
+# Starts a server with ARGS; sets `port` to its port.
 start() {
   local log=$tmp/server-$RANDOM.log
   "$bin" serve --addr 127.0.0.1:0 --site-root /nonexistent "$@" >"$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do
     if grep -q "taskwire listening on" "$log"; then
-      grep -o '127.0.0.1:[0-9]*' "$log" | head -1 | cut -d: -f2
+      port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | head -1 | cut -d: -f3)
       return
     fi
     sleep 0.05
@@ -76,11 +87,11 @@ load() {
   local -a gen=()
   for port in "$@"; do
     "$bin" bench --url "http://127.0.0.1:$port" --json "${load_args[@]}" \
-      --clients $((clients / n)) >"$tmp/gen-$i.json" 2>/dev/null &
+      --clients $((clients / n)) >"$tmp/gen-$i.json" 2>"$tmp/gen-$i.err" &
     gen+=($!)
     i=$((i + 1))
   done
-  wait "${gen[@]}"
+  wait "${gen[@]}" || { cat "$tmp"/gen-*.err >&2; exit 1; }
   for ((i = 0; i < n; i++)); do tail -1 "$tmp/gen-$i.json"; done |
     node -e 'let t=0,ok=0,err=0;for(const l of require("fs").readFileSync(0,"utf8").trim().split("\n")){const j=JSON.parse(l);t+=j.throughput_per_s;ok+=j.ok;err+=j.errors+(j.tasks-j.ok-j.errors)}console.log(Math.round(t),ok,err)'
 }
@@ -91,13 +102,24 @@ run() {
   shift 2
   local -a ports=()
   if [[ $what == durable ]]; then
-    ports+=("$(start --workers 1 "$@")")
+    start --workers 1 "$@"
+    ports+=("$port")
+  elif [[ $what == bullmq ]]; then
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    WORKERS=1 "$BULLMQ/start.sh" --port "$port" >"$tmp/bullmq.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 200); do
+      curl -s "http://127.0.0.1:$port/socket.io/?EIO=4&transport=polling" >/dev/null && break
+      sleep 0.05
+    done
+    ports+=("$port")
   else
     local db="tw_bench_$RANDOM$RANDOM"
     psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $db" >/dev/null
     for ((k = 0; k < nodes; k++)); do
-      ports+=("$(start --cluster --database-url "$pg/$db" --redis-url "$redis" \
-        --redis-prefix "$db" --workers 1 "$@")")
+      start --cluster --database-url "$pg/$db" --redis-url "$redis" \
+        --redis-prefix "$db" --workers 1 "$@"
+      ports+=("$port")
     done
   fi
   sleep 1
@@ -106,7 +128,7 @@ run() {
   result=$(load "${ports[@]}")
   after=$(serving_ticks)
   stop_all
-  [[ $what == durable ]] || psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
+  [[ $what == cluster ]] && psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
   read -r tps ok errors <<<"$result"
   local us=$(((after - before) * 1000000 / hz / (ok > 0 ? ok : 1)))
   echo "$scenario $what $nodes: tasks/s $tps ok $ok errors $errors serving_cpu_us_per_task $us"
@@ -117,6 +139,7 @@ for ((r = 1; r <= rounds; r++)); do
   scenario=a
   load_args=(--inflight 50 --tasks 60000 --kind echo)
   run durable 1
+  [[ -n ${BULLMQ:-} ]] && run bullmq 1
   for n in 1 2 3; do run cluster "$n"; done
   scenario=s
   load_args=(--inflight 20 --duration-s 10 --kind sleep --input '{"ms":100}')
