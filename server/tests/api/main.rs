@@ -10,6 +10,7 @@ mod bench;
 mod bounds;
 mod cli;
 mod cluster;
+mod cluster_faults;
 mod cluster_redis;
 mod dispatch;
 mod durability;
