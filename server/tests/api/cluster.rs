@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use app::{ErrorCode, Task, TaskId, TaskStatus};
+use app::{ErrorCode, Task, TaskId, TaskSpec, TaskStatus};
 use serde_json::json;
 use taskwire::client::{Client, ClientError, Push};
 use taskwire::cluster::testdb::{TestDatabase, fresh_database, server_url};
@@ -92,6 +92,12 @@ async fn node_id(server: &TestServer) -> String {
         .unwrap_or_else(|| panic!("node {addr} not in {:?}", stats.nodes))
         .id
         .clone()
+}
+
+/// Submits `specs` in one batch; their ids, in order.
+pub async fn submit_ids(client: &Client, specs: &[TaskSpec]) -> Vec<TaskId> {
+    let tasks = client.submit_batch(specs).await.expect("batch acked");
+    tasks.iter().map(|t| t.id).collect()
 }
 
 /// Collects `result` pushes on `client` until every id in `ids` has one,
@@ -278,20 +284,8 @@ async fn two_nodes_racing_for_the_same_tasks_run_each_once() {
     let specs: Vec<_> = (0..40)
         .map(|i| spec("sleep", json!({"ms": 10 + i % 5})))
         .collect();
-    let from_a: Vec<TaskId> = on_a
-        .submit_batch(&specs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.id)
-        .collect();
-    let from_b: Vec<TaskId> = on_b
-        .submit_batch(&specs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let from_a: Vec<TaskId> = submit_ids(&on_a, &specs).await;
+    let from_b: Vec<TaskId> = submit_ids(&on_b, &specs).await;
     let mut ran_on = HashMap::<String, usize>::new();
     for (client, ids) in [(&mut on_a, &from_a), (&mut on_b, &from_b)] {
         for t in results_exactly_once(client, ids).await.values() {
@@ -322,13 +316,7 @@ async fn a_node_killed_mid_load_loses_nothing_and_finishes_nothing_twice() {
     let specs: Vec<_> = (0..120)
         .map(|i| spec("sleep", json!({"ms": 200 + (i % 5) * 50})))
         .collect();
-    let ids: Vec<TaskId> = client
-        .submit_batch(&specs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let ids: Vec<TaskId> = submit_ids(&client, &specs).await;
 
     // Kill the node that runs them once some results are in, then start
     // another: it takes the killed node's tasks back within the lease.

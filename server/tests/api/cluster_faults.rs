@@ -11,7 +11,7 @@ use serde_json::json;
 use taskwire::client::{Client, ClientError, Push};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, LEASE_MS, redis_url};
+use crate::cluster::{Cluster, LEASE_MS, redis_url, submit_ids};
 use crate::helpers::{PrivateRedis, TestServer, WAIT, result_of, spec};
 
 /// The flags of a node of a cluster on the database at `db` and the Redis
@@ -83,13 +83,7 @@ async fn a_redis_restart_mid_load_loses_nothing_and_pushes_resume() {
     .await;
     let mut client = front.client().await;
     let specs: Vec<_> = (0..60).map(|_| spec("sleep", json!({"ms": 50}))).collect();
-    let ids: Vec<TaskId> = client
-        .submit_batch(&specs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let ids: Vec<TaskId> = submit_ids(&client, &specs).await;
     let mut results: HashMap<TaskId, Task> = HashMap::new();
     while results.len() < 10 {
         if let Some(Push::Result(t)) = client.next_push_within(WAIT).await {
@@ -221,13 +215,7 @@ async fn a_node_that_cannot_reach_the_database_refuses_new_work_and_loses_nothin
     let back = cluster.node(&["--workers", "1", "--io-slots", "8"]).await;
     let mut client = front.client().await;
     let specs: Vec<_> = (0..5).map(|_| spec("sleep", json!({"ms": 400}))).collect();
-    let ids: Vec<TaskId> = client
-        .submit_batch(&specs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let ids: Vec<TaskId> = submit_ids(&client, &specs).await;
 
     proxy.set_cut(true);
     let why = health_becomes(&front, 503).await;
