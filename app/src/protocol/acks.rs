@@ -15,6 +15,23 @@ pub struct Ack {
     pub stats: Option<Stats>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// A submission's: whether its key named an existing task (`task`),
+    /// or that for each item (`tasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deduplicated: Option<Deduplicated>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedules: Option<Vec<Schedule>>,
+}
+
+/// `deduplicated` of a submission's ack: one flag (`task`) or one per
+/// item (`tasks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Deduplicated {
+    One(bool),
+    Each(Vec<bool>),
 }
 
 impl Ack {
@@ -26,6 +43,9 @@ impl Ack {
             tasks: None,
             stats: None,
             error: None,
+            deduplicated: None,
+            schedule: None,
+            schedules: None,
         }
     }
 
@@ -57,22 +77,39 @@ impl Ack {
     }
 }
 
-/// `{ok: true, task}` borrowing its task, so the server acks without a copy.
+/// `{ok: true, task}` borrowing its task, so the server acks without a copy;
+/// a submission's ack also says whether it was `deduplicated`.
 #[derive(Debug, Serialize)]
 pub struct TaskAck<'a> {
     pub ok: bool,
     pub task: &'a Task,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deduplicated: Option<bool>,
 }
 
 impl<'a> TaskAck<'a> {
     pub fn new(task: &'a Task) -> Self {
-        Self { ok: true, task }
+        Self {
+            ok: true,
+            task,
+            deduplicated: None,
+        }
+    }
+
+    /// The ack of a `task` submission.
+    pub fn submitted(task: &'a Task, deduplicated: bool) -> Self {
+        Self {
+            deduplicated: Some(deduplicated),
+            ..Self::new(task)
+        }
     }
 }
 
-/// `{ok: true, tasks}` borrowing its tasks.
+/// `{ok: true, tasks, deduplicated}` borrowing its tasks: a `tasks`
+/// submission's ack, with one `deduplicated` flag per item.
 #[derive(Debug, Serialize)]
 pub struct TasksAck<'a> {
     pub ok: bool,
     pub tasks: Vec<&'a Task>,
+    pub deduplicated: &'a [bool],
 }

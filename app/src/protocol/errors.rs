@@ -21,6 +21,8 @@ pub enum ErrorCode {
     Internal,
     /// The server cannot reach its database or broker (cluster mode).
     Unavailable,
+    /// A task named in `after` did not succeed (v1.1).
+    DependencyFailed,
 }
 
 impl ErrorCode {
@@ -41,6 +43,7 @@ impl ErrorCode {
             Self::Cancelled => "cancelled",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::DependencyFailed => "dependency_failed",
         }
     }
 
@@ -134,7 +137,7 @@ pub enum Field {
 impl Field {
     /// The field named `name` on the wire; never fails, so a newer
     /// server's field names do not make its errors unreadable.
-    fn from_name(name: &str) -> Self {
+    pub fn from_name(name: &str) -> Self {
         match name {
             "kind" => Self::Kind,
             "input" => Self::Input,

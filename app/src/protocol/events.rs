@@ -10,9 +10,15 @@ pub const SUBSCRIBE: &str = "subscribe";
 pub const UNSUBSCRIBE: &str = "unsubscribe";
 /// Cancel a task (client → server; server → remote worker).
 pub const CANCEL: &str = "cancel";
+/// Create or replace a recurring schedule (client → server, v1.1).
+pub const SCHEDULE: &str = "schedule";
+/// List the schedules (client → server, v1.1).
+pub const SCHEDULES: &str = "schedules";
+/// Delete a schedule (client → server, v1.1).
+pub const UNSCHEDULE: &str = "unschedule";
 /// Join the dashboard room (client → server).
 pub const DASHBOARD: &str = "dashboard";
-/// Task went to `queued` or `running` (server → room).
+/// Task went to `scheduled`, `waiting`, `queued` or `running` (server → room).
 pub const STATUS: &str = "status";
 /// Task progress (server → room; remote worker → server).
 pub const PROGRESS: &str = "progress";

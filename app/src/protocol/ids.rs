@@ -106,6 +106,21 @@ impl Timestamp {
     pub fn millis(&self) -> i64 {
         self.0.timestamp_millis()
     }
+
+    /// The time `ms` milliseconds after this one (saturating).
+    pub fn plus_millis(&self, ms: u64) -> Self {
+        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+        Self(
+            self.0
+                .checked_add_signed(chrono::TimeDelta::milliseconds(ms))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
+    }
+
+    /// The time `ms` milliseconds since the Unix epoch, if representable.
+    pub fn from_millis(ms: i64) -> Option<Self> {
+        DateTime::from_timestamp_millis(ms).map(Self)
+    }
 }
 
 impl fmt::Display for Timestamp {

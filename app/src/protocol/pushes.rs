@@ -61,6 +61,12 @@ impl WorkerState {
 /// The `stats` push and the `dashboard` ack's `stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// Waiting for their `run_at` (v1.1).
+    #[serde(default)]
+    pub scheduled: u64,
+    /// Waiting for their `after` tasks (v1.1).
+    #[serde(default)]
+    pub waiting: u64,
     pub queued: u64,
     pub running: u64,
     pub succeeded: u64,

@@ -12,6 +12,41 @@ pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
 /// Longest accepted kind name.
 pub const MAX_KIND_LEN: usize = 64;
+/// Upper bound of `delay_ms` (365 days).
+pub const MAX_DELAY_MS: u64 = 31_536_000_000;
+/// Longest `key` and `concurrency_key`, in characters.
+pub const MAX_KEY_CHARS: usize = 256;
+/// Most ids in `after`.
+pub const MAX_AFTER: usize = 100;
+/// Upper bound of `backoff_ms`, and of any retry's delay (one hour).
+pub const MAX_BACKOFF_MS: u64 = 3_600_000;
+/// First retry's delay when the submission does not say.
+pub const DEFAULT_BACKOFF_MS: u64 = 1000;
+/// Upper bound of `concurrency_limit`.
+pub const MAX_CONCURRENCY_LIMIT: u32 = 10_000;
+
+/// One entry of `after`: a task's id, or (in a `tasks` batch) `"#<i>"`,
+/// the index of an earlier item of the same batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    Id(TaskId),
+    Index(usize),
+}
+
+impl fmt::Display for After {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "{id}"),
+            Self::Index(i) => write!(f, "#{i}"),
+        }
+    }
+}
+
+impl Serialize for After {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// A validated submission: the payload of `task`, one item of `tasks`, or
 /// the body of `POST /tasks`.
@@ -27,6 +62,34 @@ pub struct TaskSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub max_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<After>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub retry_on_failure: bool,
+    #[serde(skip_serializing_if = "is_default_backoff")]
+    pub backoff_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    #[serde(skip_serializing_if = "is_one")]
+    pub concurrency_limit: u32,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_default_backoff(ms: &u64) -> bool {
+    *ms == DEFAULT_BACKOFF_MS
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl TaskSpec {
@@ -86,13 +149,112 @@ impl TaskSpec {
                     .with_field(Field::MaxAttempts)
                 })?,
         };
+        let delay_ms = match optional(&obj, "delay_ms") {
+            None => None,
+            Some(v) => Some(v.as_u64().filter(|d| *d <= MAX_DELAY_MS).ok_or_else(|| {
+                invalid_field("delay_ms", format!("delay_ms must be an integer 0..={MAX_DELAY_MS}"))
+            })?),
+        };
+        let run_at = match optional(&obj, "run_at") {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| Timestamp(t.with_timezone(&Utc)))
+                    .ok_or_else(|| {
+                        invalid_field(
+                            "run_at",
+                            "run_at must be an ISO 8601 UTC time such as 2026-12-05T01:00:00.000Z",
+                        )
+                    })?,
+            ),
+        };
+        if delay_ms.is_some() && run_at.is_some() {
+            return Err(invalid_field(
+                "run_at",
+                "give run_at or delay_ms, not both",
+            ));
+        }
+        let key = key_string(&obj, "key")?;
+        let after = match optional(&obj, "after") {
+            None => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= MAX_AFTER => items
+                .iter()
+                .map(parse_after)
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(Value::Array(_)) => {
+                return Err(invalid_field(
+                    "after",
+                    format!("after names at most {MAX_AFTER} tasks"),
+                ));
+            }
+            Some(_) => return Err(invalid_field("after", "after must be an array of task ids")),
+        };
+        let retry_on_failure = match optional(&obj, "retry_on_failure") {
+            None => false,
+            Some(v) => v.as_bool().ok_or_else(|| {
+                invalid_field("retry_on_failure", "retry_on_failure must be true or false")
+            })?,
+        };
+        let backoff_ms = match optional(&obj, "backoff_ms") {
+            None => DEFAULT_BACKOFF_MS,
+            Some(v) => v.as_u64().filter(|b| *b <= MAX_BACKOFF_MS).ok_or_else(|| {
+                invalid_field(
+                    "backoff_ms",
+                    format!("backoff_ms must be an integer 0..={MAX_BACKOFF_MS}"),
+                )
+            })?,
+        };
+        let concurrency_key = key_string(&obj, "concurrency_key")?;
+        let concurrency_limit = match optional(&obj, "concurrency_limit") {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=u64::from(MAX_CONCURRENCY_LIMIT)).contains(n))
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    invalid_field(
+                        "concurrency_limit",
+                        format!("concurrency_limit must be an integer 1..={MAX_CONCURRENCY_LIMIT}"),
+                    )
+                })?,
+        };
         Ok(Self {
             kind,
             input,
             priority,
             timeout_ms,
             max_attempts,
+            delay_ms,
+            run_at,
+            key,
+            after,
+            retry_on_failure,
+            backoff_ms,
+            concurrency_key,
+            concurrency_limit,
         })
+    }
+
+    /// Replaces `"#<i>"` entries of `after` by the ids of the batch's
+    /// items (`ids[i]`); only earlier items may be named, so a batch
+    /// cannot wait on itself in a cycle. Outside a batch `ids` is empty
+    /// and any index is refused.
+    pub fn resolve_after(&mut self, position: usize, ids: &[TaskId]) -> Result<(), ErrorBody> {
+        for a in &mut self.after {
+            if let After::Index(i) = *a {
+                let id = ids.get(i).filter(|_| i < position).ok_or_else(|| {
+                    invalid_field(
+                        "after",
+                        format!(
+                            "after entry #{i} must name an earlier item of the same tasks batch"
+                        ),
+                    )
+                })?;
+                *a = After::Id(*id);
+            }
+        }
+        Ok(())
     }
 
     /// A submission of `kind` with `input` and every option at its default.
@@ -103,6 +265,14 @@ impl TaskSpec {
             priority: 0,
             timeout_ms: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            delay_ms: None,
+            run_at: None,
+            key: None,
+            after: Vec::new(),
+            retry_on_failure: false,
+            backoff_ms: DEFAULT_BACKOFF_MS,
+            concurrency_key: None,
+            concurrency_limit: 1,
         }
     }
 
@@ -118,6 +288,38 @@ impl TaskSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Batch<'a, T> {
     pub tasks: &'a [T],
+}
+
+/// `invalid_payload` about the submission's field `name`.
+fn invalid_field(name: &str, message: impl Into<String>) -> ErrorBody {
+    ErrorBody::invalid(message).with_field(Field::from_name(name))
+}
+
+/// An optional string of 1..=[`MAX_KEY_CHARS`] characters.
+fn key_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, ErrorBody> {
+    match optional(obj, name) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_KEY_CHARS => {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(invalid_field(
+            name,
+            format!("{name} must be a string of 1 to {MAX_KEY_CHARS} characters"),
+        )),
+    }
+}
+
+/// One entry of `after`: a task id, or `"#<i>"`.
+fn parse_after(v: &Value) -> Result<After, ErrorBody> {
+    let bad = || invalid_field("after", "after entries must be task ids (or \"#<index>\" in a batch)");
+    let s = v.as_str().ok_or_else(bad)?;
+    if let Some(index) = s.strip_prefix('#') {
+        return index.parse().map(After::Index).map_err(|_| bad());
+    }
+    s.parse().map(After::Id).map_err(|_| {
+        ErrorBody::new(ErrorCode::NotFound, format!("after names no task {s}"))
+            .with_field(Field::from_name("after"))
+    })
 }
 
 /// A field that may be absent or `null`.

@@ -207,12 +207,15 @@ async fn create(
             .map_err(|e| ErrorBody::invalid(format!("body is not JSON: {e}")))?
     };
     let (task, class) = state.prepare(TaskSpec::parse(json)?)?;
-    let task = match state.dispatcher.submit(task, class).await {
-        Ok(task) => task,
+    let (task, deduplicated) = match state.dispatcher.submit(task, class).await {
+        Ok(submitted) => submitted,
         Err(e) => return Ok(refused(&state, e)),
     };
     Ok(if form {
         Redirect::to(&format!("/tasks/{}", task.id)).into_response()
+    } else if deduplicated {
+        // The key named an existing task: nothing was created.
+        (StatusCode::OK, Json(task)).into_response()
     } else {
         (StatusCode::ACCEPTED, Json(task)).into_response()
     })

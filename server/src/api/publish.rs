@@ -140,15 +140,19 @@ pub fn send_ack<A: Adapter, T: Serialize + ?Sized>(ack: AckSender<A>, body: &T) 
 /// Acks a submission: `{ok, tasks}` for a batch (`tasks`), else `{ok, task}`.
 pub fn submitted_ack<A: Adapter>(ack: AckSender<A>, batch: bool) -> TasksReply {
     TasksReply::new(move |answer| match answer {
-        Ok(tasks) if batch => send_ack(
+        Ok(s) if batch => send_ack(
             ack,
             &TasksAck {
                 ok: true,
-                tasks: tasks.to_vec(),
+                tasks: s.tasks.to_vec(),
+                deduplicated: s.deduplicated,
             },
         ),
-        Ok(tasks) => match tasks.first() {
-            Some(task) => send_ack(ack, &TaskAck::new(task)),
+        Ok(s) => match s.tasks.first() {
+            Some(task) => send_ack(
+                ack,
+                &TaskAck::submitted(task, s.deduplicated.first() == Some(&true)),
+            ),
             None => send_ack(ack, &Ack::error(app::ErrorBody::invalid("no task"))),
         },
         Err(e) => send_ack(ack, &Ack::error(e)),

@@ -28,8 +28,16 @@ impl<T: Send + 'static> Reply<T> {
 /// A task's snapshot, or why there is none.
 pub type TaskAnswer<'a> = Result<&'a Task, ErrorBody>;
 
-/// Submitted tasks as queued, in order, or why none was.
-pub type TasksAnswer<'a> = Result<&'a [&'a Task], ErrorBody>;
+/// Submitted tasks as acked, in order, or why none was.
+pub type TasksAnswer<'a> = Result<Submitted<'a>, ErrorBody>;
+
+/// A submission's tasks, in order, and for each whether its key named an
+/// existing task (then it is that task) rather than a new one.
+#[derive(Debug, Clone, Copy)]
+pub struct Submitted<'a> {
+    pub tasks: &'a [&'a Task],
+    pub deduplicated: &'a [bool],
+}
 
 /// The answer with one task's snapshot (borrowed: an ack serializes it
 /// without a copy).
@@ -68,12 +76,24 @@ impl TasksReply {
         Self(Box::new(f))
     }
 
-    pub fn send(self, answer: Result<&[&Task], ErrorBody>) {
+    pub fn send(self, answer: TasksAnswer<'_>) {
         (self.0)(answer)
     }
 
-    pub(super) fn tasks(self, tasks: &[&Task]) {
-        self.send(Ok(tasks));
+    pub(super) fn tasks(self, tasks: &[&Task], deduplicated: &[bool]) {
+        self.send(Ok(Submitted {
+            tasks,
+            deduplicated,
+        }));
+    }
+
+    /// Acks tasks held by value; none deduplicated if `deduplicated` is
+    /// shorter.
+    pub(super) fn owned(self, tasks: &[Task], deduplicated: &[bool]) {
+        let refs: Vec<&Task> = tasks.iter().collect();
+        let mut flags = deduplicated.to_vec();
+        flags.resize(tasks.len(), false);
+        self.tasks(&refs, &flags);
     }
 
     pub(super) fn error(self, error: ErrorBody) {
@@ -179,14 +199,15 @@ impl Dispatcher {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// Queues one task without a client to follow it (HTTP).
-    pub async fn submit(&self, task: Task, class: Class) -> Result<Task, ErrorBody> {
+    /// Queues one task without a client to follow it (HTTP, schedules);
+    /// `true` with it when its key named an existing task.
+    pub async fn submit(&self, task: Task, class: Class) -> Result<(Task, bool), ErrorBody> {
         let (tx, rx) = oneshot::channel();
         let reply = TasksReply::new(move |r| {
-            let first = r.and_then(|tasks| {
-                tasks
+            let first = r.and_then(|s| {
+                s.tasks
                     .first()
-                    .map(|t| (*t).clone())
+                    .map(|t| ((*t).clone(), s.deduplicated.first() == Some(&true)))
                     .ok_or_else(|| ErrorBody::invalid("no task"))
             });
             drop(tx.send(first));

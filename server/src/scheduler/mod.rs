@@ -61,7 +61,8 @@ use tokio_util::time::DelayQueue;
 
 pub use cluster::ClusterSide;
 pub use command::{
-    Command, Dispatcher, DoneReply, Mailbox, Reply, StatsReply, TaskReply, TasksReply, channel,
+    Command, Dispatcher, DoneReply, Mailbox, Reply, StatsReply, Submitted, TaskReply, TasksReply,
+    channel,
 };
 pub use config::SchedulerConfig;
 pub use outbox::Durable;

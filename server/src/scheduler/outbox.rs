@@ -45,6 +45,7 @@ pub(super) enum Deferred {
     Submitted {
         reply: TasksReply,
         tasks: Vec<Task>,
+        deduplicated: Vec<bool>,
     },
     Task {
         reply: TaskReply,
@@ -297,9 +298,11 @@ impl Scheduler {
                 // pushes stay behind theirs. New tasks in it are safe to ack.
                 for d in deferred {
                     match d {
-                        Deferred::Submitted { reply, tasks } => {
-                            reply.tasks(&tasks.iter().collect::<Vec<_>>());
-                        }
+                        Deferred::Submitted {
+                            reply,
+                            tasks,
+                            deduplicated,
+                        } => reply.owned(&tasks, &deduplicated),
                         other => self.outbox.held.push(other),
                     }
                 }
@@ -379,9 +382,11 @@ impl Scheduler {
 
     async fn release_one(&mut self, d: Deferred) {
         match d {
-            Deferred::Submitted { reply, tasks } => {
-                reply.tasks(&tasks.iter().collect::<Vec<_>>());
-            }
+            Deferred::Submitted {
+                reply,
+                tasks,
+                deduplicated,
+            } => reply.owned(&tasks, &deduplicated),
             Deferred::Task { reply, id } => match self.table.get(&id) {
                 Some(e) => reply.task(&e.task),
                 None => reply.error(not_found(id)),

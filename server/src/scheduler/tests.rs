@@ -184,11 +184,8 @@ impl Harness {
             .iter()
             .map(|&(priority, class)| {
                 let spec = TaskSpec {
-                    kind: "echo".into(),
-                    input: json!({ "priority": priority }),
                     priority,
-                    timeout_ms: None,
-                    max_attempts: 3,
+                    ..TaskSpec::new("echo", json!({ "priority": priority }))
                 };
                 let mut task =
                     Task::new(TaskId::from(uuid::Uuid::now_v7()), spec, Timestamp::now());
@@ -198,7 +195,7 @@ impl Harness {
             .collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let reply = TasksReply::new(move |r| {
-            let _ = tx.send(r.map(|tasks| tasks.iter().map(|t| t.id).collect::<Vec<_>>()));
+            let _ = tx.send(r.map(|s| s.tasks.iter().map(|t| t.id).collect::<Vec<_>>()));
         });
         let cmd = Command::Submit {
             tasks,
@@ -499,11 +496,8 @@ async fn a_client_joins_its_tasks_rooms_and_is_held_to_its_limit() {
         let tasks = (0..n)
             .map(|_| {
                 let spec = TaskSpec {
-                    kind: "echo".into(),
-                    input: json!(null),
-                    priority: 0,
-                    timeout_ms: None,
                     max_attempts: 1,
+                    ..TaskSpec::new("echo", json!(null))
                 };
                 (
                     Task::new(TaskId::from(uuid::Uuid::now_v7()), spec, Timestamp::now()),
@@ -513,7 +507,7 @@ async fn a_client_joins_its_tasks_rooms_and_is_held_to_its_limit() {
             .collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let reply = TasksReply::new(move |r| {
-            drop(tx.send(r.map(|t| t.iter().map(|t| t.id).collect::<Vec<_>>())))
+            drop(tx.send(r.map(|s| s.tasks.iter().map(|t| t.id).collect::<Vec<_>>())))
         });
         let cmd = Command::Submit {
             tasks,

@@ -19,7 +19,7 @@ impl Scheduler {
                 for (reply, tasks) in submissions {
                     match &error {
                         None => {
-                            reply.tasks(&tasks.iter().collect::<Vec<_>>());
+                            reply.owned(&tasks, &[]);
                             kinds.extend(tasks.into_iter().map(|t| t.kind));
                         }
                         Some(e) => reply.error(e.clone()),
