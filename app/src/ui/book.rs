@@ -13,7 +13,7 @@ pub const KEEP_FINISHED: usize = 300;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Filter {
     All,
-    /// `queued` or `running`.
+    /// Not finished: `scheduled`, `waiting`, `queued` or `running`.
     Active,
     Is(TaskStatus),
 }
@@ -56,6 +56,8 @@ impl Filter {
             Filter::Is(TaskStatus::TimedOut) => "Timed out",
             Filter::Is(TaskStatus::Queued) => "Queued",
             Filter::Is(TaskStatus::Running) => "Running",
+            Filter::Is(TaskStatus::Scheduled) => "Scheduled",
+            Filter::Is(TaskStatus::Waiting) => "Waiting",
         }
     }
 }

@@ -23,5 +23,6 @@ mod origin;
 mod pool;
 mod remote;
 mod remote_hardening;
+mod scheduling;
 mod site;
 mod store_faults;
