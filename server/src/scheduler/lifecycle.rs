@@ -61,12 +61,14 @@ impl Scheduler {
                 ));
             }
         }
-        let queued = self.table.queued();
+        // Tasks scheduled for later or waiting for others take memory as
+        // queued ones do, so they count against the same capacity.
+        let queued = self.table.queued() + self.table.scheduled() + self.table.waiting();
         if queued + fresh > self.config.queue_capacity {
             return reply.error(ErrorBody::new(
                 ErrorCode::QueueFull,
                 format!(
-                    "the queue is full ({queued} of {} queued)",
+                    "the queue is full ({queued} of {} tasks queued, scheduled or waiting)",
                     self.config.queue_capacity
                 ),
             ));
