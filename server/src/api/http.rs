@@ -291,10 +291,12 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# HELP taskwire_tasks Tasks by status (queued/running now; final ones since start)."
+        "# HELP taskwire_tasks Tasks by status (scheduled/waiting/queued/running now; final ones since start)."
     );
     let _ = writeln!(out, "# TYPE taskwire_tasks gauge");
     for (status, n) in [
+        ("scheduled", s.scheduled),
+        ("waiting", s.waiting),
         ("queued", s.queued),
         ("running", s.running),
         ("succeeded", s.succeeded),
