@@ -56,6 +56,8 @@ impl Filter {
             Filter::Is(TaskStatus::TimedOut) => "Timed out",
             Filter::Is(TaskStatus::Queued) => "Queued",
             Filter::Is(TaskStatus::Running) => "Running",
+            Filter::Is(TaskStatus::Scheduled) => "Scheduled",
+            Filter::Is(TaskStatus::Waiting) => "Waiting",
         }
     }
 }

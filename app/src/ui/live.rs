@@ -292,6 +292,8 @@ pub fn short_id(id: &TaskId) -> String {
 
 pub fn status_label(status: TaskStatus) -> &'static str {
     match status {
+        TaskStatus::Scheduled => "scheduled",
+        TaskStatus::Waiting => "waiting",
         TaskStatus::Queued => "queued",
         TaskStatus::Running => "running",
         TaskStatus::Succeeded => "succeeded",
