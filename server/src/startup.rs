@@ -1,4 +1,4 @@
-//! Building and running the whole server: scheduler, worker pool,
+//! Building and running the whole server: scheduler, schedules, worker pool,
 //! Socket.IO, HTTP API and (when built) the Leptos site, on one port,
 //! behind the origin guard and the security headers. Socket.IO's rooms are
 //! this process's own, or shared by every node through Redis ([`Rooms`]).
@@ -24,6 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::api::auth::AccessToken;
 use crate::api::origin::{self, OriginPolicy};
 use crate::api::publish::RoomPublisher;
+use crate::api::schedules::RoomAnnouncer;
 use crate::api::{AppState, RemoteKinds, http};
 use crate::cluster::bus::Bus;
 use crate::cluster::db::Db;
@@ -34,8 +35,9 @@ use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
 use crate::scheduler::{Backing, ClusterSide, Command, Publisher};
+use crate::schedules::{Announce, Clock, Keep, Schedules};
 use crate::store::Store;
-use crate::{api, pool, scheduler, site};
+use crate::{api, pool, scheduler, schedules, site};
 
 /// Read buffer of one websocket. Idle sockets are the common case; a small
 /// buffer keeps them cheap (frames larger than it still arrive whole).
@@ -118,6 +120,15 @@ impl Application {
         let site_root = settings.site_root();
         let site = site::options(&site_root, addr);
         let (dispatcher, commands) = scheduler::channel();
+        // Schedules are this server's own; the cluster has none yet.
+        let clustered = settings.cluster && matches!(rooms, Rooms::Redis { .. });
+        let (schedules, schedules_mailbox) = match clustered {
+            true => (Schedules::unsupported(), None),
+            false => {
+                let (handle, mailbox) = schedules::channel();
+                (handle, Some(mailbox))
+            }
+        };
         let health = Health::default();
         let mut pool_config = settings.pool().context("cannot find the worker binary")?;
         pool_config.kinds = registry.kinds();
@@ -130,6 +141,7 @@ impl Application {
             events_per_sec: settings.max_events_per_sec,
             local_workers: pool_config.workers > 0,
             task_page: site.clone().map(site::task_pages),
+            schedules,
         };
         let api = http::routes(&state)
             .with_state(state.clone())
@@ -172,6 +184,7 @@ impl Application {
             addr: addr.to_string(),
             started_at: app::Timestamp::now(),
         };
+        let mut schedules_kept = Keep::Memory;
         let (backing, temporary_dir, publisher) = match (&io, settings.cluster) {
             (Io::Redis(_, rooms_health), true) => {
                 pool_config.id_prefix = format!("{}/", node.id);
@@ -193,7 +206,10 @@ impl Application {
             _ => {
                 let (durable, dir) = open_store(&settings, addr, &state.registry, health)?;
                 let backing = match durable {
-                    Some(durable) => Backing::Durable(durable),
+                    Some(durable) => {
+                        schedules_kept = Keep::Store(durable.store.clone());
+                        Backing::Durable(durable)
+                    }
                     None => Backing::Memory,
                 };
                 (backing, dir, publisher)
@@ -207,6 +223,20 @@ impl Application {
             backing,
             shutdown.clone(),
         );
+        if let Some(mailbox) = schedules_mailbox {
+            let announce: Arc<dyn Announce> = match &io {
+                Io::Local(io) => Arc::new(RoomAnnouncer::new(io.clone())),
+                Io::Redis(io, _) => Arc::new(RoomAnnouncer::new(io.clone())),
+            };
+            let setup = schedules::Setup {
+                keep: schedules_kept,
+                submit: Arc::new(state.clone()),
+                announce,
+                clock: Clock::system(),
+            };
+            schedules::spawn(mailbox, setup, shutdown.clone())
+                .context("cannot read the schedules from the store")?;
+        }
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
         Ok(Self {
             listener,
