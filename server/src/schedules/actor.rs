@@ -102,7 +102,7 @@ impl Actor {
     async fn handle(&mut self, req: Request) {
         match req {
             Request::Put { spec, reply } => {
-                let answer = self.put(spec).await;
+                let answer = self.put(*spec).await;
                 let changed = answer.is_ok();
                 let _ = reply.send(answer);
                 if changed {

@@ -59,7 +59,8 @@ pub enum Keep {
 /// A message to the actor.
 enum Request {
     Put {
-        spec: ScheduleSpec,
+        // Boxed: a parsed cron is large, and every request's slot is that size.
+        spec: Box<ScheduleSpec>,
         reply: oneshot::Sender<Result<Schedule, ErrorBody>>,
     },
     List {
@@ -139,7 +140,11 @@ impl Schedules {
 
     /// Creates or replaces the schedule of `spec.name`.
     pub async fn put(&self, spec: ScheduleSpec) -> Result<Schedule, ErrorBody> {
-        self.ask(|reply| Request::Put { spec, reply }).await?
+        self.ask(|reply| Request::Put {
+            spec: Box::new(spec),
+            reply,
+        })
+        .await?
     }
 
     /// Every schedule, sorted by name.
