@@ -23,5 +23,6 @@ mod origin;
 mod pool;
 mod remote;
 mod remote_hardening;
+mod schedules;
 mod site;
 mod store_faults;
