@@ -35,7 +35,7 @@ use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
 use crate::scheduler::{Backing, ClusterSide, Command, Publisher};
-use crate::schedules::{Announce, Clock, Keep, Schedules};
+use crate::schedules::{Announce, Clock, Keep};
 use crate::store::Store;
 use crate::{api, pool, scheduler, schedules, site};
 
@@ -120,15 +120,7 @@ impl Application {
         let site_root = settings.site_root();
         let site = site::options(&site_root, addr);
         let (dispatcher, commands) = scheduler::channel();
-        // Schedules are this server's own; the cluster has none yet.
-        let clustered = settings.cluster && matches!(rooms, Rooms::Redis { .. });
-        let (schedules, schedules_mailbox) = match clustered {
-            true => (Schedules::unsupported(), None),
-            false => {
-                let (handle, mailbox) = schedules::channel();
-                (handle, Some(mailbox))
-            }
-        };
+        let (schedules, schedules_mailbox) = schedules::channel();
         let health = Health::default();
         let mut pool_config = settings.pool().context("cannot find the worker binary")?;
         pool_config.kinds = registry.kinds();
@@ -188,7 +180,7 @@ impl Application {
         let (backing, temporary_dir, publisher) = match (&io, settings.cluster) {
             (Io::Redis(_, rooms_health), true) => {
                 pool_config.id_prefix = format!("{}/", node.id);
-                let (side, publisher) = join_cluster(
+                let (side, publisher, db) = join_cluster(
                     &settings,
                     &node,
                     &state,
@@ -201,6 +193,7 @@ impl Application {
                     side,
                     health: health.clone(),
                 };
+                schedules_kept = Keep::Cluster(db);
                 (backing, None, publisher)
             }
             _ => {
@@ -223,20 +216,19 @@ impl Application {
             backing,
             shutdown.clone(),
         );
-        if let Some(mailbox) = schedules_mailbox {
-            let announce: Arc<dyn Announce> = match &io {
-                Io::Local(io) => Arc::new(RoomAnnouncer::new(io.clone())),
-                Io::Redis(io, _) => Arc::new(RoomAnnouncer::new(io.clone())),
-            };
-            let setup = schedules::Setup {
-                keep: schedules_kept,
-                submit: Arc::new(state.clone()),
-                announce,
-                clock: Clock::system(),
-            };
-            schedules::spawn(mailbox, setup, shutdown.clone())
-                .context("cannot read the schedules from the store")?;
-        }
+        let announce: Arc<dyn Announce> = match &io {
+            Io::Local(io) => Arc::new(RoomAnnouncer::new(io.clone())),
+            Io::Redis(io, _) => Arc::new(RoomAnnouncer::new(io.clone())),
+        };
+        let setup = schedules::Setup {
+            keep: schedules_kept,
+            submit: Arc::new(state.clone()),
+            announce,
+            clock: Clock::system(),
+        };
+        schedules::spawn(schedules_mailbox, setup, shutdown.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the schedules back: {e}"))?;
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
         Ok(Self {
             listener,
@@ -305,7 +297,8 @@ impl Application {
 /// Joins the cluster as `node`: connects to its database (bringing the
 /// schema up to date) and to the node bus, registers the node, and hands
 /// the bus's signals to the scheduler. Pushes go through a queue, since
-/// each crosses Redis. Redis's connections count in `GET /healthz`.
+/// each crosses Redis. Redis's connections count in `GET /healthz`. The
+/// database is answered too, for the schedules.
 async fn join_cluster(
     settings: &Settings,
     node: &NodeInfo,
@@ -313,7 +306,7 @@ async fn join_cluster(
     rooms_health: &RedisHealth,
     rooms: Arc<dyn Publisher>,
     dispatcher: &scheduler::Dispatcher,
-) -> anyhow::Result<(ClusterSide, Arc<dyn Publisher>)> {
+) -> anyhow::Result<(ClusterSide, Arc<dyn Publisher>, Db)> {
     let db_url = settings
         .database_url
         .as_deref()
@@ -344,6 +337,7 @@ async fn join_cluster(
     });
     let lease = Duration::from_millis(settings.lease_ms);
     tracing::info!(node = %node.id, lease_ms = settings.lease_ms, prefix = %settings.redis_prefix, "joined the cluster");
+    let kept = db.clone();
     let link = Link::new(db, bus, node.clone(), lease, redis_health);
     let registry = state.registry.clone();
     let classify = move |kind: &str| registry.get(kind).map_or(Class::Cpu, |h| h.class());
@@ -353,7 +347,7 @@ async fn join_cluster(
         state.registry.kinds(),
         lease,
     );
-    Ok((side, Arc::new(QueuedPublisher::new(rooms))))
+    Ok((side, Arc::new(QueuedPublisher::new(rooms)), kept))
 }
 
 /// The Socket.IO server's limits and heartbeat (its adapter, state and

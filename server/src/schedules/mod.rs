@@ -8,8 +8,10 @@
 //!   daylight-saving work);
 //! - `clock`: wall-clock time that follows tokio's clock, so tests run on
 //!   the paused clock;
-//! - `actor`: the actor: its commands, its one timer, firings and catch-up,
-//!   and what it writes to the store.
+//! - `actor`: the actor: its commands, its one timer, firings and catch-up;
+//! - `keep`: where schedules are kept: memory, the durable store, or the
+//!   cluster's database (a compare-and-set there lets one node only fire
+//!   each firing).
 //!
 //! A firing at time `T` submits the schedule's task with key
 //! `schedule:<name>:<T>`; only then is it recorded (`last_run_at`,
@@ -20,9 +22,12 @@
 
 mod actor;
 mod clock;
+mod keep;
 mod spec;
 
+pub use actor::MAX_SCHEDULES;
 pub use clock::Clock;
+pub use keep::Keep;
 pub use spec::{DEFAULT_TIMEZONE, ScheduleSpec, When, check_name, in_task};
 
 use std::sync::Arc;
@@ -31,8 +36,6 @@ use app::{ErrorBody, ErrorCode, Schedule, SchedulesEvent, TaskId, TaskSpec};
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-
-use crate::store::Store;
 
 /// How a firing's task is submitted (the API's validation and the
 /// scheduler, on a server; a fake in tests).
@@ -46,14 +49,6 @@ pub trait Submit: Send + Sync + 'static {
 /// `schedules` push to the dashboard room.
 pub trait Announce: Send + Sync + 'static {
     fn schedules<'a>(&'a self, all: &'a SchedulesEvent) -> BoxFuture<'a, ()>;
-}
-
-/// Where the schedules are kept across restarts.
-pub enum Keep {
-    /// Nowhere (`--memory`).
-    Memory,
-    /// In the durable store's `schedules` table.
-    Store(Store),
 }
 
 /// A message to the actor.
@@ -100,19 +95,20 @@ pub struct Setup {
 }
 
 /// Starts the actor; it runs until `shutdown` is cancelled or every
-/// handle is dropped. With the store, it first reads back the schedules
-/// kept there (those it cannot read are logged and left out).
-pub fn spawn(
+/// handle is dropped. It first reads back the schedules kept (those it
+/// cannot read are logged and left out).
+pub async fn spawn(
     mailbox: Mailbox,
     setup: Setup,
     shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, crate::store::StoreError> {
-    let actor = actor::Actor::open(setup)?;
+) -> Result<tokio::task::JoinHandle<()>, ErrorBody> {
+    let actor = actor::Actor::open(setup).await?;
     Ok(tokio::spawn(actor.run(mailbox.0, shutdown)))
 }
 
 impl Schedules {
-    /// A handle that refuses everything: schedules are not supported here.
+    /// A handle that refuses everything (a test's server that has no
+    /// schedules).
     pub fn unsupported() -> Self {
         Self { tx: None }
     }
@@ -121,9 +117,7 @@ impl Schedules {
     pub fn check_supported(&self) -> Result<(), ErrorBody> {
         match self.tx {
             Some(_) => Ok(()),
-            None => Err(ErrorBody::invalid(
-                "schedules are not supported in cluster mode yet",
-            )),
+            None => Err(ErrorBody::invalid("this server has no schedules")),
         }
     }
 

@@ -269,7 +269,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn start(base: &str, keep: Keep) -> Self {
+    async fn start(base: &str, keep: Keep) -> Self {
         let (fired_tx, fired) = mpsc::unbounded_channel();
         let (push_tx, pushes) = mpsc::unbounded_channel();
         let submit = Arc::new(FakeSubmit::default());
@@ -283,7 +283,9 @@ impl Harness {
             announce: Arc::new(FakeAnnounce(push_tx)),
             clock,
         };
-        let task = spawn(mailbox, setup, stop.clone()).expect("schedules start");
+        let task = spawn(mailbox, setup, stop.clone())
+            .await
+            .expect("schedules start");
         Self {
             handle,
             clock,
@@ -320,7 +322,7 @@ impl Harness {
 
 #[tokio::test(start_paused = true)]
 async fn a_schedule_fires_at_its_times_with_its_key() {
-    let mut h = Harness::start("2026-12-05T00:59:58.250Z", Keep::Memory);
+    let mut h = Harness::start("2026-12-05T00:59:58.250Z", Keep::Memory).await;
     let created = h.put(schedule("nightly", "0 1 * * *")).await;
     assert_eq!(created.next_run_at, Some(at("2026-12-05T01:00:00Z")));
     assert_eq!((created.last_run_at, created.last_task_id), (None, None));
@@ -343,7 +345,7 @@ async fn a_schedule_fires_at_its_times_with_its_key() {
 
 #[tokio::test(start_paused = true)]
 async fn every_second_with_six_fields_and_the_task_as_given() {
-    let mut h = Harness::start("2026-12-05T10:00:00Z", Keep::Memory);
+    let mut h = Harness::start("2026-12-05T10:00:00Z", Keep::Memory).await;
     h.put(json!({
         "name": "tick", "cron": "* * * * * *",
         "task": {"kind": "sleep", "input": {"ms": 5}, "priority": 7},
@@ -363,7 +365,7 @@ async fn every_second_with_six_fields_and_the_task_as_given() {
 
 #[tokio::test(start_paused = true)]
 async fn a_paused_schedule_does_not_fire_until_replaced_unpaused() {
-    let mut h = Harness::start("2026-12-05T10:00:00Z", Keep::Memory);
+    let mut h = Harness::start("2026-12-05T10:00:00Z", Keep::Memory).await;
     let mut raw = schedule("p", "* * * * * *");
     raw["paused"] = json!(true);
     let paused = h.put(raw.clone()).await;
@@ -381,7 +383,7 @@ async fn a_paused_schedule_does_not_fire_until_replaced_unpaused() {
 
 #[tokio::test(start_paused = true)]
 async fn replace_keeps_the_history_and_delete_stops_it() {
-    let mut h = Harness::start("2026-12-05T10:00:00Z", Keep::Memory);
+    let mut h = Harness::start("2026-12-05T10:00:00Z", Keep::Memory).await;
     h.put(schedule("b", "* * * * * *")).await;
     let (_, id, _) = h.next_firing().await;
     let replaced = h.put(schedule("b", "0 12 * * *")).await;
@@ -413,7 +415,7 @@ async fn replace_keeps_the_history_and_delete_stops_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_firing_refused_for_now_is_tried_again_with_the_same_key() {
-    let mut h = Harness::start("2026-12-05T00:59:00Z", Keep::Memory);
+    let mut h = Harness::start("2026-12-05T00:59:00Z", Keep::Memory).await;
     h.submit
         .refusals
         .lock()
@@ -439,7 +441,7 @@ async fn after_a_restart_missed_firings_run_once_for_the_latest() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(dir.path()).unwrap();
 
-    let h = Harness::start("2026-12-05T00:30:00Z", Keep::Store(store.clone()));
+    let h = Harness::start("2026-12-05T00:30:00Z", Keep::Store(store.clone())).await;
     h.put(schedule("hourly", "0 * * * *")).await;
     let mut raw = schedule("asleep", "0 * * * *");
     raw["paused"] = json!(true);
@@ -447,7 +449,7 @@ async fn after_a_restart_missed_firings_run_once_for_the_latest() {
     h.stop().await;
 
     // Down from 00:30 to 04:20: 01:00, 02:00, 03:00 and 04:00 were missed.
-    let mut h = Harness::start("2026-12-05T04:20:00Z", Keep::Store(store.clone()));
+    let mut h = Harness::start("2026-12-05T04:20:00Z", Keep::Store(store.clone())).await;
     let (key, id, now) = h.next_firing().await;
     assert_eq!(key, "schedule:hourly:2026-12-05T04:00:00.000Z");
     assert_eq!(now, at("2026-12-05T04:20:00Z"), "caught up at start");
@@ -462,9 +464,24 @@ async fn after_a_restart_missed_firings_run_once_for_the_latest() {
     h.stop().await;
 
     // Up again before the next time: nothing to catch up.
-    let mut h = Harness::start("2026-12-05T05:30:00Z", Keep::Store(store));
+    let mut h = Harness::start("2026-12-05T05:30:00Z", Keep::Store(store)).await;
     assert_eq!(h.handle.list().await.unwrap().len(), 2);
     assert!(!h.fired_within(60).await, "caught up a firing that ran");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_holds_at_most_so_many_schedules() {
+    let h = Harness::start("2026-12-05T10:00:00Z", Keep::Memory).await;
+    for i in 0..MAX_SCHEDULES {
+        h.put(schedule(&format!("s{i}"), "0 0 1 1 *")).await;
+    }
+    let spec = ScheduleSpec::parse(schedule("one-more", "0 0 1 1 *")).unwrap();
+    let e = h.handle.put(spec).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidPayload);
+    assert!(e.message.contains("1000 schedules"), "{}", e.message);
+    // Replacing one is still fine.
+    h.put(schedule("s0", "0 0 2 1 *")).await;
     h.stop().await;
 }
 
@@ -473,5 +490,5 @@ async fn unsupported_schedules_refuse_everything() {
     let h = Schedules::unsupported();
     let e = h.list().await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidPayload);
-    assert_eq!(e.message, "schedules are not supported in cluster mode yet");
+    assert_eq!(e.message, "this server has no schedules");
 }
