@@ -2,15 +2,19 @@
 //! replace / delete over Socket.IO and HTTP, the `schedules` push, real
 //! firings (6-field every-second crons) whose tasks carry their key and
 //! run, paused schedules, a restart with the durable store that catches a
-//! missed firing up exactly once, and the `taskwire schedule` commands.
+//! missed firing up exactly once, the `taskwire schedule` commands, and a
+//! cluster of two nodes sharing schedules and firing each firing once
+//! (with PostgreSQL and Redis, as `cluster`'s tests).
 
+use std::collections::{HashMap, HashSet};
 use std::process::Output;
 
-use app::{ErrorCode, Schedule, TaskStatus, Timestamp, events};
+use app::{ErrorCode, Schedule, TaskId, TaskStatus, Timestamp, events};
 use chrono::{Datelike, DurationRound, TimeDelta, Timelike, Utc};
 use serde_json::{Value, json};
 use taskwire::client::{Client, ClientError, Push};
 
+use crate::cluster::Cluster;
 use crate::helpers::*;
 
 fn schedule(name: &str, cron: &str) -> Value {
@@ -253,16 +257,40 @@ async fn an_every_second_schedule_fires_tasks_with_its_key_that_run() {
     }
 }
 
-/// A time at least 4 s from now, a whole second, such that it and the
-/// second after it share their minute.
-fn two_seconds_ahead() -> (Timestamp, Timestamp) {
-    let mut t = (Utc::now() + TimeDelta::seconds(4))
+/// `n` consecutive whole seconds, the first at least `lead` seconds from
+/// now, all in one minute.
+fn seconds_ahead(lead: i64, n: i64) -> Vec<Timestamp> {
+    let mut t = (Utc::now() + TimeDelta::seconds(lead))
         .duration_trunc(TimeDelta::seconds(1))
         .unwrap();
-    if t.second() > 57 {
-        t = t.duration_trunc(TimeDelta::minutes(1)).unwrap() + TimeDelta::seconds(61);
+    if i64::from(t.second()) + n > 60 {
+        t = t.duration_trunc(TimeDelta::minutes(1)).unwrap() + TimeDelta::seconds(60);
     }
-    (Timestamp(t), Timestamp(t + TimeDelta::seconds(1)))
+    (0..n)
+        .map(|i| Timestamp(t + TimeDelta::seconds(i)))
+        .collect()
+}
+
+/// A 6-field cron that fires at `times` (one minute of this year) only.
+fn cron_at(times: &[Timestamp]) -> String {
+    let seconds: Vec<String> = times.iter().map(|t| t.0.second().to_string()).collect();
+    let t = times[0].0;
+    format!(
+        "{} {} {} {} {} *",
+        seconds.join(","),
+        t.minute(),
+        t.hour(),
+        t.day(),
+        t.month()
+    )
+}
+
+/// Sleeps until the wall clock has passed `t` by `ms` milliseconds.
+async fn sleep_past(t: Timestamp, ms: i64) {
+    let left = (t.0 + TimeDelta::milliseconds(ms) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(left).await;
 }
 
 #[tokio::test]
@@ -274,17 +302,9 @@ async fn a_durable_server_keeps_its_schedules_and_catches_a_missed_firing_up_onc
     let mut server = TestServer::start_process(&flags).await;
     let c = server.client().await;
     // Fires at t1 and t2 this year only; the server is down at both.
-    let (t1, t2) = two_seconds_ahead();
-    let cron = format!(
-        "{},{} {} {} {} {} *",
-        t1.0.second(),
-        t2.0.second(),
-        t1.0.minute(),
-        t1.0.hour(),
-        t1.0.day(),
-        t1.0.month()
-    );
-    let created = put(&c, schedule("once", &cron)).await;
+    let times = seconds_ahead(4, 2);
+    let (t1, t2) = (times[0], times[1]);
+    let created = put(&c, schedule("once", &cron_at(&times))).await;
     assert_eq!(created.next_run_at, Some(t1));
     let mut paused = schedule("asleep", "0 0 * * *");
     paused["paused"] = json!(true);
@@ -296,10 +316,7 @@ async fn a_durable_server_keeps_its_schedules_and_catches_a_missed_firing_up_onc
     drop(c);
 
     // Down until both times have passed.
-    let until = (t2.0 + TimeDelta::milliseconds(1500) - Utc::now())
-        .to_std()
-        .unwrap_or_default();
-    tokio::time::sleep(until).await;
+    sleep_past(t2, 1500).await;
 
     let mut server = TestServer::start_process(&flags).await;
     let mut c = server.client().await;
@@ -452,4 +469,74 @@ async fn the_schedule_commands() {
         listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["idle"]
     );
+}
+
+#[tokio::test]
+async fn a_cluster_shares_its_schedules_and_fires_each_firing_on_one_node() {
+    let cluster = Cluster::new().await;
+    let a = cluster.node(&[]).await;
+    let b = cluster.node(&[]).await;
+    let ca = a.client().await;
+    let cb = b.client().await;
+    let mut dash = b.client().await;
+    dash.dashboard().await.unwrap();
+
+    // Three firings, far enough ahead that both nodes have read it.
+    let times = seconds_ahead(5, 3);
+    let created = put(&ca, schedule("shared", &cron_at(&times))).await;
+    assert_eq!(created.next_run_at, Some(times[0]));
+    assert_eq!(
+        cb.schedules().await.unwrap(),
+        vec![created.clone()],
+        "the other node sees it"
+    );
+
+    // Every firing's push reaches the dashboard on node b, whichever node
+    // fired: one task per firing time.
+    let mut fired: HashMap<Timestamp, HashSet<TaskId>> = HashMap::new();
+    while !fired.contains_key(&times[2]) {
+        let all = pushed(&mut dash, |all| {
+            all.first().is_some_and(|s| s.last_run_at.is_some())
+        })
+        .await;
+        let s = &all[0];
+        fired
+            .entry(s.last_run_at.unwrap())
+            .or_default()
+            .insert(s.last_task_id.unwrap());
+    }
+    // Past the last firing, a second claim of any of them would have run.
+    sleep_past(times[2], 1000).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stats = loop {
+        let stats = b.stats().await;
+        if stats.queued + stats.running == 0 {
+            break stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tasks still unfinished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(stats.succeeded, 3, "one task per firing: {fired:?}");
+    let mut firing_times: Vec<Timestamp> = fired.keys().copied().collect();
+    firing_times.sort();
+    assert_eq!(firing_times, times);
+    for (at, ids) in &fired {
+        assert_eq!(ids.len(), 1, "{at} fired by two nodes");
+        let id = *ids.iter().next().unwrap();
+        let task = ca.subscribe(id).await.unwrap();
+        assert_eq!(task.key, Some(format!("schedule:shared:{at}")));
+    }
+
+    // Deleted on one node, gone on the other.
+    cb.unschedule("shared").await.unwrap();
+    assert!(ca.schedules().await.unwrap().is_empty());
+    assert_eq!(
+        refused(&ca, events::UNSCHEDULE, json!({"name": "shared"})).await,
+        (ErrorCode::NotFound, None)
+    );
+    drop((a, b));
+    cluster.drop().await;
 }
