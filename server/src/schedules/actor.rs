@@ -264,8 +264,12 @@ impl Actor {
             match self.fire(&name, now).await {
                 Fired::Changed => fired = true,
                 Fired::Unchanged => {}
-                // Another node fired it, or it changed there: read again.
-                Fired::Lost => self.refresh().await,
+                // Another node fired it, or it changed there: read again
+                // (and if that fails, look again in a moment).
+                Fired::Lost => {
+                    self.retry(&name, None, now);
+                    self.refresh().await;
+                }
             }
         }
         if fired {
@@ -283,6 +287,13 @@ impl Actor {
         let at = match (entry.pending, entry.schedule.next_run_at) {
             (Some(at), _) => at,
             (None, None) => return Fired::Unchanged,
+            // Woken for a retry, but what is kept says it is not due yet.
+            (None, Some(next)) if next > now => {
+                if let Some(entry) = self.entries.get_mut(name) {
+                    entry.retry_at = None;
+                }
+                return Fired::Unchanged;
+            }
             (None, Some(next)) => {
                 let at = entry
                     .when
