@@ -1,7 +1,7 @@
 //! Recurring schedules (v1.1): one actor per server owns them, fires each
 //! at its cron times by submitting one task, and keeps them in the durable
-//! store when there is one. Everything else talks to it through a
-//! [`Schedules`] handle.
+//! store or the cluster's database when there is one. Everything else
+//! talks to it through a [`Schedules`] handle.
 //!
 //! - `spec`: a schedule as a client sends it, validated; [`When`], its cron
 //!   pattern in its time zone (croner and chrono-tz do the calendar and
@@ -18,7 +18,9 @@
 //! `last_task_id`, the next `next_run_at`). A server that stops in between
 //! submits the same key again at start, which the idempotency keys
 //! deduplicate: a firing never runs twice. Firings missed while no server
-//! ran are caught up by one run, for the latest of them.
+//! ran are caught up by one run, for the latest of them. In a cluster the
+//! claim comes first (the compare-and-set moves `next_run_at` on), so a
+//! node that dies between its claim and its submission loses that firing.
 
 mod actor;
 mod clock;
