@@ -9,9 +9,9 @@ use app::builtin::{
     SleepInput,
 };
 use app::{
-    DEFAULT_MAX_ATTEMPTS, ErrorBody, ErrorCode, MAX_ATTEMPTS_LIMIT, MAX_BATCH, MAX_KIND_LEN,
-    MAX_TIMEOUT_MS, MAX_WORKER_CONCURRENCY, MAX_WORKER_NAME_LEN, TaskId, TaskSpec, WorkerHello,
-    parse_batch,
+    DEFAULT_MAX_ATTEMPTS, ErrorBody, ErrorCode, MAX_ATTEMPTS_LIMIT, MAX_BACKOFF_MS, MAX_BATCH,
+    MAX_CONCURRENCY_LIMIT, MAX_DELAY_MS, MAX_KIND_LEN, MAX_TIMEOUT_MS, MAX_WORKER_CONCURRENCY,
+    MAX_WORKER_NAME_LEN, TaskId, TaskSpec, WorkerHello, parse_batch,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -279,22 +279,41 @@ fn input_like() -> impl Strategy<Value = Value> {
 
 /// A submission that [`TaskSpec::parse`] must accept.
 fn valid_spec() -> impl Strategy<Value = TaskSpec> {
-    (
+    let v1 = (
         kind_name(),
         json(),
         any::<i32>(),
         prop::option::of(1..=MAX_TIMEOUT_MS),
         1..=MAX_ATTEMPTS_LIMIT,
+    );
+    let v1_1 = (
+        prop::option::of(0..=MAX_DELAY_MS),
+        prop::option::of("[a-z0-9:-]{1,40}"),
+        any::<bool>(),
+        0..=MAX_BACKOFF_MS,
+        prop::option::of("[a-z0-9]{1,20}"),
+        1..=MAX_CONCURRENCY_LIMIT,
+    );
+    (v1, v1_1).prop_map(
+        |(
+            (kind, input, priority, timeout_ms, max_attempts),
+            (delay_ms, key, retry_on_failure, backoff_ms, concurrency_key, concurrency_limit),
+        )| TaskSpec {
+            kind,
+            input,
+            priority,
+            timeout_ms,
+            max_attempts,
+            delay_ms,
+            run_at: None,
+            key,
+            after: Vec::new(),
+            retry_on_failure,
+            backoff_ms,
+            concurrency_key,
+            concurrency_limit,
+        },
     )
-        .prop_map(
-            |(kind, input, priority, timeout_ms, max_attempts)| TaskSpec {
-                kind,
-                input,
-                priority,
-                timeout_ms,
-                max_attempts,
-            },
-        )
 }
 
 // ---------------------------------------------------------------- oracles

@@ -66,6 +66,10 @@ pub struct Settings {
     /// store), checked in the background.
     #[arg(long, env = "TASKWIRE_RETAIN_SECS", default_value_t = DEFAULTS.retain_age.as_secs())]
     pub retain_secs: u64,
+    /// How long a finished task keeps its idempotency `key`: a submission
+    /// with that key within this many seconds of its end gets that task.
+    #[arg(long, env = "TASKWIRE_DEDUP_WINDOW_SECS", default_value_t = DEFAULTS.dedup_window.as_secs())]
+    pub dedup_window_secs: u64,
     /// Grace for a cancelled task to stop before its worker is killed.
     #[arg(long, env = "TASKWIRE_STOP_GRACE_MS", default_value_t = millis(DEFAULTS.stop_grace))]
     pub stop_grace_ms: u64,
@@ -194,6 +198,7 @@ impl Settings {
             default_timeout: Duration::from_millis(self.default_timeout_ms),
             retain_finished: self.retain_finished,
             retain_age: Duration::from_secs(self.retain_secs),
+            dedup_window: Duration::from_secs(self.dedup_window_secs),
             retain_bytes: self.retain_bytes,
             stop_grace: Duration::from_millis(self.stop_grace_ms),
             max_unfinished_per_socket: self.max_unfinished_per_socket,
@@ -297,6 +302,7 @@ mod tests {
         assert_eq!(from_flags.default_timeout, d.default_timeout);
         assert_eq!(from_flags.retain_finished, d.retain_finished);
         assert_eq!(from_flags.retain_age, d.retain_age);
+        assert_eq!(from_flags.dedup_window, d.dedup_window);
         assert_eq!(from_flags.retain_bytes, d.retain_bytes);
         assert_eq!(from_flags.stop_grace, d.stop_grace);
         assert_eq!(from_flags.stats_interval, d.stats_interval);

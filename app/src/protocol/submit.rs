@@ -152,7 +152,10 @@ impl TaskSpec {
         let delay_ms = match optional(&obj, "delay_ms") {
             None => None,
             Some(v) => Some(v.as_u64().filter(|d| *d <= MAX_DELAY_MS).ok_or_else(|| {
-                invalid_field("delay_ms", format!("delay_ms must be an integer 0..={MAX_DELAY_MS}"))
+                invalid_field(
+                    "delay_ms",
+                    format!("delay_ms must be an integer 0..={MAX_DELAY_MS}"),
+                )
             })?),
         };
         let run_at = match optional(&obj, "run_at") {
@@ -170,10 +173,7 @@ impl TaskSpec {
             ),
         };
         if delay_ms.is_some() && run_at.is_some() {
-            return Err(invalid_field(
-                "run_at",
-                "give run_at or delay_ms, not both",
-            ));
+            return Err(invalid_field("run_at", "give run_at or delay_ms, not both"));
         }
         let key = key_string(&obj, "key")?;
         let after = match optional(&obj, "after") {
@@ -311,7 +311,12 @@ fn key_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, Er
 
 /// One entry of `after`: a task id, or `"#<i>"`.
 fn parse_after(v: &Value) -> Result<After, ErrorBody> {
-    let bad = || invalid_field("after", "after entries must be task ids (or \"#<index>\" in a batch)");
+    let bad = || {
+        invalid_field(
+            "after",
+            "after entries must be task ids (or \"#<index>\" in a batch)",
+        )
+    };
     let s = v.as_str().ok_or_else(bad)?;
     if let Some(index) = s.strip_prefix('#') {
         return index.parse().map(After::Index).map_err(|_| bad());

@@ -305,7 +305,7 @@ fn task_wire_shape() {
     let text = serde_json::to_string(&task).unwrap();
     assert_eq!(
         text,
-        r#"{"id":"0193f1c2-7d3a-7c1e-9a51-3b0e6f1d2a40","kind":"primes","input":{"limit":10},"priority":0,"status":"queued","attempt":0,"max_attempts":3,"timeout_ms":null,"progress":null,"output":null,"error":null,"worker":null,"created_at":"2026-11-25T19:00:00.000Z","started_at":null,"finished_at":null}"#
+        r#"{"id":"0193f1c2-7d3a-7c1e-9a51-3b0e6f1d2a40","kind":"primes","input":{"limit":10},"priority":0,"status":"queued","attempt":0,"max_attempts":3,"timeout_ms":null,"progress":null,"output":null,"error":null,"worker":null,"created_at":"2026-11-25T19:00:00.000Z","started_at":null,"finished_at":null,"run_at":null,"key":null,"after":[],"retry_on_failure":false,"backoff_ms":1000,"concurrency_key":null,"concurrency_limit":1,"retry_of":null}"#
     );
     let back: Task = serde_json::from_str(&text).unwrap();
     assert_eq!(back, task);
@@ -386,4 +386,125 @@ fn worker_kinds_are_safe_names_and_few() {
     assert!(err.message.contains("at most 64 kinds"), "{}", err.message);
     assert!(hello(json!(many[..MAX_WORKER_KINDS])).is_ok());
     assert!(hello(json!([])).is_err());
+}
+
+#[test]
+fn v1_1_fields_parse_with_their_defaults_and_limits() {
+    let spec = TaskSpec::parse(json!({"kind": "echo"})).unwrap();
+    assert_eq!(
+        (
+            spec.delay_ms,
+            spec.run_at,
+            spec.key.clone(),
+            spec.after.len()
+        ),
+        (None, None, None, 0)
+    );
+    assert_eq!((spec.retry_on_failure, spec.backoff_ms), (false, 1000));
+    assert_eq!((spec.concurrency_key, spec.concurrency_limit), (None, 1));
+
+    let id = "0193f1c2-7d3a-7c1e-9a51-3b0e6f1d2a40";
+    let spec = TaskSpec::parse(json!({
+        "kind": "echo", "delay_ms": 600000, "key": "charge-42", "after": [id, "#0"],
+        "retry_on_failure": true, "backoff_ms": 0, "concurrency_key": "c",
+        "concurrency_limit": 10000,
+    }))
+    .unwrap();
+    assert_eq!(spec.delay_ms, Some(600_000));
+    assert_eq!(
+        spec.after,
+        vec![After::Id(id.parse().unwrap()), After::Index(0)]
+    );
+    let created = Timestamp::from_millis(1_000_000).unwrap();
+    let task = Task::new(id.parse().unwrap(), spec.clone(), created);
+    assert_eq!(task.run_at, Timestamp::from_millis(1_600_000));
+    assert_eq!(task.after.len(), 1, "indexes are resolved before Task::new");
+
+    let at =
+        TaskSpec::parse(json!({"kind": "echo", "run_at": "2026-12-05T01:00:00.000Z"})).unwrap();
+    assert_eq!(at.run_at.unwrap().to_string(), "2026-12-05T01:00:00.000Z");
+
+    for (raw, field) in [
+        (json!({"kind": "echo", "delay_ms": -1}), "delay_ms"),
+        (
+            json!({"kind": "echo", "delay_ms": 31_536_000_001_u64}),
+            "delay_ms",
+        ),
+        (json!({"kind": "echo", "run_at": "tomorrow"}), "run_at"),
+        (
+            json!({"kind": "echo", "run_at": "2026-12-05T01:00:00Z", "delay_ms": 5}),
+            "run_at",
+        ),
+        (json!({"kind": "echo", "key": ""}), "key"),
+        (json!({"kind": "echo", "key": "k".repeat(257)}), "key"),
+        (json!({"kind": "echo", "after": "x"}), "after"),
+        (json!({"kind": "echo", "after": [1]}), "after"),
+        (json!({"kind": "echo", "after": ["#x"]}), "after"),
+        (json!({"kind": "echo", "after": vec![id; 101]}), "after"),
+        (
+            json!({"kind": "echo", "retry_on_failure": 1}),
+            "retry_on_failure",
+        ),
+        (
+            json!({"kind": "echo", "backoff_ms": 3_600_001}),
+            "backoff_ms",
+        ),
+        (
+            json!({"kind": "echo", "concurrency_key": 5}),
+            "concurrency_key",
+        ),
+        (
+            json!({"kind": "echo", "concurrency_limit": 0}),
+            "concurrency_limit",
+        ),
+        (
+            json!({"kind": "echo", "concurrency_limit": 10_001}),
+            "concurrency_limit",
+        ),
+    ] {
+        let err = TaskSpec::parse(raw.clone()).expect_err("refused");
+        assert_eq!(err.code, ErrorCode::InvalidPayload, "{raw}");
+        assert_eq!(
+            err.field.map(|f| f.to_string()).as_deref(),
+            Some(field),
+            "{raw}"
+        );
+    }
+    // A key of 256 characters (not bytes) is fine.
+    assert!(TaskSpec::parse(json!({"kind": "echo", "key": "é".repeat(256)})).is_ok());
+    // A string that is no id names no task.
+    let err = TaskSpec::parse(json!({"kind": "echo", "after": ["nope"]})).unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+}
+
+#[test]
+fn batch_indexes_in_after_name_only_earlier_items() {
+    let ids: Vec<TaskId> = (1..=3).map(|n| TaskId::from(Uuid::from_u128(n))).collect();
+    let mut spec = TaskSpec::parse(json!({"kind": "echo", "after": ["#0", "#1"]})).unwrap();
+    spec.resolve_after(2, &ids[..2]).unwrap();
+    assert_eq!(spec.after, vec![After::Id(ids[0]), After::Id(ids[1])]);
+    let mut itself = TaskSpec::parse(json!({"kind": "echo", "after": ["#1"]})).unwrap();
+    assert_eq!(
+        itself.resolve_after(1, &ids[..1]).unwrap_err().code,
+        ErrorCode::InvalidPayload
+    );
+    let mut outside = TaskSpec::parse(json!({"kind": "echo", "after": ["#0"]})).unwrap();
+    assert!(outside.resolve_after(0, &[]).is_err());
+}
+
+#[test]
+fn schedule_names_and_firing_keys() {
+    assert!(valid_schedule_name("nightly-report_v2.1"));
+    assert!(!valid_schedule_name(""));
+    assert!(!valid_schedule_name("a b"));
+    assert!(!valid_schedule_name(&"a".repeat(129)));
+    let at = Timestamp(
+        DateTime::parse_from_rfc3339("2026-12-05T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    assert_eq!(
+        Schedule::firing_key("nightly", at),
+        "schedule:nightly:2026-12-05T01:00:00.000Z"
+    );
 }

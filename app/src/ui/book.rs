@@ -13,7 +13,7 @@ pub const KEEP_FINISHED: usize = 300;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Filter {
     All,
-    /// `queued` or `running`.
+    /// Not finished: `scheduled`, `waiting`, `queued` or `running`.
     Active,
     Is(TaskStatus),
 }

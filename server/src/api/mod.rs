@@ -148,9 +148,34 @@ impl AppState {
         kinds
     }
 
-    /// Validates a submission against its kind and makes it a queued task
-    /// with a fresh id.
+    /// Validates a submission against its kind and makes it a new task
+    /// with a fresh id (its `after` may name tasks by id only).
     pub fn prepare(&self, spec: TaskSpec) -> Result<(Task, Class), ErrorBody> {
+        self.prepare_item(spec, 0, &[])
+    }
+
+    /// [`AppState::prepare`] for each item of a `tasks` batch, whose
+    /// `after` may also name earlier items by index (`"#0"`).
+    pub fn prepare_batch(&self, specs: Vec<TaskSpec>) -> Result<Vec<(Task, Class)>, ErrorBody> {
+        let mut ids = Vec::with_capacity(specs.len());
+        let mut tasks = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.into_iter().enumerate() {
+            let (task, class) = self
+                .prepare_item(spec, i, &ids)
+                .map_err(|e| e.in_batch_item(i))?;
+            ids.push(task.id);
+            tasks.push((task, class));
+        }
+        Ok(tasks)
+    }
+
+    fn prepare_item(
+        &self,
+        mut spec: TaskSpec,
+        position: usize,
+        earlier: &[TaskId],
+    ) -> Result<(Task, Class), ErrorBody> {
+        spec.resolve_after(position, earlier)?;
         let class = match self.registry.validate(&spec) {
             Err(e) if e.code == ErrorCode::UnknownKind && self.remote_kinds.offers(&spec.kind) => {
                 Class::Cpu

@@ -150,13 +150,9 @@ async fn on_tasks<A: Adapter>(
     if let Err(e) = admit(&socket) {
         return reject(ack, e);
     }
-    let tasks = payload(data).and_then(parse_batch).and_then(|specs| {
-        specs
-            .into_iter()
-            .enumerate()
-            .map(|(i, spec)| state.prepare(spec).map_err(|e| e.in_batch_item(i)))
-            .collect::<Result<Vec<_>, _>>()
-    });
+    let tasks = payload(data)
+        .and_then(parse_batch)
+        .and_then(|specs| state.prepare_batch(specs));
     match tasks {
         Ok(tasks) => {
             let cmd = Command::Submit {

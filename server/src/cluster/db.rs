@@ -434,6 +434,8 @@ impl Db {
                 TaskStatus::Failed => &mut counts.failed,
                 TaskStatus::Cancelled => &mut counts.cancelled,
                 TaskStatus::TimedOut => &mut counts.timed_out,
+                // Not stored in a cluster yet.
+                TaskStatus::Scheduled | TaskStatus::Waiting => continue,
             };
             *slot = n;
         }

@@ -7,6 +7,8 @@ use super::*;
 pub(super) enum Timer {
     /// An attempt ran out of time.
     Timeout(TaskId),
+    /// A scheduled task's `run_at` came.
+    Due(TaskId),
     /// A stopped task did not stop in time: kill its worker.
     Kill {
         worker: WorkerId,
@@ -43,6 +45,8 @@ pub(super) struct Scheduler {
     pub(super) node: NodeInfo,
     /// In cluster mode: the shared queue and the other nodes.
     pub(super) cluster: Option<ClusterSide>,
+    /// Tasks waiting for others, and those that ended.
+    pub(super) pending: pending::Pending,
 }
 
 impl Scheduler {
@@ -65,6 +69,7 @@ impl Scheduler {
             stopping: false,
             node,
             cluster: None,
+            pending: pending::Pending::default(),
         }
     }
 
@@ -96,9 +101,12 @@ impl Scheduler {
                 self.table.requeue(id, true);
             }
         }
+        self.restore_pending();
         self.prune();
         tracing::info!(
             tasks = self.table.len(),
+            scheduled = self.table.scheduled(),
+            waiting = self.table.waiting(),
             queued = self.table.queued(),
             requeued,
             lost,
@@ -117,6 +125,8 @@ impl Scheduler {
         let mut cluster_tick = tokio::time::interval(cluster::CLAIM_POLL);
         cluster_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let clustered = self.cluster.is_some();
+        // Waiting tasks whose dependencies ended while the server was down.
+        self.resolve_dependents().await;
         loop {
             tokio::select! {
                 biased;
@@ -150,6 +160,7 @@ impl Scheduler {
                 }
                 _ = cluster_tick.tick(), if clustered => self.cluster_tick(),
             }
+            self.resolve_dependents().await;
             // With a store, acks and results wait for the commit that holds
             // the state they announce (`committed`), and new tasks join the
             // run queue only then, so a submitter sees its ack before any
@@ -179,7 +190,7 @@ impl Scheduler {
                 tasks,
                 client,
                 reply,
-            } => self.submit(tasks, client, reply),
+            } => self.submit(tasks, client, reply).await,
             Command::Get { id, reply } if self.elsewhere(&id) => {
                 self.cluster_read(id, Some(reply), None, None);
             }

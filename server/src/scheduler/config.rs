@@ -13,6 +13,9 @@ pub struct SchedulerConfig {
     pub retain_finished: usize,
     /// Finished tasks older than this are dropped too.
     pub retain_age: Duration,
+    /// A finished task keeps its idempotency key this long (kept that long
+    /// whatever the other retention limits say).
+    pub dedup_window: Duration,
     /// Without a store: the oldest finished tasks are dropped while their
     /// inputs, outputs and errors take more memory than this (estimated).
     pub retain_bytes: usize,
@@ -32,6 +35,7 @@ impl SchedulerConfig {
         default_timeout: Duration::from_secs(5 * 60),
         retain_finished: 100_000,
         retain_age: Duration::from_secs(7 * 24 * 3600),
+        dedup_window: Duration::from_secs(24 * 3600),
         retain_bytes: 256 << 20,
         stop_grace: Duration::from_secs(2),
         stats_interval: Duration::from_millis(500),

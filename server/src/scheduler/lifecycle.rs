@@ -1,12 +1,14 @@
 //! A task's way in and out: submissions, and settling a task in its final
 //! state.
 
+use std::collections::{HashMap, HashSet};
+
 use super::*;
 
 impl Scheduler {
-    pub(super) fn submit(
+    pub(super) async fn submit(
         &mut self,
-        tasks: Vec<(Task, Class)>,
+        mut tasks: Vec<(Task, Class)>,
         client: Option<Client>,
         reply: TasksReply,
     ) {
@@ -26,6 +28,12 @@ impl Scheduler {
                     format!("{problem}; try again later"),
                 ));
             }
+            if let Some(field) = tasks.iter().find_map(|(t, _)| scheduling_field(t)) {
+                return reply.error(
+                    ErrorBody::invalid(format!("{field} is not supported in cluster mode yet"))
+                        .with_field(app::Field::from_name(field)),
+                );
+            }
             // The queue and its limits are the cluster's: stored, then
             // acked, then any node may claim them.
             if let Some(client) = &client {
@@ -34,10 +42,16 @@ impl Scheduler {
             let tasks = tasks.into_iter().map(|(t, _)| t).collect();
             return self.cluster_submit(tasks, reply);
         }
+        // Which items a key makes acks of existing tasks.
+        let existing = match self.deduplicate(&mut tasks) {
+            Ok(existing) => existing,
+            Err(e) => return reply.error(e),
+        };
+        let fresh = existing.iter().filter(|e| e.is_none()).count();
         let owner = client.as_ref().map(|c| c.id());
         if let Some(sid) = owner {
             let mine = self.table.unfinished_of(sid);
-            if mine + tasks.len() > self.config.max_unfinished_per_socket {
+            if mine + fresh > self.config.max_unfinished_per_socket {
                 return reply.error(ErrorBody::new(
                     ErrorCode::RateLimited,
                     format!(
@@ -47,26 +61,46 @@ impl Scheduler {
                 ));
             }
         }
-        let queued = self.table.queued();
-        if queued + tasks.len() > self.config.queue_capacity {
+        // Tasks scheduled for later or waiting for others take memory as
+        // queued ones do, so they count against the same capacity.
+        let queued = self.table.queued() + self.table.scheduled() + self.table.waiting();
+        if queued + fresh > self.config.queue_capacity {
             return reply.error(ErrorBody::new(
                 ErrorCode::QueueFull,
                 format!(
-                    "the queue is full ({queued} of {} queued)",
+                    "the queue is full ({queued} of {} tasks queued, scheduled or waiting)",
                     self.config.queue_capacity
                 ),
             ));
         }
-        let ids: Vec<TaskId> = tasks.iter().map(|(t, _)| t.id).collect();
+        let ids: Vec<TaskId> = tasks
+            .iter()
+            .zip(&existing)
+            .map(|((t, _), e)| e.unwrap_or(t.id))
+            .collect();
+        let deduplicated: Vec<bool> = existing.iter().map(Option::is_some).collect();
         if let Some(client) = &client {
-            client.join(ids.iter().map(TaskId::room).collect());
+            // A finished task's room is closed: the ack holds its result.
+            let rooms = ids
+                .iter()
+                .filter(|id| self.table.get(id).is_none_or(|e| !e.task.status.is_final()))
+                .map(TaskId::room)
+                .collect();
+            client.join(rooms);
         }
         let durable = self.outbox.durable();
-        for (task, class) in tasks {
+        let mut failed = Vec::new();
+        for ((task, class), existing) in tasks.into_iter().zip(&existing) {
+            if existing.is_some() {
+                continue;
+            }
+            let id = task.id;
             // With a store the work may start while its commit is under way:
             // the ack still goes first, since every push about the task
             // waits behind that commit.
-            self.table.enqueue(task, class, owner, durable);
+            if self.admit(task, class, owner, durable) {
+                failed.push(id);
+            }
         }
         let submitted: Vec<&Task> = ids
             .iter()
@@ -76,13 +110,73 @@ impl Scheduler {
         if durable {
             // Stored before acked; the ack shows them as submitted.
             let tasks = submitted.into_iter().cloned().collect();
-            self.outbox.dirty.extend_from_slice(&ids);
-            self.outbox
-                .deferred
-                .push(Deferred::Submitted { reply, tasks });
+            let new = existing
+                .iter()
+                .zip(&ids)
+                .filter(|(e, _)| e.is_none())
+                .map(|(_, id)| *id);
+            self.outbox.dirty.extend(new);
+            self.outbox.deferred.push(Deferred::Submitted {
+                reply,
+                tasks,
+                deduplicated,
+            });
         } else {
-            reply.tasks(&submitted);
+            reply.tasks(&submitted, &deduplicated);
         }
+        // Tasks whose dependency had failed already: their `result`
+        // follows the ack.
+        for id in failed {
+            self.emit(Deferred::Result(id)).await;
+        }
+    }
+
+    /// For each submitted item, the existing task its idempotency key
+    /// names (one held by the table within the dedup window, or an earlier
+    /// item of the batch), if any. Checks that every task named in `after`
+    /// exists, the batch's earlier new items included (`not_found` if not).
+    fn deduplicate(&self, tasks: &mut [(Task, Class)]) -> Result<Vec<Option<TaskId>>, ErrorBody> {
+        let since = self.keys_since();
+        let mut existing = vec![None; tasks.len()];
+        let mut batch_keys: HashMap<String, TaskId> = HashMap::new();
+        // A deduplicated item's fresh id stands for the task it acks.
+        let mut stands_for: HashMap<TaskId, TaskId> = HashMap::new();
+        for (i, (task, _)) in tasks.iter().enumerate() {
+            let Some(key) = &task.key else { continue };
+            let held = self
+                .table
+                .key_holder(key, since)
+                .or_else(|| batch_keys.get(key).copied());
+            match held {
+                Some(id) => {
+                    existing[i] = Some(id);
+                    stands_for.insert(task.id, id);
+                }
+                None => {
+                    batch_keys.insert(key.clone(), task.id);
+                }
+            }
+        }
+        let batch = tasks.len() > 1;
+        let mut earlier: HashSet<TaskId> = HashSet::new();
+        for (i, (task, _)) in tasks.iter_mut().enumerate() {
+            if existing[i].is_some() {
+                continue;
+            }
+            for dep in &mut task.after {
+                if let Some(id) = stands_for.get(dep) {
+                    *dep = *id;
+                }
+                if !self.table.contains(dep) && !earlier.contains(dep) {
+                    let e =
+                        ErrorBody::new(ErrorCode::NotFound, format!("after names no task {dep}"))
+                            .with_field(app::Field::from_name("after"));
+                    return Err(if batch { e.in_batch_item(i) } else { e });
+                }
+            }
+            earlier.insert(task.id);
+        }
+        Ok(existing)
     }
 
     /// Makes a task final, pushes its `result` and closes its room.
@@ -93,6 +187,12 @@ impl Scheduler {
         output: Option<serde_json::Value>,
         error: Option<ErrorBody>,
     ) {
+        if status == TaskStatus::Failed
+            && let Some(e) = &error
+            && self.retry_later(id, e).await
+        {
+            return;
+        }
         if self.settle(id, status, output, error) {
             self.emit(Deferred::Result(id)).await;
         }
@@ -118,8 +218,22 @@ impl Scheduler {
             w.tasks_done += 1;
         }
         self.touch(id);
+        self.ended(id);
         true
     }
+}
+
+/// The first v1.1 scheduling field a task sets, if any.
+fn scheduling_field(task: &Task) -> Option<&'static str> {
+    [
+        (task.run_at.is_some(), "run_at"),
+        (task.key.is_some(), "key"),
+        (!task.after.is_empty(), "after"),
+        (task.retry_on_failure, "retry_on_failure"),
+        (task.concurrency_key.is_some(), "concurrency_key"),
+    ]
+    .into_iter()
+    .find_map(|(set, name)| set.then_some(name))
 }
 
 pub(super) fn not_found(id: TaskId) -> ErrorBody {

@@ -14,7 +14,9 @@
 //! - `table`: every task, the run queues and the counts; the only code that
 //!   changes a task's status;
 //! - `lifecycle`: submissions, and settling a task in its final state;
+//! - `pending`: tasks scheduled for later or waiting for others, retries;
 //! - `dispatch`: queued tasks to free slots; `queue`: the run queues;
+//!   `limits`: concurrency keys;
 //! - `reports`: what workers report, and their loss; `worker`: one worker;
 //! - `stop`: cancel, timeouts, kills, the graceful drain;
 //! - `outbox`: commits to the store, and pushes that wait for them;
@@ -30,7 +32,9 @@ mod command;
 mod config;
 mod dispatch;
 mod lifecycle;
+mod limits;
 mod outbox;
+mod pending;
 mod ports;
 mod queue;
 mod reports;

@@ -91,6 +91,13 @@ impl Scheduler {
         self.prune();
     }
 
+    /// Finished tasks hold their idempotency key if they finished at or
+    /// after this time (ms since the epoch).
+    pub(super) fn keys_since(&self) -> i64 {
+        Timestamp::now().millis()
+            - i64::try_from(self.config.dedup_window.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Drops the oldest finished tasks beyond the retention limits, from
     /// memory and from the store.
     pub(super) fn prune(&mut self) {
@@ -100,6 +107,7 @@ impl Scheduler {
             self.config.retain_finished,
             self.config.retain_bytes,
             oldest_kept,
+            self.keys_since(),
         );
         if self.outbox.durable() {
             self.outbox.deletes.extend(dropped);

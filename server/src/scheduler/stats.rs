@@ -22,7 +22,10 @@ impl Counters {
             TaskStatus::Failed => self.failed += 1,
             TaskStatus::Cancelled => self.cancelled += 1,
             TaskStatus::TimedOut => self.timed_out += 1,
-            TaskStatus::Queued | TaskStatus::Running => {}
+            TaskStatus::Scheduled
+            | TaskStatus::Waiting
+            | TaskStatus::Queued
+            | TaskStatus::Running => {}
         }
     }
 
@@ -33,7 +36,10 @@ impl Counters {
             TaskStatus::Failed => &mut self.failed,
             TaskStatus::Cancelled => &mut self.cancelled,
             TaskStatus::TimedOut => &mut self.timed_out,
-            TaskStatus::Queued | TaskStatus::Running => return,
+            TaskStatus::Scheduled
+            | TaskStatus::Waiting
+            | TaskStatus::Queued
+            | TaskStatus::Running => return,
         };
         *n = n.saturating_sub(1);
     }
@@ -67,6 +73,8 @@ impl Scheduler {
             running: self.table.running() as u64,
         };
         Stats {
+            scheduled: self.table.scheduled() as u64,
+            waiting: self.table.waiting() as u64,
             queued: self.table.queued() as u64,
             running: self.table.running() as u64,
             succeeded: counters.succeeded,

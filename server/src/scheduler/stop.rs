@@ -42,6 +42,10 @@ impl Scheduler {
         {
             self.stop_work(id, worker);
         }
+        // A timed-out attempt of a task that asked for retries is retried.
+        if status == TaskStatus::TimedOut && self.retry_later(id, &error).await {
+            return;
+        }
         // The ack shows the final state and goes out before the `result` push.
         self.settle(id, status, None, Some(error));
         if let Some(reply) = reply {
@@ -93,6 +97,7 @@ impl Scheduler {
                     self.stop(id, TaskStatus::TimedOut, error, None).await;
                 }
             }
+            Timer::Due(id) => self.on_due(id).await,
             Timer::Kill {
                 worker,
                 incarnation,

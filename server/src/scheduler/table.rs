@@ -1,15 +1,17 @@
 //! The task table: every task the scheduler knows, the run queues, and the
-//! counts (queued, running, finished by status, unfinished per client,
-//! bytes of kept payloads). It is the only code that changes a task's
-//! status or a count, through the verbs of the lifecycle — enqueue, start,
-//! requeue, settle, withdraw, shelve, prune — so the counts cannot drift
-//! from the tasks.
+//! counts (scheduled, waiting, queued, running, finished by status,
+//! unfinished per client, bytes of kept payloads), the idempotency keys and
+//! the concurrency keys. It is the only code that changes a task's status or
+//! a count, through the verbs of the lifecycle — enqueue, release, hold,
+//! start, requeue, reschedule, settle, withdraw, shelve, prune — so the
+//! counts cannot drift from the tasks.
 
 use std::collections::{HashMap, VecDeque};
 
 use app::{ErrorBody, Task, TaskId, TaskStatus, Timestamp, WorkerId};
 use tokio_util::time::delay_queue;
 
+use super::limits::Limits;
 use super::ports::ClientId;
 use super::queue::{KindQueues, Place};
 use super::retention::{Payload, payload_bytes, strip_payload};
@@ -45,8 +47,18 @@ pub(super) struct TaskTable {
     /// Boxed entries keep the table small, so growing it copies little.
     tasks: HashMap<TaskId, Box<Entry>>,
     queues: [KindQueues; 2],
+    scheduled: usize,
+    waiting: usize,
     queued: usize,
     running: usize,
+    /// Tasks by idempotency key: unfinished ones, and finished ones until
+    /// they leave `keyed_finished`.
+    keys: HashMap<String, TaskId>,
+    /// Finished tasks with a key, oldest first: kept for the dedup window
+    /// even when retention would drop them sooner.
+    keyed_finished: VecDeque<TaskId>,
+    /// Running tasks per concurrency key, and queued ones set aside.
+    limits: Limits,
     next_seq: u64,
     /// Finished tasks, oldest first (retention drops from the front).
     finished: VecDeque<TaskId>,
@@ -93,6 +105,24 @@ impl TaskTable {
 
     pub fn queued(&self) -> usize {
         self.queued
+    }
+
+    pub fn scheduled(&self) -> usize {
+        self.scheduled
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// The task holding idempotency key `key`: an unfinished one, or one
+    /// that finished at or after `since` (ms since the epoch).
+    pub fn key_holder(&self, key: &str, since: i64) -> Option<TaskId> {
+        let id = *self.keys.get(key)?;
+        let task = &self.tasks.get(&id)?.task;
+        task.finished_at
+            .is_none_or(|t| t.millis() >= since)
+            .then_some(id)
     }
 
     pub fn running(&self) -> usize {
@@ -159,7 +189,12 @@ impl TaskTable {
     ) {
         let id = task.id;
         let mut payload = Payload::Live;
+        if let Some(key) = &task.key {
+            self.keys.insert(key.clone(), id);
+        }
         match task.status {
+            TaskStatus::Scheduled => self.scheduled += 1,
+            TaskStatus::Waiting => self.waiting += 1,
             TaskStatus::Queued => {
                 self.queues[queue_index(class)].push(
                     &task.kind,
@@ -176,7 +211,10 @@ impl TaskTable {
             // final (as stored, unless changed since).
             TaskStatus::Running => self.running += 1,
             status if status.is_final() => {
-                self.finished.push_back(id);
+                match task.key {
+                    Some(_) => self.keyed_finished.push_back(id),
+                    None => self.finished.push_back(id),
+                }
                 if !dirty {
                     strip_payload(&mut task);
                     payload = Payload::Stored;
@@ -207,15 +245,101 @@ impl TaskTable {
         while let Some(place) = queue.pop_runnable(&mut runnable) {
             // A place whose task is no longer queued (cancelled while
             // queued) is skipped.
-            if self
+            let Some(task) = self
                 .tasks
                 .get(&place.id)
-                .is_some_and(|e| e.task.status == TaskStatus::Queued)
+                .map(|e| &e.task)
+                .filter(|t| t.status == TaskStatus::Queued)
+            else {
+                continue;
+            };
+            // One whose concurrency key is at its limit waits aside.
+            if let Some(key) = &task.concurrency_key
+                && self.limits.full(key, task.concurrency_limit)
             {
-                return Some(place.id);
+                self.limits.park(key, place);
+                continue;
             }
+            return Some(place.id);
         }
         None
+    }
+
+    /// A scheduled or waiting task joins the run queue, in its place.
+    pub fn release(&mut self, id: TaskId) -> bool {
+        let Some(entry) = self.tasks.get_mut(&id) else {
+            return false;
+        };
+        match entry.task.status {
+            TaskStatus::Scheduled => self.scheduled -= 1,
+            TaskStatus::Waiting => self.waiting -= 1,
+            _ => return false,
+        }
+        entry.task.status = TaskStatus::Queued;
+        self.queued += 1;
+        self.queues[queue_index(entry.class)].push(
+            &entry.task.kind,
+            Place {
+                priority: entry.task.priority,
+                seq: entry.seq,
+                id,
+            },
+        );
+        true
+    }
+
+    /// A scheduled task whose time came waits for its `after` tasks.
+    pub fn hold(&mut self, id: TaskId) -> bool {
+        let Some(entry) = self
+            .tasks
+            .get_mut(&id)
+            .filter(|e| e.task.status == TaskStatus::Scheduled)
+        else {
+            return false;
+        };
+        entry.task.status = TaskStatus::Waiting;
+        self.scheduled -= 1;
+        self.waiting += 1;
+        true
+    }
+
+    /// A running task whose attempt failed waits for its retry at `run_at`.
+    pub fn reschedule(&mut self, id: TaskId, run_at: Timestamp) -> Option<Left> {
+        let entry = self
+            .tasks
+            .get_mut(&id)
+            .filter(|e| e.task.status == TaskStatus::Running)?;
+        self.running -= 1;
+        self.scheduled += 1;
+        let task = &mut entry.task;
+        task.status = TaskStatus::Scheduled;
+        task.run_at = Some(run_at);
+        task.started_at = None;
+        task.progress = None;
+        let worker = task.worker.take();
+        let left = Left {
+            timer: entry.timer.take(),
+            worker,
+        };
+        self.stopped_running(id);
+        Some(left)
+    }
+
+    /// A task left `running`: a task parked under its concurrency key may
+    /// take its turn.
+    fn stopped_running(&mut self, id: TaskId) {
+        let Some(key) = self
+            .tasks
+            .get(&id)
+            .and_then(|e| e.task.concurrency_key.as_deref())
+        else {
+            return;
+        };
+        if let Some(place) = self.limits.stopped(key)
+            && let Some(e) = self.tasks.get(&place.id)
+        {
+            self.queues[queue_index(e.class)].push(&e.task.kind, place);
+        }
     }
 
     /// Puts a task taken by [`TaskTable::next_runnable`] back in its place.
@@ -246,6 +370,9 @@ impl TaskTable {
         task.worker = Some(worker);
         task.started_at = Some(Timestamp::now());
         task.progress = None;
+        if let Some(key) = &task.concurrency_key {
+            self.limits.started(key);
+        }
         Some(entry)
     }
 
@@ -274,10 +401,12 @@ impl TaskTable {
                 id,
             },
         );
-        Some(Left {
+        let left = Left {
             timer: entry.timer.take(),
             worker,
-        })
+        };
+        self.stopped_running(id);
+        Some(left)
     }
 
     /// An unfinished task becomes final; `None` if it was final already.
@@ -289,7 +418,16 @@ impl TaskTable {
         error: Option<ErrorBody>,
     ) -> Option<Left> {
         let entry = self.tasks.get_mut(&id)?;
+        let was_running = entry.task.status == TaskStatus::Running;
         let worker = match entry.task.status {
+            TaskStatus::Scheduled => {
+                self.scheduled -= 1;
+                None
+            }
+            TaskStatus::Waiting => {
+                self.waiting -= 1;
+                None
+            }
             TaskStatus::Queued => {
                 self.queued -= 1;
                 None
@@ -311,14 +449,27 @@ impl TaskTable {
         if let Some(client) = owner {
             self.forget_owner(client);
         }
+        if was_running {
+            self.stopped_running(id);
+        }
         Some(Left { timer, worker })
     }
 
     /// Removes a task as if it had never been submitted (its submission
     /// could not be stored), wherever it is in its life.
     pub fn withdraw(&mut self, id: TaskId) -> Option<Entry> {
+        if self.tasks.get(&id)?.task.status == TaskStatus::Running {
+            self.stopped_running(id);
+        }
         let mut entry = *self.tasks.remove(&id)?;
+        if let Some(key) = &entry.task.key
+            && self.keys.get(key) == Some(&id)
+        {
+            self.keys.remove(key);
+        }
         match entry.task.status {
+            TaskStatus::Scheduled => self.scheduled -= 1,
+            TaskStatus::Waiting => self.waiting -= 1,
             TaskStatus::Queued => self.queued -= 1, // its place in line is skipped
             TaskStatus::Running => self.running -= 1,
             done => {
@@ -363,14 +514,25 @@ impl TaskTable {
             self.kept_bytes += bytes;
             entry.payload = Payload::Kept(bytes);
         }
-        self.finished.push_back(id);
+        match entry.task.key {
+            Some(_) => self.keyed_finished.push_back(id),
+            None => self.finished.push_back(id),
+        }
     }
 
     /// Drops the oldest finished tasks while there are more than `count`,
     /// their kept payloads take more than `bytes`, or they finished before
-    /// `oldest_kept` (ms since the epoch); returns their ids.
-    pub fn prune(&mut self, count: usize, bytes: usize, oldest_kept: i64) -> Vec<TaskId> {
-        let mut dropped = Vec::new();
+    /// `oldest_kept` (ms since the epoch); returns their ids. Tasks with an
+    /// idempotency key are kept while they finished at or after
+    /// `keys_since`, whatever the rest says.
+    pub fn prune(
+        &mut self,
+        count: usize,
+        bytes: usize,
+        oldest_kept: i64,
+        keys_since: i64,
+    ) -> Vec<TaskId> {
+        let mut dropped = self.prune_keyed(count, oldest_kept, keys_since);
         while let Some(&old) = self.finished.front() {
             let too_many = self.finished.len() > count || self.kept_bytes > bytes;
             let too_old = self
@@ -384,6 +546,36 @@ impl TaskTable {
             self.finished.pop_front();
             if let Some(Payload::Kept(b)) = self.tasks.remove(&old).map(|e| e.payload) {
                 self.kept_bytes -= b;
+            }
+            dropped.push(old);
+        }
+        dropped
+    }
+
+    /// Drops the oldest finished tasks with a key once out of the dedup
+    /// window and also too many or too old.
+    fn prune_keyed(&mut self, count: usize, oldest_kept: i64, keys_since: i64) -> Vec<TaskId> {
+        let mut dropped = Vec::new();
+        while let Some(&old) = self.keyed_finished.front() {
+            let finished = self
+                .tasks
+                .get(&old)
+                .and_then(|e| e.task.finished_at)
+                .map_or(i64::MIN, |t| t.millis());
+            let too_many = self.keyed_finished.len() > count;
+            if finished >= keys_since || (!too_many && finished >= oldest_kept) {
+                break;
+            }
+            self.keyed_finished.pop_front();
+            if let Some(entry) = self.tasks.remove(&old) {
+                if let Payload::Kept(b) = entry.payload {
+                    self.kept_bytes -= b;
+                }
+                if let Some(key) = &entry.task.key
+                    && self.keys.get(key) == Some(&old)
+                {
+                    self.keys.remove(key);
+                }
             }
             dropped.push(old);
         }

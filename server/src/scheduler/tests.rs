@@ -530,3 +530,5 @@ async fn a_client_joins_its_tasks_rooms_and_is_held_to_its_limit() {
     h.dispatcher.send(cmd).await.unwrap();
     assert_eq!(rx.await.unwrap().unwrap().len(), 1);
 }
+
+mod pending;

@@ -197,6 +197,8 @@ async fn stats_stay_on_their_node() {
     let task = queued_task(&client).await;
 
     let from_b = Stats {
+        scheduled: 0,
+        waiting: 0,
         queued: 424_242,
         running: 0,
         succeeded: 0,

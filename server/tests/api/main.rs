@@ -24,5 +24,6 @@ mod pool;
 mod remote;
 mod remote_hardening;
 mod schedules;
+mod scheduling;
 mod site;
 mod store_faults;

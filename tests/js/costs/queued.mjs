@@ -1,8 +1,10 @@
 // Measures what queued tasks cost a server and how long a restart takes to
 // recover them (BENCHMARKS.md, "Costs as the work grows"):
 //
-//   node tests/js/costs/queued.mjs target/release/taskwire [N...] [--memory]
+//   node tests/js/costs/queued.mjs target/release/taskwire [N...] [--memory] [--scheduled]
 //
+// With --scheduled every task is submitted with `delay_ms` one hour, so it
+// stays `scheduled` (a timer each) instead of queued.
 // For each N (default 10000 100000 1000000): starts `taskwire serve` with no
 // workers (so every task stays queued), submits N echo tasks in `tasks`
 // batches, reads the server's RSS before and after, then (durable store)
@@ -20,6 +22,7 @@ import { io } from 'socket.io-client';
 const args = process.argv.slice(2);
 const bin = path.resolve(args.find((a) => !/^\d+$/.test(a) && !a.startsWith('--')) ?? 'target/release/taskwire');
 const memory = args.includes('--memory');
+const scheduled = args.includes('--scheduled');
 const sizes = args.filter((a) => /^\d+$/.test(a)).map(Number);
 const BATCH = 1000;
 const WINDOW = 8;
@@ -65,6 +68,7 @@ async function submit(url, n) {
       const tasks = Array.from({ length: count }, (_, i) => ({
         kind: 'echo',
         input: { seq: sent + i, text: 'hello' },
+        ...(scheduled ? { delay_ms: 3_600_000 } : {}),
       }));
       sent += count;
       const ack = await socket.timeout(120_000).emitWithAck('tasks', { tasks });
@@ -85,10 +89,12 @@ async function measure(n) {
   const began = Date.now();
   const refused = await submit(first.url, n);
   const submitS = (Date.now() - began) / 1000;
-  const queued = (await stats(first.url)).queued;
+  const counts = await stats(first.url);
+  const queued = scheduled ? counts.scheduled : counts.queued;
   const after = rssKib(first.child.pid);
   const out = {
-    n, store: memory ? 'memory' : 'durable', refused, queued, submit_s: submitS,
+    n, store: memory ? 'memory' : 'durable', state: scheduled ? 'scheduled' : 'queued',
+    refused, held: queued, submit_s: submitS,
     rss_mb_before: +(before / 1024).toFixed(1), rss_mb_after: +(after / 1024).toFixed(1),
     bytes_per_queued_task: Math.round(((after - before) * 1024) / n),
   };
@@ -98,7 +104,7 @@ async function measure(n) {
     const again = await start([...store, ...limits]);
     const s = await stats(again.url);
     out.recovery_ms = Math.round(again.ms);
-    out.recovered_queued = s.queued;
+    out.recovered = scheduled ? s.scheduled : s.queued;
     out.rss_mb_after_recovery = +(rssKib(again.child.pid) / 1024).toFixed(1);
     again.child.kill('SIGKILL');
     await new Promise((r) => again.child.once('exit', r));

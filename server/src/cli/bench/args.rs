@@ -50,6 +50,10 @@ pub struct BenchArgs {
     /// Threads driving the sockets [default: one per CPU].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Give every task its own idempotency key (`bench-<run>-<task>`), to
+    /// see what keys cost.
+    #[arg(long)]
+    pub keys: bool,
     /// Print the summary as one JSON object (the last line of stdout).
     #[arg(long)]
     pub json: bool,
@@ -81,6 +85,8 @@ pub struct Config {
     pub deadline: Duration,
     /// `--source-addrs`, if given.
     pub source_addrs: Option<u8>,
+    /// `--keys`.
+    pub keys: bool,
     pub json: bool,
 }
 
@@ -117,6 +123,7 @@ impl BenchArgs {
             input,
             deadline: Duration::from_millis(self.deadline_ms),
             source_addrs: self.source_addrs,
+            keys: self.keys,
             json: self.json,
         })
     }

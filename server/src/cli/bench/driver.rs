@@ -116,6 +116,8 @@ struct Socket {
     samples: Samples,
     packet: String,
     input: String,
+    /// Scratch for the fields after a task's input.
+    tail: String,
     scratch: String,
 }
 
@@ -139,6 +141,7 @@ pub async fn drive(mut ws: Ws, index: usize, quota: Option<u64>, shared: Arc<Sha
         tally: Tally::default(),
         packet: String::new(),
         input: String::new(),
+        tail: String::new(),
         scratch: String::new(),
     };
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
@@ -350,21 +353,23 @@ impl Socket {
         let workload = &self.shared.workload;
         self.packet.clear();
         if batch {
-            let mut inputs = Vec::with_capacity(count as usize);
+            let mut items = Vec::with_capacity(count as usize);
             for k in 0..count {
                 let seq = (first + k) * self.shared.sockets + self.index;
-                inputs.push(workload.input(seq, &mut self.input).to_owned());
+                let input = workload.input(seq, &mut self.input).to_owned();
+                items.push((input, workload.spec_tail(seq, &mut self.tail).to_owned()));
             }
             wire::tasks(
                 &mut self.packet,
                 ack,
                 workload.kind_json(),
-                inputs.iter().map(String::as_str),
+                items.iter().map(|(i, t)| (i.as_str(), t.as_str())),
             );
         } else {
             let seq = first * self.shared.sockets + self.index;
             let input = workload.input(seq, &mut self.input);
-            wire::task(&mut self.packet, ack, workload.kind_json(), input);
+            let tail = workload.spec_tail(seq, &mut self.tail);
+            wire::task(&mut self.packet, ack, workload.kind_json(), input, tail);
         }
         self.next_ack += 1;
         self.next_task += count;

@@ -65,9 +65,13 @@ pub enum BenchError {
 pub async fn run(config: Config, stop: CancellationToken) -> Result<Report, BenchError> {
     let (kind, input) = (config.kind.clone(), config.input.clone());
     // A large primes limit or many sha256 rounds take a while to check.
-    let workload = tokio::task::spawn_blocking(move || Workload::new(&kind, input))
+    let mut workload = tokio::task::spawn_blocking(move || Workload::new(&kind, input))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    if config.keys {
+        // A run of its own, so no key names a task of an earlier run.
+        workload.key_every_task(fastrand::u64(..));
+    }
 
     let mut target = Target::resolve(&config.url, config.token.as_deref(), config.clients).await?;
     let (first, addr) = target.connect(0).await?;

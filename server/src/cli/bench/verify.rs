@@ -33,6 +33,8 @@ pub struct Workload {
     kind_json: String,
     inputs: Inputs,
     expect: Expect,
+    /// With `--keys`: the run whose tasks each get a key.
+    keys: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -89,7 +91,23 @@ impl Workload {
             kind_json: Value::from(kind).to_string(),
             inputs,
             expect,
+            keys: None,
         })
+    }
+
+    /// Gives every task of the run an idempotency key of its own.
+    pub fn key_every_task(&mut self, run: u64) {
+        self.keys = Some(run);
+    }
+
+    /// What follows task `seq`'s input in its spec, as JSON text: its
+    /// `key` with `--keys`, else nothing.
+    pub fn spec_tail<'a>(&self, seq: u64, buf: &'a mut String) -> &'a str {
+        buf.clear();
+        if let Some(run) = self.keys {
+            let _ = write!(buf, r#","key":"bench-{run:x}-{seq}""#);
+        }
+        buf
     }
 
     /// The kind's name.
@@ -232,6 +250,15 @@ mod tests {
     fn check(w: &Workload, seq: u64, status: &str, output: &str) -> Verdict {
         let output = raw(output);
         w.verify(seq, &finished(status, Some(&output)), &mut String::new())
+    }
+
+    #[test]
+    fn keys_are_per_run_and_per_task() {
+        let mut w = Workload::new("echo", None).unwrap();
+        let mut buf = String::new();
+        assert_eq!(w.spec_tail(7, &mut buf), "");
+        w.key_every_task(0xab);
+        assert_eq!(w.spec_tail(7, &mut buf), r#","key":"bench-ab-7""#);
     }
 
     #[test]

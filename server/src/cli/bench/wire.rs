@@ -215,32 +215,34 @@ pub fn join(auth: Option<&str>) -> String {
 }
 
 /// Appends to `out` a `task` event with ack id `ack`, for one task of kind
-/// `kind_json` (a JSON string) and input `input_json`.
-pub fn task(out: &mut String, ack: u64, kind_json: &str, input_json: &str) {
+/// `kind_json` (a JSON string) and input `input_json`, then `tail` (more
+/// fields of the spec, each after a comma, or nothing).
+pub fn task(out: &mut String, ack: u64, kind_json: &str, input_json: &str, tail: &str) {
     let _ = write!(out, "42{ack}[\"{}\",", events::TASK);
-    spec(out, kind_json, input_json);
+    spec(out, kind_json, input_json, tail);
     out.push(']');
 }
 
-/// Appends to `out` a `tasks` event with ack id `ack`, one spec per input.
+/// Appends to `out` a `tasks` event with ack id `ack`, one spec per
+/// (input, tail).
 pub fn tasks<'a>(
     out: &mut String,
     ack: u64,
     kind_json: &str,
-    inputs: impl IntoIterator<Item = &'a str>,
+    items: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) {
     let _ = write!(out, "42{ack}[\"{}\",{{\"tasks\":[", events::TASKS);
-    for (i, input) in inputs.into_iter().enumerate() {
+    for (i, (input, tail)) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        spec(out, kind_json, input);
+        spec(out, kind_json, input, tail);
     }
     out.push_str("]}]");
 }
 
-fn spec(out: &mut String, kind_json: &str, input_json: &str) {
-    let _ = write!(out, "{{\"kind\":{kind_json},\"input\":{input_json}}}");
+fn spec(out: &mut String, kind_json: &str, input_json: &str, tail: &str) {
+    let _ = write!(out, "{{\"kind\":{kind_json},\"input\":{input_json}{tail}}}");
 }
 
 #[cfg(test)]
@@ -329,17 +331,22 @@ mod tests {
         assert_eq!(join(Some(r#"{"token":"t"}"#)), r#"40{"token":"t"}"#);
 
         let mut out = String::new();
-        task(&mut out, 5, r#""echo""#, r#"{"seq":1}"#);
+        task(&mut out, 5, r#""echo""#, r#"{"seq":1}"#, "");
         assert_eq!(out, r#"425["task",{"kind":"echo","input":{"seq":1}}]"#);
         let args: Value = serde_json::from_str(&out[3..]).unwrap();
         assert_eq!(args, json!(["task", {"kind": "echo", "input": {"seq": 1}}]));
 
         out.clear();
-        tasks(&mut out, 6, r#""echo""#, ["1", "2"]);
+        tasks(
+            &mut out,
+            6,
+            r#""echo""#,
+            [("1", ""), ("2", r#","key":"k2""#)],
+        );
         let args: Value = serde_json::from_str(&out[3..]).unwrap();
         assert_eq!(
             args,
-            json!(["tasks", {"tasks": [{"kind": "echo", "input": 1}, {"kind": "echo", "input": 2}]}])
+            json!(["tasks", {"tasks": [{"kind": "echo", "input": 1}, {"kind": "echo", "input": 2, "key": "k2"}]}])
         );
     }
 }

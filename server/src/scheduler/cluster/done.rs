@@ -282,6 +282,8 @@ impl Scheduler {
             None => 0.0,
         };
         Stats {
+            scheduled: 0,
+            waiting: 0,
             queued: counts.queued,
             running: counts.running,
             succeeded: counts.succeeded,
