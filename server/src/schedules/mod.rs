@@ -20,7 +20,9 @@
 //! deduplicate: a firing never runs twice. Firings missed while no server
 //! ran are caught up by one run, for the latest of them. In a cluster the
 //! claim comes first (the compare-and-set moves `next_run_at` on), so a
-//! node that dies between its claim and its submission loses that firing.
+//! node that dies between its claim and its submission loses that firing;
+//! and while cluster mode refuses idempotency keys, its firings' tasks
+//! have none (the claim alone keeps each firing to one task).
 
 mod actor;
 mod clock;
@@ -75,17 +77,24 @@ pub struct Mailbox(mpsc::Receiver<Request>);
 /// Cheap-clone handle to the schedules actor.
 #[derive(Clone)]
 pub struct Schedules {
-    /// `None` where schedules are not supported (cluster mode, for now).
+    /// `None` where there are no schedules (a test's server).
     tx: Option<mpsc::Sender<Request>>,
+    /// Whether this server is a node of a cluster.
+    cluster: bool,
 }
 
 /// Requests that may wait in the mailbox.
 const MAILBOX_CAPACITY: usize = 1024;
 
-/// A handle and the mailbox its requests go to.
-pub fn channel() -> (Schedules, Mailbox) {
+/// A handle and the mailbox its requests go to, on a node of a cluster
+/// or not.
+pub fn channel(cluster: bool) -> (Schedules, Mailbox) {
     let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
-    (Schedules { tx: Some(tx) }, Mailbox(rx))
+    let handle = Schedules {
+        tx: Some(tx),
+        cluster,
+    };
+    (handle, Mailbox(rx))
 }
 
 /// What the actor needs.
@@ -112,7 +121,15 @@ impl Schedules {
     /// A handle that refuses everything (a test's server that has no
     /// schedules).
     pub fn unsupported() -> Self {
-        Self { tx: None }
+        Self {
+            tx: None,
+            cluster: false,
+        }
+    }
+
+    /// Whether this server is a node of a cluster.
+    pub fn in_cluster(&self) -> bool {
+        self.cluster
     }
 
     /// `invalid_payload` where schedules are not supported.

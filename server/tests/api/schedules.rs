@@ -527,8 +527,18 @@ async fn a_cluster_shares_its_schedules_and_fires_each_firing_on_one_node() {
         assert_eq!(ids.len(), 1, "{at} fired by two nodes");
         let id = *ids.iter().next().unwrap();
         let task = ca.subscribe(id).await.unwrap();
-        assert_eq!(task.key, Some(format!("schedule:shared:{at}")));
+        assert_eq!(task.status, TaskStatus::Succeeded);
+        // Cluster mode takes no idempotency keys yet: the claim alone
+        // keeps each firing to one task (see protocol-notes).
+        assert_eq!(task.key, None);
     }
+    // Nor the fields it refuses in a task.
+    let mut delayed = schedule("later", "0 1 * * *");
+    delayed["task"]["delay_ms"] = json!(10);
+    assert_eq!(
+        refused(&cb, events::SCHEDULE, delayed).await,
+        (ErrorCode::InvalidPayload, Some("task.delay_ms".into()))
+    );
 
     // Deleted on one node, gone on the other.
     cb.unschedule("shared").await.unwrap();
