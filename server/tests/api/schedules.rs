@@ -369,6 +369,29 @@ async fn a_durable_server_keeps_its_schedules_and_catches_a_missed_firing_up_onc
     assert_eq!((stats.queued, stats.running), (0, 0));
 }
 
+#[tokio::test]
+async fn a_firing_whose_key_is_taken_runs_no_second_task() {
+    let server = TestServer::start(&[]).await;
+    let mut c = server.client().await;
+    c.dashboard().await.unwrap();
+    // What a server that stopped after submitting this firing, before
+    // recording it, would find at its next start.
+    let times = seconds_ahead(3, 1);
+    let mut earlier = spec("echo", json!({"from": "before"}));
+    earlier.key = Some(format!("schedule:dup:{}", times[0]));
+    let earlier = c.submit(&earlier).await.unwrap();
+    put(&c, schedule("dup", &cron_at(&times))).await;
+    let all = pushed(&mut c, |all| all[0].last_task_id.is_some()).await;
+    assert_eq!(all[0].last_run_at, Some(times[0]));
+    assert_eq!(
+        all[0].last_task_id,
+        Some(earlier.id),
+        "the firing is that task"
+    );
+    let stats = server.stats().await;
+    assert_eq!(stats.succeeded + stats.queued + stats.running, 1);
+}
+
 async fn taskwire(args: &[&str]) -> Output {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"))
         .args(args)
