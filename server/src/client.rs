@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::{
-    Ack, Batch, ErrorBody, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskRef, TaskSpec,
-    events,
+    Ack, Batch, ErrorBody, ProgressEvent, Schedule, SchedulesEvent, Stats, StatusEvent, Task,
+    TaskId, TaskRef, TaskSpec, events,
 };
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
@@ -46,6 +46,8 @@ pub enum Push {
     Progress(ProgressEvent),
     Result(Box<Task>),
     Stats(Box<Stats>),
+    /// Every schedule, after one changed or fired (dashboard room).
+    Schedules(Vec<Schedule>),
 }
 
 /// One Socket.IO connection to a Taskwire server's `/` namespace.
@@ -134,6 +136,9 @@ impl Client {
         builder = on_push(builder, events::STATS, &push_tx, |s| {
             Push::Stats(Box::new(s))
         });
+        builder = on_push(builder, events::SCHEDULES, &push_tx, |s: SchedulesEvent| {
+            Push::Schedules(s.schedules)
+        });
         let sio = tokio::time::timeout(timeout, builder.connect())
             .await
             .map_err(|_| ClientError::Timeout(timeout))??;
@@ -221,6 +226,40 @@ impl Client {
             .await?
             .stats
             .ok_or_else(|| ClientError::Malformed("ack without stats".into()))
+    }
+
+    /// `schedule`: creates or replaces the schedule `name`.
+    pub async fn schedule(
+        &self,
+        name: &str,
+        cron: &str,
+        timezone: Option<&str>,
+        task: &TaskSpec,
+        paused: bool,
+    ) -> Result<Schedule, ClientError> {
+        let mut payload = json!({"name": name, "cron": cron, "task": task, "paused": paused});
+        if let Some(tz) = timezone {
+            payload["timezone"] = json!(tz);
+        }
+        self.ack(events::SCHEDULE, payload)
+            .await?
+            .schedule
+            .ok_or_else(|| ClientError::Malformed("ack without schedule".into()))
+    }
+
+    /// `schedules`: every schedule, sorted by name.
+    pub async fn schedules(&self) -> Result<Vec<Schedule>, ClientError> {
+        self.ack(events::SCHEDULES, json!({}))
+            .await?
+            .schedules
+            .ok_or_else(|| ClientError::Malformed("ack without schedules".into()))
+    }
+
+    /// `unschedule`.
+    pub async fn unschedule(&self, name: &str) -> Result<(), ClientError> {
+        self.ack(events::UNSCHEDULE, json!({ "name": name }))
+            .await
+            .map(drop)
     }
 
     /// The next push, or `None` once the connection is gone.

@@ -9,6 +9,7 @@
 //! - [`serve`]: the accept loop and the limits of each connection;
 //! - [`api`]: Socket.IO handlers and HTTP routes, thin edges;
 //! - [`scheduler`]: the actor that owns tasks, queues, slots and timers;
+//! - [`schedules`]: recurring schedules: the actor that fires them;
 //! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
 //! - [`store`]: the durable SQLite store (group commit, recovery);
 //! - [`cluster`]: cluster mode (PostgreSQL, Redis, leases and fencing);
@@ -31,6 +32,7 @@ pub mod kinds;
 pub mod pool;
 pub mod remote;
 pub mod scheduler;
+pub mod schedules;
 pub mod serve;
 pub mod site;
 pub mod startup;

@@ -238,6 +238,7 @@ mod tests {
             events_per_sec: 100,
             local_workers: false,
             task_page: None,
+            schedules: crate::schedules::Schedules::unsupported(),
         };
         let options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)

@@ -1,4 +1,4 @@
-//! Building and running the whole server: scheduler, worker pool,
+//! Building and running the whole server: scheduler, schedules, worker pool,
 //! Socket.IO, HTTP API and (when built) the Leptos site, on one port,
 //! behind the origin guard and the security headers. Socket.IO's rooms are
 //! this process's own, or shared by every node through Redis ([`Rooms`]).
@@ -24,6 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::api::auth::AccessToken;
 use crate::api::origin::{self, OriginPolicy};
 use crate::api::publish::RoomPublisher;
+use crate::api::schedules::RoomAnnouncer;
 use crate::api::{AppState, RemoteKinds, http};
 use crate::cluster::bus::Bus;
 use crate::cluster::db::Db;
@@ -34,8 +35,9 @@ use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
 use crate::scheduler::{Backing, ClusterSide, Command, Publisher};
+use crate::schedules::{Announce, Clock, Keep};
 use crate::store::Store;
-use crate::{api, pool, scheduler, site};
+use crate::{api, pool, scheduler, schedules, site};
 
 /// Read buffer of one websocket. Idle sockets are the common case; a small
 /// buffer keeps them cheap (frames larger than it still arrive whole).
@@ -118,6 +120,8 @@ impl Application {
         let site_root = settings.site_root();
         let site = site::options(&site_root, addr);
         let (dispatcher, commands) = scheduler::channel();
+        let clustered = settings.cluster && matches!(rooms, Rooms::Redis { .. });
+        let (schedules, schedules_mailbox) = schedules::channel(clustered);
         let health = Health::default();
         let mut pool_config = settings.pool().context("cannot find the worker binary")?;
         pool_config.kinds = registry.kinds();
@@ -130,6 +134,7 @@ impl Application {
             events_per_sec: settings.max_events_per_sec,
             local_workers: pool_config.workers > 0,
             task_page: site.clone().map(site::task_pages),
+            schedules,
         };
         let api = http::routes(&state)
             .with_state(state.clone())
@@ -172,10 +177,11 @@ impl Application {
             addr: addr.to_string(),
             started_at: app::Timestamp::now(),
         };
+        let mut schedules_kept = Keep::Memory;
         let (backing, temporary_dir, publisher) = match (&io, settings.cluster) {
             (Io::Redis(_, rooms_health), true) => {
                 pool_config.id_prefix = format!("{}/", node.id);
-                let (side, publisher) = join_cluster(
+                let (side, publisher, db) = join_cluster(
                     &settings,
                     &node,
                     &state,
@@ -188,12 +194,16 @@ impl Application {
                     side,
                     health: health.clone(),
                 };
+                schedules_kept = Keep::Cluster(db);
                 (backing, None, publisher)
             }
             _ => {
                 let (durable, dir) = open_store(&settings, addr, &state.registry, health)?;
                 let backing = match durable {
-                    Some(durable) => Backing::Durable(durable),
+                    Some(durable) => {
+                        schedules_kept = Keep::Store(durable.store.clone());
+                        Backing::Durable(durable)
+                    }
                     None => Backing::Memory,
                 };
                 (backing, dir, publisher)
@@ -207,6 +217,19 @@ impl Application {
             backing,
             shutdown.clone(),
         );
+        let announce: Arc<dyn Announce> = match &io {
+            Io::Local(io) => Arc::new(RoomAnnouncer::new(io.clone())),
+            Io::Redis(io, _) => Arc::new(RoomAnnouncer::new(io.clone())),
+        };
+        let setup = schedules::Setup {
+            keep: schedules_kept,
+            submit: Arc::new(state.clone()),
+            announce,
+            clock: Clock::system(),
+        };
+        schedules::spawn(schedules_mailbox, setup, shutdown.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the schedules back: {e}"))?;
         let pool = pool::start(&pool_config, &dispatcher, &shutdown);
         Ok(Self {
             listener,
@@ -275,7 +298,8 @@ impl Application {
 /// Joins the cluster as `node`: connects to its database (bringing the
 /// schema up to date) and to the node bus, registers the node, and hands
 /// the bus's signals to the scheduler. Pushes go through a queue, since
-/// each crosses Redis. Redis's connections count in `GET /healthz`.
+/// each crosses Redis. Redis's connections count in `GET /healthz`. The
+/// database is answered too, for the schedules.
 async fn join_cluster(
     settings: &Settings,
     node: &NodeInfo,
@@ -283,7 +307,7 @@ async fn join_cluster(
     rooms_health: &RedisHealth,
     rooms: Arc<dyn Publisher>,
     dispatcher: &scheduler::Dispatcher,
-) -> anyhow::Result<(ClusterSide, Arc<dyn Publisher>)> {
+) -> anyhow::Result<(ClusterSide, Arc<dyn Publisher>, Db)> {
     let db_url = settings
         .database_url
         .as_deref()
@@ -314,6 +338,7 @@ async fn join_cluster(
     });
     let lease = Duration::from_millis(settings.lease_ms);
     tracing::info!(node = %node.id, lease_ms = settings.lease_ms, prefix = %settings.redis_prefix, "joined the cluster");
+    let kept = db.clone();
     let link = Link::new(db, bus, node.clone(), lease, redis_health);
     let registry = state.registry.clone();
     let classify = move |kind: &str| registry.get(kind).map_or(Class::Cpu, |h| h.class());
@@ -323,7 +348,7 @@ async fn join_cluster(
         state.registry.kinds(),
         lease,
     );
-    Ok((side, Arc::new(QueuedPublisher::new(rooms))))
+    Ok((side, Arc::new(QueuedPublisher::new(rooms)), kept))
 }
 
 /// The Socket.IO server's limits and heartbeat (its adapter, state and

@@ -3,7 +3,8 @@
 //! goes into one transaction, so one fsync covers many tasks).
 //!
 //! The scheduler stays the owner of task state in memory; the store is its
-//! write-ahead copy. Acks of new tasks and `result` pushes wait for the
+//! write-ahead copy. The schedules actor keeps its schedules in the same
+//! database (table `schedules`), written by the same thread. Acks of new tasks and `result` pushes wait for the
 //! commit that holds them (see `scheduler`), and on start the store hands
 //! back every task it holds so the scheduler can recover.
 
@@ -56,7 +57,15 @@ pub struct StoredTask {
     pub seq: u64,
 }
 
-/// One write: the task's current snapshot, or its removal.
+/// A recurring schedule as stored: its name and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSchedule {
+    pub name: String,
+    pub body: String,
+}
+
+/// One write: the task's current snapshot, or its removal; or a
+/// schedule's (see [`crate::schedules`]).
 #[derive(Debug)]
 pub enum Write {
     Put {
@@ -67,6 +76,11 @@ pub enum Write {
         body: String,
     },
     Delete(TaskId),
+    PutSchedule {
+        name: String,
+        body: String,
+    },
+    DeleteSchedule(String),
 }
 
 impl Write {
@@ -182,7 +196,11 @@ impl Store {
                  finished_at INTEGER,
                  body        TEXT NOT NULL
              ) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);",
+             CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);
+             CREATE TABLE IF NOT EXISTS schedules (
+                 name TEXT PRIMARY KEY,
+                 body TEXT NOT NULL
+             ) WITHOUT ROWID;",
         )
         .map_err(open_err)?;
         let tasks = load(&conn)?;
@@ -207,6 +225,24 @@ impl Store {
     /// [`FileIdentity`]); `Err` says what happened to it.
     pub fn verify(&self) -> Result<(), String> {
         self.file.verify()
+    }
+
+    /// Every schedule the store holds, by name. It reads on a connection
+    /// of its own, once, when the schedules actor starts (before it
+    /// writes any).
+    pub fn load_schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.file.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut stmt = conn.prepare("SELECT name, body FROM schedules ORDER BY name")?;
+        let rows = stmt.query_map([], |row| {
+            Ok(StoredSchedule {
+                name: row.get(0)?,
+                body: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Reads one task as stored; `None` if the store does not hold it.
@@ -319,6 +355,11 @@ fn apply<'a>(
                  status = excluded.status, finished_at = excluded.finished_at, body = excluded.body",
         )?;
         let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
+        let mut put_schedule = tx.prepare_cached(
+            "INSERT INTO schedules (name, body) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+        )?;
+        let mut delete_schedule = tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?;
         for w in writes {
             match w {
                 Write::Put {
@@ -338,6 +379,12 @@ fn apply<'a>(
                 }
                 Write::Delete(id) => {
                     delete.execute(params![id.0.as_bytes().as_slice()])?;
+                }
+                Write::PutSchedule { name, body } => {
+                    put_schedule.execute(params![name, body])?;
+                }
+                Write::DeleteSchedule(name) => {
+                    delete_schedule.execute(params![name])?;
                 }
             }
         }
@@ -402,6 +449,36 @@ mod tests {
             vec![(1, TaskStatus::Queued), (2, TaskStatus::Succeeded)]
         );
         assert_eq!(tasks[1].task.output, Some(json!({"n": 2})));
+    }
+
+    #[tokio::test]
+    async fn schedules_are_kept_with_the_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        assert!(store.load_schedules().unwrap().is_empty());
+        let put = |name: &str, body: &str| Write::PutSchedule {
+            name: name.into(),
+            body: body.into(),
+        };
+        store
+            .commit(vec![
+                put("b", "1"),
+                put("a", "2"),
+                Write::put(&task(1), 1).unwrap(),
+            ])
+            .await
+            .unwrap();
+        store
+            .commit(vec![put("b", "3"), Write::DeleteSchedule("a".into())])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load_schedules().unwrap(),
+            vec![StoredSchedule {
+                name: "b".into(),
+                body: "3".into()
+            }]
+        );
     }
 
     #[test]

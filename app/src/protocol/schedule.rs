@@ -24,6 +24,13 @@ pub struct Schedule {
     pub last_task_id: Option<TaskId>,
 }
 
+/// The `schedules` push to the dashboard room, sent whenever a schedule
+/// is created, replaced, deleted or fires: every schedule, sorted by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchedulesEvent {
+    pub schedules: Vec<Schedule>,
+}
+
 impl Schedule {
     /// The idempotency key of the firing at `at`:
     /// `schedule:<name>:<RFC 3339 UTC with milliseconds>`.

@@ -1,7 +1,8 @@
 //! HTTP routes: `POST /tasks` (JSON → `202`, no-JS form → `303`),
 //! `GET /tasks/{id}`, `DELETE /tasks/{id}`, `GET /kinds`, `GET /healthz`,
-//! `GET /metrics`. Bodies are the task itself; errors are
-//! `{"error": {"code", "message"}}` with the status of their code.
+//! `GET /metrics`, and the schedules' routes (see [`super::schedules`]).
+//! Bodies are the task itself; errors are `{"error": {"code", "message"}}`
+//! with the status of their code.
 //! A body is JSON only when its `Content-Type` says so: a page of another
 //! site may send `text/plain` without the browser asking anyone.
 
@@ -16,11 +17,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Map, Value};
 
 use super::AppState;
 use super::auth::{self, AccessToken};
+use super::schedules;
 
 /// The API routes. With `--token`, every one but `GET /healthz` requires
 /// `Authorization: Bearer <token>`.
@@ -29,6 +31,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/tasks", post(create))
         .route("/tasks/{id}", get(read).delete(cancel))
         .route("/kinds", get(kinds))
+        .route("/schedules", get(schedules::list))
+        .route(
+            "/schedules/{name}",
+            put(schedules::put).delete(schedules::delete),
+        )
         .route("/metrics", get(metrics))
         // Only the routes above: health checks stay open.
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -88,7 +95,7 @@ pub struct ApiError(pub ErrorBody);
 /// The scheduler's refusal of a change. An `internal` one while the server
 /// is degraded is `503`: the request was fine and may be sent again once
 /// the server recovers (its task store writes again).
-fn refused(state: &AppState, e: ErrorBody) -> Response {
+pub(super) fn refused(state: &AppState, e: ErrorBody) -> Response {
     if e.code == ErrorCode::Internal && state.health.is_degraded() {
         tracing::warn!(error = %e, "change refused while degraded");
         (
@@ -124,7 +131,7 @@ pub fn error_response(status: StatusCode, error: ErrorBody) -> Response {
 }
 
 /// A body, or `payload_too_large` / `invalid_payload`.
-fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(super) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ErrorCode::PayloadTooLarge
@@ -169,6 +176,16 @@ fn body_type(headers: &HeaderMap) -> Result<BodyType, ErrorBody> {
         "{what} is not accepted: send JSON as application/json \
          (or the form as application/x-www-form-urlencoded)"
     )))
+}
+
+/// `Ok` for a JSON body; else the `invalid_payload` error answered `415`.
+pub(super) fn json_only(headers: &HeaderMap) -> Result<(), ErrorBody> {
+    match body_type(headers)? {
+        BodyType::Json => Ok(()),
+        BodyType::Form => Err(ErrorBody::invalid(
+            "Content-Type application/x-www-form-urlencoded is not accepted here: send JSON as application/json",
+        )),
+    }
 }
 
 /// The no-JS form: `kind`, `input` as JSON text, optional numeric options.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod http;
 pub mod origin;
 pub mod publish;
+pub mod schedules;
 pub mod socket;
 pub mod worker;
 
@@ -61,6 +62,8 @@ pub struct AppState {
     pub local_workers: bool,
     /// Renders a task's page, when the web UI's site was built.
     pub task_page: Option<TaskPage>,
+    /// The recurring schedules (refusing everything in cluster mode).
+    pub schedules: crate::schedules::Schedules,
 }
 
 /// A task's page for a browser (`GET /tasks/{id}` with `Accept:

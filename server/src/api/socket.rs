@@ -1,5 +1,6 @@
 //! Socket.IO namespace `/`: `task`, `tasks`, `subscribe`, `unsubscribe`,
-//! `cancel`, `dashboard`. A bad payload gets an error ack and nothing else:
+//! `cancel`, `dashboard`, and the schedules' events (see
+//! [`super::schedules`]). A bad payload gets an error ack and nothing else:
 //! the socket stays connected and no other task is touched.
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use super::AppState;
 use super::auth::{self, AccessToken};
 use super::publish::{self, client, done_ack, stats_ack, submitted_ack, task_ack};
+use super::schedules;
 use crate::scheduler::Command;
 
 /// Registers the event handlers of a new client socket.
@@ -46,6 +48,9 @@ pub async fn register<A: Adapter>(
     socket.on(events::SUBSCRIBE, on_subscribe::<A>);
     socket.on(events::UNSUBSCRIBE, on_unsubscribe::<A>);
     socket.on(events::CANCEL, on_cancel::<A>);
+    socket.on(events::SCHEDULE, schedules::on_schedule::<A>);
+    socket.on(events::SCHEDULES, schedules::on_schedules::<A>);
+    socket.on(events::UNSCHEDULE, schedules::on_unschedule::<A>);
     socket.on_fallback(on_unknown::<A>);
     socket.on(
         events::DASHBOARD,
@@ -86,7 +91,7 @@ fn event_rate(per_sec: u32) -> EventRate {
 }
 
 /// `rate_limited` once the socket spends its event budget.
-fn admit<A: Adapter>(socket: &SocketRef<A>) -> Result<(), ErrorBody> {
+pub(super) fn admit<A: Adapter>(socket: &SocketRef<A>) -> Result<(), ErrorBody> {
     match socket.extensions.get::<Arc<EventRate>>() {
         Some(rate) if rate.check().is_err() => Err(ErrorBody::new(
             app::ErrorCode::RateLimited,
@@ -96,12 +101,12 @@ fn admit<A: Adapter>(socket: &SocketRef<A>) -> Result<(), ErrorBody> {
     }
 }
 
-fn reject<A: Adapter>(ack: AckSender<A>, error: ErrorBody) {
+pub(super) fn reject<A: Adapter>(ack: AckSender<A>, error: ErrorBody) {
     publish::send_ack(ack, &Ack::error(error));
 }
 
 /// The payload, or `invalid_payload` if it is not JSON.
-fn payload(data: Result<Value, impl std::fmt::Display>) -> Result<Value, ErrorBody> {
+pub(super) fn payload(data: Result<Value, impl std::fmt::Display>) -> Result<Value, ErrorBody> {
     data.map_err(|e| ErrorBody::invalid(format!("expected one JSON payload: {e}")))
 }
 

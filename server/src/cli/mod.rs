@@ -1,7 +1,8 @@
 //! The `taskwire` command line: `serve`, the internal `worker`, the
-//! client commands `submit`, `status` and `cancel`, and `bench`.
+//! client commands `submit`, `status`, `cancel` and `schedule`, and `bench`.
 
 pub mod bench;
+pub mod schedule;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub enum Command {
     Status(TaskArgs),
     /// Cancel a task and print it as JSON.
     Cancel(TaskArgs),
+    /// Recurring schedules: add (or replace), list, rm.
+    Schedule(schedule::ScheduleArgs),
     /// Run this binary's kinds for a server, connected over Socket.IO.
     RemoteWorker(RemoteArgs),
     /// Load a server with many sockets and tasks in flight; verify every
@@ -175,6 +178,7 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Cancel(args) => cancel(args).await,
+            Command::Schedule(args) => Ok(schedule::run(args).await),
             Command::Bench(args) => run_bench(args).await,
             Command::RemoteWorker(args) => {
                 let config = crate::remote::RemoteConfig {

@@ -27,6 +27,7 @@ use sqlx::types::Json;
 use super::{CancelOutcome, Claimed, Counts, Fenced, NodeId, NodeInfo, NodeState, Reaped, Want};
 
 mod rows;
+mod schedules;
 use rows::{WriteRow, cancelled_error, json_text, millis, status, task};
 
 /// Why a database call failed.

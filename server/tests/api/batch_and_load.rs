@@ -32,7 +32,7 @@ async fn a_batch_of_1000_gets_all_1000_results() {
                 assert!(results.insert(t.id, i).is_none(), "duplicate result");
             }
             Push::Status(_) | Push::Progress(_) => {}
-            Push::Stats(_) => panic!("not in the dashboard"),
+            Push::Stats(_) | Push::Schedules(_) => panic!("not in the dashboard"),
         }
     }
     assert_eq!(server.stats().await.succeeded, 1000);

@@ -23,6 +23,7 @@ mod origin;
 mod pool;
 mod remote;
 mod remote_hardening;
+mod schedules;
 mod scheduling;
 mod site;
 mod store_faults;
