@@ -16,6 +16,9 @@ pub const SCHEDULE: &str = "schedule";
 pub const SCHEDULES: &str = "schedules";
 /// Delete a schedule (client → server, v1.1).
 pub const UNSCHEDULE: &str = "unschedule";
+/// Run a failed, cancelled or timed-out task again as a new task
+/// (client → server, v1.1).
+pub const RETRY: &str = "retry";
 /// Join the dashboard room (client → server).
 pub const DASHBOARD: &str = "dashboard";
 /// Task went to `scheduled`, `waiting`, `queued` or `running` (server → room).

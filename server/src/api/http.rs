@@ -30,6 +30,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/tasks", post(create))
         .route("/tasks/{id}", get(read).delete(cancel))
+        .route("/tasks/{id}/retry", post(retry))
         .route("/kinds", get(kinds))
         .route("/schedules", get(schedules::list))
         .route(
@@ -281,6 +282,18 @@ async fn cancel(
 ) -> Result<Response, ApiError> {
     Ok(match state.dispatcher.cancel(parse_id(&id)?).await {
         Ok(task) => Json(task).into_response(),
+        Err(e) => refused(&state, e),
+    })
+}
+
+/// `POST /tasks/{id}/retry`: `202` and the new task.
+async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (task, class) = state.prepare_retry(parse_id(&id)?).await?;
+    Ok(match state.dispatcher.submit(task, class).await {
+        Ok((task, _)) => (StatusCode::ACCEPTED, Json(task)).into_response(),
         Err(e) => refused(&state, e),
     })
 }

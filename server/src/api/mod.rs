@@ -13,7 +13,7 @@ pub mod worker;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, Timestamp, events};
+use app::{ErrorBody, ErrorCode, Task, TaskId, TaskSpec, TaskStatus, Timestamp, events};
 use axum::extract::Request;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
@@ -167,6 +167,26 @@ impl AppState {
             tasks.push((task, class));
         }
         Ok(tasks)
+    }
+
+    /// The new task that re-runs task `id` (`retry`): its spec, with
+    /// `retry_of` set; only a `failed`, `cancelled` or `timed_out` task may
+    /// be retried (else `invalid_payload`). Its kind must still be known.
+    pub async fn prepare_retry(&self, id: TaskId) -> Result<(Task, Class), ErrorBody> {
+        let old = self.dispatcher.get(id).await?;
+        if !matches!(
+            old.status,
+            TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::TimedOut
+        ) {
+            return Err(ErrorBody::invalid(format!(
+                "only a failed, cancelled or timed-out task can be retried; task {id} is {}",
+                old.status
+            ))
+            .with_field(app::Field::TaskId));
+        }
+        let (mut task, class) = self.prepare(old.spec())?;
+        task.retry_of = Some(id);
+        Ok((task, class))
     }
 
     fn prepare_item(

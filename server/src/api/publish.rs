@@ -159,6 +159,17 @@ pub fn submitted_ack<A: Adapter>(ack: AckSender<A>, batch: bool) -> TasksReply {
     })
 }
 
+/// Acks a `retry` with `{ok, task}`: the new task.
+pub fn retried_ack<A: Adapter>(ack: AckSender<A>) -> TasksReply {
+    TasksReply::new(
+        move |answer| match answer.map(|s| s.tasks.first().copied()) {
+            Ok(Some(task)) => send_ack(ack, &TaskAck::new(task)),
+            Ok(None) => send_ack(ack, &Ack::error(app::ErrorBody::invalid("no task"))),
+            Err(e) => send_ack(ack, &Ack::error(e)),
+        },
+    )
+}
+
 /// Acks with `{ok, task}`.
 pub fn task_ack<A: Adapter>(ack: AckSender<A>) -> TaskReply {
     TaskReply::new(move |answer| match answer {

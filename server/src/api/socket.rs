@@ -1,5 +1,5 @@
 //! Socket.IO namespace `/`: `task`, `tasks`, `subscribe`, `unsubscribe`,
-//! `cancel`, `dashboard`, and the schedules' events (see
+//! `cancel`, `retry`, `dashboard`, and the schedules' events (see
 //! [`super::schedules`]). A bad payload gets an error ack and nothing else:
 //! the socket stays connected and no other task is touched.
 
@@ -48,6 +48,7 @@ pub async fn register<A: Adapter>(
     socket.on(events::SUBSCRIBE, on_subscribe::<A>);
     socket.on(events::UNSUBSCRIBE, on_unsubscribe::<A>);
     socket.on(events::CANCEL, on_cancel::<A>);
+    socket.on(events::RETRY, on_retry::<A>);
     socket.on(events::SCHEDULE, schedules::on_schedule::<A>);
     socket.on(events::SCHEDULES, schedules::on_schedules::<A>);
     socket.on(events::UNSCHEDULE, schedules::on_unschedule::<A>);
@@ -218,6 +219,34 @@ async fn on_unsubscribe<A: Adapter>(
         }
     })
     .await;
+}
+
+/// `retry`: a new task with the failed one's spec; the socket joins its
+/// room, and the ack is `{ok, task}`.
+async fn on_retry<A: Adapter>(
+    socket: SocketRef<A>,
+    TryData(data): TryData<Value>,
+    ack: AckSender<A>,
+    State(state): State<AppState>,
+) {
+    if let Err(e) = admit(&socket) {
+        return reject(ack, e);
+    }
+    let id = match task_id(data) {
+        Ok(id) => id,
+        Err(e) => return reject(ack, e),
+    };
+    match state.prepare_retry(id).await {
+        Ok(task) => {
+            let cmd = Command::Submit {
+                tasks: vec![task],
+                client: Some(client(socket)),
+                reply: publish::retried_ack(ack),
+            };
+            send(&state, cmd).await;
+        }
+        Err(e) => reject(ack, e),
+    }
 }
 
 async fn on_cancel<A: Adapter>(
