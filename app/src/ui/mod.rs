@@ -14,6 +14,7 @@ pub mod live;
 pub mod submit;
 pub mod task_page;
 pub mod task_view;
+pub mod when;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
