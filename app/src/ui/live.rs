@@ -147,7 +147,18 @@ impl Live {
     /// Applies a `status` push.
     pub fn apply_status(self, ev: StatusEvent) {
         let now = Timestamp::now();
-        self.apply(ev.task_id, |b| b.status(&ev, now));
+        // Back to `scheduled` (a retry's backoff): the push does not say
+        // until when, the task's snapshot does.
+        let rescheduled = ev.status == TaskStatus::Scheduled
+            && self.book.with_value(|b| {
+                b.get(&ev.task_id)
+                    .is_some_and(|t| t.status != TaskStatus::Scheduled)
+            });
+        let id = ev.task_id;
+        self.apply(id, |b| b.status(&ev, now));
+        if rescheduled {
+            self.subscribe(id);
+        }
     }
 
     /// Applies a `progress` push.
@@ -251,6 +262,13 @@ impl Live {
             }
         });
         self.stats.set(Some(stats));
+    }
+
+    /// The wall clock in ms now; re-runs the caller at each tick of
+    /// [`Live::now`]. (`now` itself is up to a second old between ticks,
+    /// too old for a countdown drawn just after a tick.)
+    pub fn clock(self) -> i64 {
+        self.now.get().max(Timestamp::now().millis())
     }
 
     /// A task's current state; re-runs the caller when that row changes.
