@@ -264,6 +264,13 @@ impl Live {
         self.stats.set(Some(stats));
     }
 
+    /// Up to `limit` tasks a new one may run after (see
+    /// [`Book::after_candidates`]); re-runs the caller when the list moves.
+    pub fn after_candidates(self, limit: usize) -> Vec<TaskId> {
+        self.list.track();
+        self.book.with_value(|b| b.after_candidates(limit))
+    }
+
     /// The wall clock in ms now; re-runs the caller at each tick of
     /// [`Live::now`]. (`now` itself is up to a second old between ticks,
     /// too old for a countdown drawn just after a tick.)

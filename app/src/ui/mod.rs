@@ -8,10 +8,13 @@
 pub mod book;
 pub mod console;
 pub mod dashboard;
+pub mod fields;
 pub mod io;
 mod kind_form;
 pub mod live;
+pub mod run_options;
 pub mod submit;
+pub mod task_input;
 pub mod task_page;
 pub mod task_view;
 pub mod when;
