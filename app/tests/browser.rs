@@ -5,11 +5,12 @@
 #![cfg(target_arch = "wasm32")]
 
 use app::protocol::{
-    ProgressEvent, StatusEvent, Task, TaskId, TaskSpec, TaskStatus, Timestamp, WorkerId,
+    ProgressEvent, Schedule, StatusEvent, Task, TaskId, TaskSpec, TaskStatus, Timestamp, WorkerId,
 };
 use app::ui::book::{Book, Filter, KEEP_FINISHED};
 use app::ui::console::{SubmitPanel, TaskList};
 use app::ui::dashboard::Chart;
+use app::ui::schedules::ScheduleTable;
 use app::ui::{Kinds, Live};
 use leptos::prelude::*;
 use serde_json::json;
@@ -280,5 +281,178 @@ async fn chart_draws_the_last_minute_of_stats() {
     // x: 30 s ago is the middle; y: 8/s is the top of a 0..10 axis.
     assert_eq!(points, "300.0,128.0 450.0,32.0 600.0,96.0");
     assert!(el.text_content().unwrap().contains("max 10 /s"));
+    el.remove();
+}
+
+#[wasm_bindgen_test]
+async fn pending_rows_count_down_and_name_what_they_wait_for() {
+    let el = host();
+    let live = Live::new();
+    let _handle = leptos::mount::mount_to(el.clone(), move || {
+        provide_context(live);
+        view! { <TaskList/> }
+    });
+    let first = task(1, "sleep");
+    let now = Timestamp::now();
+    let mut later = task(2, "echo");
+    later.status = TaskStatus::Scheduled;
+    later.run_at = Some(now.plus_millis(3_500));
+    let mut waits = task(3, "echo");
+    waits.status = TaskStatus::Waiting;
+    waits.after = vec![first.id, later.id];
+    for t in [first.clone(), later.clone(), waits.clone()] {
+        live.upsert(t);
+    }
+    tick(100).await;
+    let row = |id: TaskId| {
+        el.query_selector(&format!("li.task[data-task-id='{id}']"))
+            .unwrap()
+            .unwrap()
+    };
+    let text = |e: &Element, sel: &str| {
+        e.query_selector(sel)
+            .unwrap()
+            .map(|n| n.text_content().unwrap())
+    };
+    assert_eq!(
+        text(&row(later.id), ".countdown time").as_deref(),
+        Some("in 4 s")
+    );
+    assert_eq!(text(&row(later.id), ".times"), None, "no queued time yet");
+    // The page's clock ticks: the countdown follows, with no new data.
+    live.now.set(now.millis() + 2_000);
+    tick(20).await;
+    assert_eq!(
+        text(&row(later.id), ".countdown time").as_deref(),
+        Some("in 2 s")
+    );
+    live.now.set(now.millis() + 4_000);
+    tick(20).await;
+    assert_eq!(
+        text(&row(later.id), ".countdown time").as_deref(),
+        Some("now")
+    );
+
+    let links: Vec<_> = all(&row(waits.id), ".waits a")
+        .iter()
+        .map(|a| a.get_attribute("href").unwrap())
+        .collect();
+    assert_eq!(
+        links,
+        [
+            format!("/tasks/{}", first.id),
+            format!("/tasks/{}", later.id)
+        ]
+    );
+    assert_eq!(
+        text(&row(waits.id), ".waits").unwrap(),
+        format!(
+            "waits for {} (queued), {} (scheduled)",
+            &first.id.to_string()[28..],
+            &later.id.to_string()[28..]
+        )
+    );
+    let count = |f: &str| text(&el, &format!("button.filter[data-filter={f}] .count")).unwrap();
+    assert_eq!(
+        (count("active"), count("scheduled"), count("waiting")),
+        ("3".into(), "1".into(), "1".into())
+    );
+    el.remove();
+}
+
+fn schedule(name: &str, paused: bool) -> Schedule {
+    Schedule {
+        name: name.into(),
+        cron: "0 1 * * *".into(),
+        timezone: "UTC".into(),
+        task: TaskSpec::new("echo", json!({"n": 1})).to_json(),
+        paused,
+        next_run_at: Some(Timestamp::now().plus_millis(65_000)),
+        last_run_at: None,
+        last_task_id: None,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn schedules_table_follows_the_live_list_and_confirms_deletes() {
+    let el = host();
+    let live = Live::new();
+    let _handle = leptos::mount::mount_to(el.clone(), move || {
+        provide_context(live);
+        view! { <ScheduleTable first=Some(vec![schedule("a", false)])/> }
+    });
+    tick(20).await;
+    let names = || {
+        all(&el, "tbody tr")
+            .iter()
+            .map(|r| r.get_attribute("data-schedule").unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(), ["a"], "the server's list until the live one comes");
+    let next = el
+        .query_selector("tr[data-schedule=a] td.next .countdown")
+        .unwrap()
+        .unwrap()
+        .text_content()
+        .unwrap();
+    assert_eq!(next, "in 1 m 05 s");
+
+    live.schedules
+        .set(Some(vec![schedule("a", false), schedule("b", false)]));
+    tick(20).await;
+    assert_eq!(names(), ["a", "b"]);
+    let toggle = el
+        .query_selector("tr[data-schedule=b] button.toggle")
+        .unwrap()
+        .unwrap();
+    assert_eq!(toggle.text_content().unwrap(), "Pause b");
+
+    // Paused by someone else: the row says so, its buttons stay the same.
+    live.schedules
+        .set(Some(vec![schedule("a", false), schedule("b", true)]));
+    tick(20).await;
+    let row_b = el.query_selector("tr[data-schedule=b]").unwrap().unwrap();
+    assert_eq!(row_b.get_attribute("data-paused").as_deref(), Some("true"));
+    let same = row_b.query_selector("button.toggle").unwrap().unwrap();
+    assert!(same.is_same_node(Some(&toggle)));
+    assert_eq!(same.text_content().unwrap(), "Resume b");
+    assert!(row_b.query_selector(".countdown").unwrap().is_none());
+
+    // Delete asks first; Keep takes it back.
+    let click = |e: &Element, sel: &str| {
+        e.query_selector(sel)
+            .unwrap()
+            .unwrap()
+            .unchecked_into::<HtmlElement>()
+            .click()
+    };
+    let confirm_shown = |e: &Element| {
+        !e.query_selector(".confirm")
+            .unwrap()
+            .unwrap()
+            .has_attribute("hidden")
+    };
+    assert!(!confirm_shown(&row_b));
+    click(&row_b, "button.delete");
+    tick(20).await;
+    assert!(confirm_shown(&row_b));
+    click(&row_b, "button.keep");
+    tick(20).await;
+    assert!(!confirm_shown(&row_b));
+
+    live.schedules.set(Some(vec![schedule("a", false)]));
+    tick(20).await;
+    assert_eq!(names(), ["a"]);
+    live.schedules.set(Some(Vec::new()));
+    tick(20).await;
+    assert!(names().is_empty());
+    assert_eq!(
+        el.query_selector("p.empty")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap(),
+        "No schedules yet."
+    );
     el.remove();
 }

@@ -21,7 +21,7 @@ use leptos_axum::{
     render_app_async_with_context,
 };
 
-use crate::api::{AppState, TaskPage, auth};
+use crate::api::{AppState, SchedulesPage, TaskPage, auth};
 
 /// The name cargo-leptos gives the site's JS, WASM and CSS files.
 pub const OUTPUT_NAME: &str = "taskwire";
@@ -29,6 +29,10 @@ pub const OUTPUT_NAME: &str = "taskwire";
 /// The task page's route. `GET` on it is shared with the JSON API and
 /// negotiated by `Accept` (see `api::http`), so it is not routed here.
 const TASK_PAGE: &str = "/tasks/{id}";
+
+/// The schedules page's route, shared with `GET /schedules` as the task
+/// page's is.
+const SCHEDULES_PAGE: &str = "/schedules";
 
 /// The site's options, or `None` when the site has not been built.
 pub fn options(site_root: &Path, addr: SocketAddr) -> Option<LeptosOptions> {
@@ -89,10 +93,13 @@ fn send_page_policy(reload_port: Option<u32>) {
 /// `GET /kinds` needs the access token (when the server has one), so the
 /// pages list the kinds only remote workers offer just to a viewer who
 /// presented it (`trusted`): to anyone else, their names (chosen by whoever
-/// runs those workers) are not the server's to show.
+/// runs those workers) are not the server's to show. The same goes for the
+/// schedules (`GET /schedules`), whose tasks hold their inputs: the page
+/// of an untrusted viewer shows them once its socket is accepted.
 fn backend(state: &AppState, trusted: bool) -> Backend {
     let for_kinds = state.clone();
     let dispatcher = state.dispatcher.clone();
+    let schedules = state.schedules.clone();
     Backend {
         kinds: Arc::new(move || {
             if trusted {
@@ -104,6 +111,21 @@ fn backend(state: &AppState, trusted: bool) -> Backend {
         task: Arc::new(move |id| {
             let dispatcher = dispatcher.clone();
             Box::pin(async move { dispatcher.get(id).await.ok() })
+        }),
+        schedules: Arc::new(move || {
+            let schedules = schedules.clone();
+            Box::pin(async move {
+                if !trusted {
+                    return None;
+                }
+                match schedules.list().await {
+                    Ok(list) => Some(list),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list the schedules for a page");
+                        None
+                    }
+                }
+            })
         }),
     }
 }
@@ -132,7 +154,7 @@ fn viewer_trusted(state: &AppState, request: Option<&Parts>) -> bool {
 pub fn router(options: LeptosOptions, state: &AppState) -> Router {
     let routes = generate_route_list(App)
         .into_iter()
-        .filter(|r| r.path() != TASK_PAGE)
+        .filter(|r| r.path() != TASK_PAGE && r.path() != SCHEDULES_PAGE)
         .collect();
     let state = state.clone();
     let reload = reload_port(&options);
@@ -185,6 +207,28 @@ async fn task_page(
         // The HTTP API let the request through: it has the token, if any.
         ..backend(&state, true)
     };
+    let mut res = render_page(options, backend, req).await;
+    *res.status_mut() = status;
+    res
+}
+
+/// The API's renderer of the schedules page (see [`SchedulesPage`]).
+pub fn schedules_pages(options: LeptosOptions) -> SchedulesPage {
+    Arc::new(move |state, req| Box::pin(schedules_page(state, options.clone(), req)))
+}
+
+/// `GET /schedules` from a browser: the page, with the schedules in it for
+/// a viewer who may see them (the API did not check the token).
+async fn schedules_page(state: AppState, options: LeptosOptions, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let trusted = viewer_trusted(&state, Some(&parts));
+    let backend = backend(&state, trusted);
+    render_page(options, backend, Request::from_parts(parts, body)).await
+}
+
+/// A page the API routes (the task page, the schedules page), rendered
+/// with `backend`.
+async fn render_page(options: LeptosOptions, backend: Backend, req: Request) -> Response {
     let reload = reload_port(&options);
     let render = render_app_async_with_context(
         move || {
@@ -194,9 +238,7 @@ async fn task_page(
         move || shell(options.clone()),
     );
     // Whole, not streamed: the page must read without JavaScript.
-    let mut res = render(req).await;
-    *res.status_mut() = status;
-    res
+    render(req).await
 }
 
 /// What `/` shows when the site was not built: the API still works.
@@ -238,6 +280,7 @@ mod tests {
             events_per_sec: 100,
             local_workers: false,
             task_page: None,
+            schedules_page: None,
             schedules: crate::schedules::Schedules::unsupported(),
         };
         let options = LeptosOptions::builder()

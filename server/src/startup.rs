@@ -134,6 +134,7 @@ impl Application {
             events_per_sec: settings.max_events_per_sec,
             local_workers: pool_config.workers > 0,
             task_page: site.clone().map(site::task_pages),
+            schedules_page: site.clone().map(site::schedules_pages),
             schedules,
         };
         let api = http::routes(&state)

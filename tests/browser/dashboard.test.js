@@ -7,7 +7,7 @@ import {
   startServer, launchBrowser, PageErrors, openLive, ack, pollUntil, pollTask, WAIT_MS, SUITE_MS,
 } from './helpers.js';
 
-const COUNTERS = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out'];
+const COUNTERS = ['scheduled', 'waiting', 'queued', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out'];
 
 /** The dashboard's counters as numbers (NaN while it shows "–"). */
 function counters(page) {
@@ -85,7 +85,7 @@ describe('dashboard', { timeout: SUITE_MS }, () => {
       assert.equal(res.status, 202);
       ids.push((await res.json()).id);
     }
-    const want = { queued: 0, running: 0, succeeded: 20, failed: 0, cancelled: 0, timed_out: 0 };
+    const want = { scheduled: 0, waiting: 0, queued: 0, running: 0, succeeded: 20, failed: 0, cancelled: 0, timed_out: 0 };
     await pollUntil(async () => {
       const c = await counters(page);
       return JSON.stringify(c) === JSON.stringify(want) || c;
@@ -129,6 +129,31 @@ describe('dashboard', { timeout: SUITE_MS }, () => {
       return (c.running === 0 && c.cancelled === 1) || c;
     }, 'running 0, cancelled 1');
     await pollUntil(async () => (await tr.locator('a').count()) === 0, `no current task on ${worker}`);
+  });
+
+  it('counts scheduled and waiting tasks', async () => {
+    const sleep = await ack(socket, 'task', { kind: 'sleep', input: { ms: 60000 } });
+    assert.equal(sleep?.ok, true, JSON.stringify(sleep));
+    const after = await ack(socket, 'task', { kind: 'echo', input: 1, after: [sleep.task.id] });
+    assert.equal(after?.task?.status, 'waiting', JSON.stringify(after));
+    const later = await ack(socket, 'task', { kind: 'echo', input: 2, delay_ms: 3_600_000 });
+    assert.equal(later?.task?.status, 'scheduled', JSON.stringify(later));
+    await pollUntil(async () => {
+      const c = await counters(page);
+      return (c.scheduled === 1 && c.waiting === 1 && c.running === 1) || c;
+    }, 'scheduled 1, waiting 1, running 1');
+
+    // Cancelling the sleep fails the task after it (dependency_failed).
+    for (const id of [sleep.task.id, later.task.id]) {
+      const res = await ack(socket, 'cancel', { task_id: id });
+      assert.equal(res?.ok, true, JSON.stringify(res));
+    }
+    await pollTask(server.url, after.task.id, (t) => t.status === 'failed', 'the waiting task failed');
+    const want = { scheduled: 0, waiting: 0, queued: 0, running: 0, succeeded: 20, failed: 1, cancelled: 3, timed_out: 0 };
+    await pollUntil(async () => {
+      const c = await counters(page);
+      return JSON.stringify(c) === JSON.stringify(want) || c;
+    }, `counters ${JSON.stringify(want)}`);
   });
 
   it('logged no errors', () => {

@@ -2,6 +2,7 @@
 // Debian's headless Chromium:
 //   docs/screenshots/console.png    the console with a handful of varied tasks
 //   docs/screenshots/dashboard.png  the dashboard after ~10 s of mixed load
+//   docs/screenshots/schedules.png  the schedules page with a few schedules
 // Run from the repository root: `node tests/browser/screenshots.js` (the
 // site must be built: `cargo leptos build`). Same environment variables as
 // the tests.
@@ -14,15 +15,30 @@ import {
   startServer, launchBrowser, openLive, newRowAfter, waitRow, row, ack, pollUntil, WAIT_MS,
 } from './helpers.js';
 
+/** Creates or replaces a schedule over HTTP. */
+async function putSchedule(base, name, body) {
+  const res = await fetch(`${base}/schedules/${name}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(WAIT_MS),
+  });
+  if (res.status !== 200) throw new Error(`PUT /schedules/${name}: HTTP ${res.status} ${await res.text()}`);
+}
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const OUT = path.resolve(HERE, '../../docs/screenshots');
 const VIEWPORT = { width: 1280, height: 800 };
 
 /** Submits one task through the console's form; returns its id. */
-async function submit(page, kind, fields = {}, { raw } = {}) {
+async function submit(page, kind, fields = {}, { raw, delay, unit = 's' } = {}) {
   await page.selectOption('#kind', kind);
   if (raw !== undefined) await page.fill('textarea#input', raw);
   for (const [name, value] of Object.entries(fields)) await page.fill(`#field-${name}`, String(value));
+  if (delay !== undefined) {
+    await page.fill('#opt-delay', delay);
+    await page.selectOption('#opt-delay-unit', unit);
+  }
   return newRowAfter(page, () => page.click('#submit-button'), `the ${kind} task's row`);
 }
 
@@ -43,6 +59,16 @@ async function consoleShot(page, server) {
   await waitRow(page, primesDone, 'succeeded', 60_000);
   const sleeping = await submit(page, 'sleep', { ms: 120000 });
   await waitRow(page, sleeping, 'running');
+  // One that waits for the sleep, and one delayed by ten minutes.
+  await page.selectOption('#kind', 'echo');
+  await page.fill('textarea#input', '{"after": "the sleep"}');
+  await page.check(`#after-${sleeping}`);
+  const waiting = await newRowAfter(page, () => page.click('#submit-button'), 'the waiting task\'s row');
+  await waitRow(page, waiting, 'waiting');
+  await page.uncheck(`#after-${sleeping}`);
+  const delayed = await submit(page, 'sha256', { data: 'later', rounds: 10 }, { delay: '10', unit: 'min' });
+  await waitRow(page, delayed, 'scheduled');
+  await page.fill('#opt-delay', '');
   // A big count, caught part way: its progress bar is on screen.
   const primes = await submit(page, 'primes', { limit: 10_000_000_000 });
   await page.waitForFunction((sel) => {
@@ -57,6 +83,29 @@ async function consoleShot(page, server) {
   await page.screenshot({ path: path.join(OUT, 'console.png') });
   await page.click(`${row(primes)} button.cancel`);
   await page.click(`${row(sleeping)} button.cancel`);
+  await page.click(`${row(delayed)} button.cancel`);
+}
+
+async function schedulesShot(page, server) {
+  await putSchedule(server.url, 'nightly-report', {
+    cron: '0 2 * * *', timezone: 'Europe/Paris', task: { kind: 'sha256', input: { data: 'report', rounds: 1000 } },
+  });
+  await putSchedule(server.url, 'heartbeat', {
+    cron: '*/5 * * * * *', task: { kind: 'echo', input: { ping: true } },
+  });
+  await putSchedule(server.url, 'weekly-cleanup', {
+    cron: '30 4 * * 1', timezone: 'America/New_York', task: { kind: 'sleep', input: { ms: 30000 } }, paused: true,
+  });
+  await openLive(page, server.url, '/schedules');
+  await page.locator('tr[data-schedule="heartbeat"] td.last a').waitFor({ timeout: WAIT_MS });
+  await page.fill('#schedule-name', 'hourly-primes');
+  await page.fill('#schedule-cron', '0 * * * *');
+  await page.selectOption('#schedule-kind', 'primes');
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.screenshot({ path: path.join(OUT, 'schedules.png') });
+  for (const name of ['nightly-report', 'heartbeat', 'weekly-cleanup']) {
+    await fetch(`${server.url}/schedules/${name}`, { method: 'DELETE', signal: AbortSignal.timeout(WAIT_MS) });
+  }
 }
 
 /** About `seconds` of mixed tasks from Node, at a rate that rises and falls. */
@@ -110,6 +159,10 @@ async function main() {
     }, 'a throughput line with some history', WAIT_MS);
     await dashboard.screenshot({ path: path.join(OUT, 'dashboard.png') });
     console.log(`wrote ${path.join(OUT, 'dashboard.png')}`);
+
+    await page.bringToFront();
+    await schedulesShot(page, server);
+    console.log(`wrote ${path.join(OUT, 'schedules.png')}`);
   } finally {
     await browser.close();
     await server.stop();

@@ -57,6 +57,32 @@ describe('access token', { timeout: SUITE_MS }, () => {
     assert.equal(await page.textContent(`${row(id)} pre.output`), pretty({ secret: false }));
   });
 
+  it('serves the schedules page without the token, with the schedules only to a viewer who has it', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const put = await fetch(`${server.url}/schedules/nightly`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ cron: '0 3 * * *', task: { kind: 'echo', input: { secret: true } } }),
+      signal: AbortSignal.timeout(WAIT_MS),
+    });
+    assert.equal(put.status, 200);
+    const get = (query, headers) => fetch(`${server.url}/schedules${query}`, { headers, signal: AbortSignal.timeout(WAIT_MS) });
+    // The API route still needs the token.
+    assert.equal((await get('', {})).status, 401);
+    assert.equal((await get('', auth)).status, 200);
+    // The page does not, but shows the schedules only with it.
+    const anonymous = await get('', { accept: 'text/html' });
+    assert.equal(anonymous.status, 200);
+    const html = await anonymous.text();
+    assert.match(html, /<table id="schedules"/);
+    assert.doesNotMatch(html, /data-schedule=|secret/);
+    const trusted = await (await get(`?token=${TOKEN}`, { accept: 'text/html' })).text();
+    assert.match(trusted, /<tr data-schedule="nightly"/);
+    // This browser kept the token: the live page lists them.
+    await openLive(page, server.url, '/schedules');
+    await page.locator('tr[data-schedule="nightly"]').waitFor({ timeout: WAIT_MS });
+  });
+
   it('logged no errors', () => {
     errors.assertNone();
   });

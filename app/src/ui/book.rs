@@ -20,9 +20,11 @@ pub enum Filter {
 
 impl Filter {
     /// Every filter, in the order the page offers them.
-    pub const ALL: [Filter; 6] = [
+    pub const ALL: [Filter; 8] = [
         Filter::All,
         Filter::Active,
+        Filter::Is(TaskStatus::Scheduled),
+        Filter::Is(TaskStatus::Waiting),
         Filter::Is(TaskStatus::Succeeded),
         Filter::Is(TaskStatus::Failed),
         Filter::Is(TaskStatus::Cancelled),
@@ -259,6 +261,21 @@ impl Book {
         (shown, matching)
     }
 
+    /// Up to `limit` ids of tasks that may still succeed (unfinished or
+    /// succeeded), newest first: what a new task may run `after`.
+    pub fn after_candidates(&self, limit: usize) -> Vec<TaskId> {
+        self.order
+            .values()
+            .rev()
+            .filter(|id| {
+                self.get(id)
+                    .is_some_and(|t| !t.status.is_final() || t.status == TaskStatus::Succeeded)
+            })
+            .take(limit)
+            .copied()
+            .collect()
+    }
+
     /// How many tasks each filter matches.
     pub fn counts(&self) -> HashMap<Filter, usize> {
         let mut counts: HashMap<Filter, usize> = Filter::ALL.iter().map(|f| (*f, 0)).collect();
@@ -329,6 +346,55 @@ mod tests {
         assert_eq!(counts[&Filter::All], 3);
         assert_eq!(counts[&Filter::Active], 2);
         assert_eq!(counts[&Filter::Is(TaskStatus::Failed)], 0);
+    }
+
+    #[test]
+    fn pending_tasks_are_active_and_have_their_own_filters() {
+        let mut book = Book::default();
+        let mut later = task(1);
+        later.status = TaskStatus::Scheduled;
+        let mut waits = task(2);
+        waits.status = TaskStatus::Waiting;
+        waits.after = vec![later.id];
+        book.upsert(later.clone());
+        book.upsert(waits.clone());
+        book.upsert(task(3));
+        let counts = book.counts();
+        assert_eq!(counts[&Filter::Active], 3);
+        assert_eq!(counts[&Filter::Is(TaskStatus::Scheduled)], 1);
+        assert_eq!(counts[&Filter::Is(TaskStatus::Waiting)], 1);
+        assert_eq!(
+            book.visible(Filter::Is(TaskStatus::Waiting), 10).0,
+            [waits.id]
+        );
+        // The scheduled task comes due: it moves from one filter to the other.
+        let c = book.status(
+            &StatusEvent {
+                task_id: later.id,
+                status: TaskStatus::Queued,
+                attempt: 0,
+                worker: None,
+            },
+            Timestamp::now(),
+        );
+        assert!(c.list);
+        let counts = book.counts();
+        assert_eq!(counts[&Filter::Is(TaskStatus::Scheduled)], 0);
+        assert_eq!(counts[&Filter::Active], 3);
+    }
+
+    #[test]
+    fn after_candidates_are_tasks_that_may_still_succeed() {
+        let mut book = Book::default();
+        for n in 1..=5 {
+            book.upsert(task(n));
+        }
+        book.upsert(finished(task(2), TaskStatus::Succeeded));
+        book.upsert(finished(task(3), TaskStatus::Failed));
+        book.upsert(finished(task(4), TaskStatus::Cancelled));
+        let ids = |v: Vec<TaskId>| v.iter().map(|i| i.0.as_u128()).collect::<Vec<_>>();
+        assert_eq!(ids(book.after_candidates(10)), [5, 2, 1]);
+        assert_eq!(ids(book.after_candidates(2)), [5, 2]);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub fn Counters() -> impl IntoView {
     };
     view! {
         <dl class="counters">
+            {counter("scheduled", "Scheduled", |s| s.scheduled)}
+            {counter("waiting", "Waiting", |s| s.waiting)}
             {counter("queued", "Queued", |s| s.queued)}
             {counter("running", "Running", |s| s.running)}
             {counter("succeeded", "Succeeded", |s| s.succeeded)}

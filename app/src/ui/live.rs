@@ -1,18 +1,19 @@
 //! The page's live state: the [`Book`] of followed tasks behind
 //! fine-grained triggers (one per row, one for the list), the dashboard's
-//! stats, and the connection. Socket pushes land here.
+//! stats, the recurring schedules, and the connection. Socket pushes land
+//! here.
 
 use std::collections::{HashMap, VecDeque};
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::book::{Book, Change, Filter};
 use super::io::{self, ConnState};
 use crate::protocol::{
-    ErrorBody, ProgressEvent, Stats, StatusEvent, Task, TaskId, TaskRef, TaskStatus, Timestamp,
-    events,
+    ErrorBody, ErrorCode, ProgressEvent, Schedule, SchedulesEvent, Stats, StatusEvent, Task,
+    TaskId, TaskRef, TaskStatus, Timestamp, events,
 };
 
 /// Seconds of throughput the dashboard's chart shows.
@@ -28,6 +29,10 @@ pub struct Live {
     started: StoredValue<bool>,
     on_dashboard: StoredValue<bool>,
     ever_connected: StoredValue<bool>,
+    on_schedules: StoredValue<bool>,
+    /// `schedules` pushes received so far: an ack answering a request sent
+    /// before the latest push is older than it, and is not applied.
+    schedules_seen: StoredValue<u64>,
     pub conn: RwSignal<ConnState>,
     pub stats: RwSignal<Option<Stats>>,
     /// `(at ms, tasks finished per second)`, the last [`CHART_SECONDS`].
@@ -36,6 +41,10 @@ pub struct Live {
     pub announcement: RwSignal<String>,
     /// Wall clock in ms, ticking once a second in the browser.
     pub now: RwSignal<i64>,
+    /// Every schedule, sorted by name, once loaded (the schedules page).
+    pub schedules: RwSignal<Option<Vec<Schedule>>>,
+    /// Why the schedules could not be loaded, if they could not.
+    pub schedules_error: RwSignal<Option<String>>,
 }
 
 impl Default for Live {
@@ -54,11 +63,15 @@ impl Live {
             started: StoredValue::new(false),
             on_dashboard: StoredValue::new(false),
             ever_connected: StoredValue::new(false),
+            on_schedules: StoredValue::new(false),
+            schedules_seen: StoredValue::new(0),
             conn: RwSignal::new(ConnState::Connecting),
             stats: RwSignal::new(None),
             history: RwSignal::new(VecDeque::new()),
             announcement: RwSignal::new(String::new()),
             now: RwSignal::new(Timestamp::now().millis()),
+            schedules: RwSignal::new(None),
+            schedules_error: RwSignal::new(None),
         }
     }
 
@@ -79,6 +92,11 @@ impl Live {
         });
         io::on(events::RESULT, move |task: Task| self.finished(task));
         io::on(events::STATS, move |stats: Stats| self.record_stats(stats));
+        io::on(events::SCHEDULES, move |ev: SchedulesEvent| {
+            self.schedules_seen.update_value(|n| *n += 1);
+            self.schedules_error.set(None);
+            self.schedules.set(Some(ev.schedules));
+        });
         io::on_state(move |state| {
             self.conn.set(state);
             if state == ConnState::Connected {
@@ -88,6 +106,9 @@ impl Live {
                 self.ever_connected.set_value(true);
                 if self.on_dashboard.get_value() {
                     self.join_dashboard_now();
+                }
+                if self.on_schedules.get_value() {
+                    self.load_schedules();
                 }
             }
         });
@@ -147,7 +168,18 @@ impl Live {
     /// Applies a `status` push.
     pub fn apply_status(self, ev: StatusEvent) {
         let now = Timestamp::now();
-        self.apply(ev.task_id, |b| b.status(&ev, now));
+        // Back to `scheduled` (a retry's backoff): the push does not say
+        // until when, the task's snapshot does.
+        let rescheduled = ev.status == TaskStatus::Scheduled
+            && self.book.with_value(|b| {
+                b.get(&ev.task_id)
+                    .is_some_and(|t| t.status != TaskStatus::Scheduled)
+            });
+        let id = ev.task_id;
+        self.apply(id, |b| b.status(&ev, now));
+        if rescheduled {
+            self.subscribe(id);
+        }
     }
 
     /// Applies a `progress` push.
@@ -251,6 +283,87 @@ impl Live {
             }
         });
         self.stats.set(Some(stats));
+    }
+
+    /// Follows the schedules: joins the `dashboard` room (whose `schedules`
+    /// pushes keep [`Live::schedules`] current) and loads them now and
+    /// after every reconnect.
+    pub fn follow_schedules(self) {
+        self.join_dashboard();
+        if !self.on_schedules.get_value() {
+            self.on_schedules.set_value(true);
+            if self.conn.get_untracked() == ConnState::Connected {
+                self.load_schedules();
+            }
+        }
+    }
+
+    fn load_schedules(self) {
+        let seen = self.schedules_seen.get_value();
+        spawn_local(async move {
+            match io::emit(events::SCHEDULES, &json!({})).await {
+                Ok(ack) => {
+                    if let Some(list) = ack.schedules
+                        && self.schedules_seen.get_value() == seen
+                    {
+                        self.schedules_error.set(None);
+                        self.schedules.set(Some(list));
+                    }
+                }
+                Err(e) => self.schedules_error.set(Some(e.message)),
+            }
+        });
+    }
+
+    /// Creates or replaces a schedule (`schedule`, payload as the protocol
+    /// has it). The list shows it at once unless a push came meanwhile
+    /// (which is newer, and the push of this change follows anyway).
+    pub async fn put_schedule(self, payload: Value) -> Result<Schedule, ErrorBody> {
+        let seen = self.schedules_seen.get_value();
+        let ack = io::emit(events::SCHEDULE, &payload).await?;
+        let schedule = ack
+            .schedule
+            .ok_or_else(|| ErrorBody::new(ErrorCode::Internal, "ack without schedule"))?;
+        if self.schedules_seen.get_value() == seen {
+            let put = schedule.clone();
+            self.schedules.update(|list| {
+                if let Some(list) = list {
+                    list.retain(|s| s.name != put.name);
+                    let at = list.partition_point(|s| s.name < put.name);
+                    list.insert(at, put);
+                }
+            });
+        }
+        Ok(schedule)
+    }
+
+    /// Deletes a schedule (`unschedule`); the list drops it as
+    /// [`Live::put_schedule`] shows a new one.
+    pub async fn delete_schedule(self, name: String) -> Result<(), ErrorBody> {
+        let seen = self.schedules_seen.get_value();
+        io::emit(events::UNSCHEDULE, &json!({ "name": name })).await?;
+        if self.schedules_seen.get_value() == seen {
+            self.schedules.update(|list| {
+                if let Some(list) = list {
+                    list.retain(|s| s.name != name);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` tasks a new one may run after (see
+    /// [`Book::after_candidates`]); re-runs the caller when the list moves.
+    pub fn after_candidates(self, limit: usize) -> Vec<TaskId> {
+        self.list.track();
+        self.book.with_value(|b| b.after_candidates(limit))
+    }
+
+    /// The wall clock in ms now; re-runs the caller at each tick of
+    /// [`Live::now`]. (`now` itself is up to a second old between ticks,
+    /// too old for a countdown drawn just after a tick.)
+    pub fn clock(self) -> i64 {
+        self.now.get().max(Timestamp::now().millis())
     }
 
     /// A task's current state; re-runs the caller when that row changes.

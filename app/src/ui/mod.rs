@@ -2,18 +2,25 @@
 //! component tree hydrated in the browser.
 //!
 //! Pages: the console (`/`: submit panel and live task list), the dashboard
-//! (`/dashboard`) and one task's page (`/tasks/{id}`, rendered on the server
-//! so it works without JavaScript, live once hydrated).
+//! (`/dashboard`), the recurring schedules (`/schedules`) and one task's
+//! page (`/tasks/{id}`); each is rendered on the server, so it reads
+//! without JavaScript, and live once hydrated.
 
 pub mod book;
 pub mod console;
 pub mod dashboard;
+pub mod fields;
 pub mod io;
 mod kind_form;
 pub mod live;
+pub mod run_options;
+pub mod schedule_form;
+pub mod schedules;
 pub mod submit;
+pub mod task_input;
 pub mod task_page;
 pub mod task_view;
+pub mod when;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -22,7 +29,7 @@ use leptos_router::{SsrMode, StaticSegment, path};
 
 pub use live::Live;
 
-use crate::protocol::{Task, TaskId, builtin};
+use crate::protocol::{Schedule, Task, TaskId, builtin};
 
 /// The text of the `<title>`, for every page (the formatter of the root
 /// `<Title>` applies to those below it).
@@ -40,18 +47,21 @@ pub fn title_text(text: String) -> String {
     }
 }
 
-/// What the server gives the pages it renders: the kinds it runs and a way
-/// to read a task. Provided as context by the server crate.
+/// A future the server's [`Backend`] answers with.
+#[cfg(feature = "ssr")]
+pub type BackendFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the server gives the pages it renders: the kinds it runs and ways
+/// to read a task and the schedules. Provided as context by the server
+/// crate.
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
 pub struct Backend {
     pub kinds: std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>,
-    #[allow(clippy::type_complexity)]
-    pub task: std::sync::Arc<
-        dyn Fn(TaskId) -> std::pin::Pin<Box<dyn Future<Output = Option<Task>> + Send>>
-            + Send
-            + Sync,
-    >,
+    pub task: std::sync::Arc<dyn Fn(TaskId) -> BackendFuture<Option<Task>> + Send + Sync>,
+    /// Every schedule, sorted by name; `None` when the viewer may not see
+    /// them (the access token) or the server cannot list them.
+    pub schedules: std::sync::Arc<dyn Fn() -> BackendFuture<Option<Vec<Schedule>>> + Send + Sync>,
 }
 
 /// The kinds the server runs: from the server itself while rendering, from
@@ -90,6 +100,16 @@ async fn load_task(id: TaskId) -> Option<Task> {
         let _ = id;
         None
     }
+}
+
+/// The schedules as the server rendered them; in the browser, the live
+/// list ([`Live::follow_schedules`]) brings them instead.
+async fn load_schedules() -> Option<Vec<Schedule>> {
+    #[cfg(feature = "ssr")]
+    if let Some(backend) = use_context::<Backend>() {
+        return (backend.schedules)().await;
+    }
+    None
 }
 
 /// The whole document, rendered on the server.
@@ -141,6 +161,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/">"Console"</A>
                     <A href="/dashboard">"Dashboard"</A>
+                    <A href="/schedules">"Schedules"</A>
                 </nav>
                 <ConnIndicator/>
             </header>
@@ -150,6 +171,7 @@ pub fn App() -> impl IntoView {
                     // so it reads (and its form posts) without JavaScript.
                     <Route path=StaticSegment("") view=console::Console ssr=SsrMode::Async/>
                     <Route path=StaticSegment("dashboard") view=dashboard::Dashboard ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("schedules") view=schedules::SchedulesPage ssr=SsrMode::Async/>
                     <Route path=path!("/tasks/:id") view=task_page::TaskPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

@@ -1,32 +1,32 @@
 //! The submit panel: a form for one task (or copies of it), with fields for
-//! a built-in kind's input or a raw JSON editor, and refusals shown next to
-//! the field they name.
-
-use std::collections::HashMap;
+//! a built-in kind's input or a raw JSON editor, when it may run (a delay,
+//! the tasks it runs after), its idempotency key, and refusals shown next
+//! to the field they name.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Map, Value, json};
 
-use super::Kinds;
+use super::fields::{Errors, FieldError, NumberField, field_error};
 use super::io::{self, ConnState};
-use super::kind_form::{self, FieldType, FormField};
-use super::live::Live;
-use crate::protocol::{Batch, ErrorBody, Field, MAX_BATCH, builtin, events};
+use super::live::{Live, status_label};
+use super::run_options::{AfterPicker, RunOptions, WhenFields};
+use super::task_input::{TaskInput, TaskInputFields};
+use super::task_view::TaskLink;
+use crate::protocol::{Ack, Batch, Deduplicated, MAX_BATCH, Task, events};
 
-/// What the raw JSON editor starts with for a kind.
-fn example_input(kind: &str) -> String {
-    match kind_form::fields(kind) {
-        Some(fields) => kind_form::input_from_fields(fields, |f| f.default.to_owned())
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| "{}".into()),
-        None if kind == builtin::ECHO => r#"{"hello": "world"}"#.into(),
-        None => "{}".into(),
-    }
-}
-
-/// Field errors by field name (`""` for the form as a whole).
-type Errors = HashMap<String, String>;
+/// Fields of a submission with a slot of their own on the panel, by wire
+/// name, and that slot.
+const SLOTS: [(&str, &str); 8] = [
+    ("kind", "kind"),
+    ("priority", "priority"),
+    ("timeout_ms", "timeout_ms"),
+    ("max_attempts", "max_attempts"),
+    ("delay_ms", "delay"),
+    ("run_at", "delay"),
+    ("key", "key"),
+    ("after", "after"),
+];
 
 /// The task (or batch) the form describes, or the field that is wrong.
 fn build_submission(
@@ -35,7 +35,7 @@ fn build_submission(
     priority: &str,
     timeout_ms: &str,
     max_attempts: &str,
-) -> Result<Value, (String, String)> {
+) -> Result<Map<String, Value>, (String, String)> {
     let mut task = Map::new();
     task.insert("kind".into(), json!(kind));
     task.insert("input".into(), input);
@@ -57,62 +57,64 @@ fn build_submission(
             task.insert(name.into(), v);
         }
     }
-    Ok(Value::Object(task))
+    Ok(task)
+}
+
+/// The tasks of a submission's ack that existed before it (their key was
+/// taken), once each. Copies sharing a key name the task the first of
+/// them made: that one is new.
+fn deduplicated(ack: &Ack) -> Vec<Task> {
+    match (&ack.deduplicated, &ack.task, &ack.tasks) {
+        (Some(Deduplicated::One(true)), Some(task), _) => vec![task.clone()],
+        (Some(Deduplicated::Each(flags)), _, Some(tasks)) => {
+            let made: Vec<_> = flags
+                .iter()
+                .zip(tasks)
+                .filter(|(dup, _)| !**dup)
+                .map(|(_, t)| t.id)
+                .collect();
+            let mut found: Vec<Task> = Vec::new();
+            for (_, t) in flags.iter().zip(tasks).filter(|(dup, _)| **dup) {
+                if !made.contains(&t.id) && !found.iter().any(|f| f.id == t.id) {
+                    found.push(t.clone());
+                }
+            }
+            found
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The form's state, one signal per control; `Copy`, so every part of the
 /// panel holds the same signals.
 #[derive(Clone, Copy)]
 struct Form {
-    kind: RwSignal<String>,
-    /// Values of the per-kind fields, by "kind.field", kept across switches.
-    values: RwSignal<HashMap<String, String>>,
-    raw: RwSignal<String>,
-    raw_mode: RwSignal<bool>,
+    input: TaskInput,
     priority: RwSignal<String>,
     timeout_ms: RwSignal<String>,
     max_attempts: RwSignal<String>,
     count: RwSignal<String>,
+    run: RunOptions,
     errors: RwSignal<Errors>,
+    /// The existing tasks the last submission's key named.
+    named: RwSignal<Vec<Task>>,
     busy: RwSignal<bool>,
-    /// Server-rendered, the form posts `kind` + raw `input` (works without
-    /// JavaScript); once hydrated, built-in kinds get their own fields.
-    hydrated: RwSignal<bool>,
 }
 
 impl Form {
     fn new() -> Self {
+        let errors = RwSignal::new(Errors::new());
         Self {
-            kind: RwSignal::new(builtin::ECHO.to_owned()),
-            values: RwSignal::new(HashMap::new()),
-            raw: RwSignal::new(example_input(builtin::ECHO)),
-            raw_mode: RwSignal::new(false),
+            input: TaskInput::new("", errors),
             priority: RwSignal::new("0".to_owned()),
             timeout_ms: RwSignal::new(String::new()),
             max_attempts: RwSignal::new("3".to_owned()),
             count: RwSignal::new("1".to_owned()),
-            errors: RwSignal::new(Errors::new()),
+            run: RunOptions::new(),
+            errors,
+            named: RwSignal::new(Vec::new()),
             busy: RwSignal::new(false),
-            hydrated: RwSignal::new(false),
         }
-    }
-
-    /// The input fields on screen, or `None` when the input is raw JSON.
-    fn fields(self) -> Option<&'static [FormField]> {
-        if !self.hydrated.get() || self.raw_mode.get() {
-            return None;
-        }
-        kind_form::fields(&self.kind.get())
-    }
-
-    fn value_of(self, kind: &str, f: &FormField) -> String {
-        self.values
-            .with(|v| v.get(&format!("{kind}.{}", f.name)).cloned())
-            .unwrap_or_else(|| f.default.to_owned())
-    }
-
-    fn error_of(self, name: &'static str) -> impl Fn() -> Option<String> + Send + Sync + 'static {
-        move || self.errors.with(|e| e.get(name).cloned())
     }
 
     fn show_error(self, field: impl Into<String>, message: impl Into<String>) {
@@ -123,13 +125,6 @@ impl Form {
     /// The submission and how many copies of it, or the first field that
     /// is wrong (shown, nothing sent).
     fn read(self) -> Option<(Value, usize)> {
-        let k = self.kind.get_untracked();
-        let input = match untrack(move || self.fields()) {
-            Some(fs) => kind_form::input_from_fields(fs, |f| self.value_of(&k, f))
-                .map_err(|(name, msg)| (name.to_owned(), msg)),
-            None => serde_json::from_str::<Value>(&self.raw.get_untracked())
-                .map_err(|e| ("input".to_owned(), format!("input is not JSON: {e}"))),
-        };
         let n = self
             .count
             .get_untracked()
@@ -137,14 +132,18 @@ impl Form {
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_BATCH).contains(n));
-        let spec = input.and_then(|input| {
-            build_submission(
-                &k,
+        let spec = self.input.read().and_then(|input| {
+            let mut task = build_submission(
+                &self.input.kind.get_untracked(),
                 input,
                 &self.priority.get_untracked(),
                 &self.timeout_ms.get_untracked(),
                 &self.max_attempts.get_untracked(),
-            )
+            )?;
+            for (name, value) in self.run.read()? {
+                task.insert(name.to_owned(), value);
+            }
+            Ok(Value::Object(task))
         });
         match (spec, n) {
             (Ok(spec), Some(n)) => Some((spec, n)),
@@ -160,9 +159,10 @@ impl Form {
     }
 
     /// Sends `n` copies of `spec`; accepted tasks join the list, a refusal
-    /// goes next to its field.
+    /// goes next to its field, a key that named an existing task is said.
     fn send(self, live: Live, spec: Value, n: usize) {
         self.errors.set(Errors::new());
+        self.named.set(Vec::new());
         self.busy.set(true);
         spawn_local(async move {
             let ack = if n == 1 {
@@ -174,15 +174,14 @@ impl Form {
             self.busy.set(false);
             match ack {
                 Ok(ack) => {
+                    self.named.set(deduplicated(&ack));
                     for task in ack.task.into_iter().chain(ack.tasks.into_iter().flatten()) {
                         live.upsert(task);
                     }
                 }
                 Err(e) => {
-                    let shown = untrack(move || self.fields())
-                        .map(|fs| fs.iter().map(|f| f.name).collect::<Vec<_>>());
-                    self.errors
-                        .set(field_error(e, shown.as_deref().unwrap_or(&[])));
+                    let shown = self.input.shown();
+                    self.errors.set(field_error(e, &shown, &SLOTS));
                 }
             }
         });
@@ -194,7 +193,6 @@ pub fn SubmitPanel() -> impl IntoView {
     let live = Live::get();
     let form = Form::new();
     let form_ref = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| form.hydrated.set(true));
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -221,115 +219,17 @@ pub fn SubmitPanel() -> impl IntoView {
         <section class="panel submit-panel" aria-labelledby="submit-title">
             <h2 id="submit-title">"Submit a task"</h2>
             <form id="submit" method="post" action="/tasks" on:submit=submit novalidate node_ref=form_ref>
-                <KindSelect form/>
-                {move || match form.fields() {
-                    Some(fields) => view! { <KindFields form fields/> }.into_any(),
-                    None => view! { <RawInput form form_ref/> }.into_any(),
-                }}
-                {move || form.hydrated.get().then(|| view! {
-                    <div class="row row-inline">
-                        <input id="raw" type="checkbox" prop:checked=move || form.raw_mode.get()
-                            on:change=move |ev| form.raw_mode.set(event_target_checked(&ev))/>
-                        <label for="raw">"Edit the input as raw JSON"</label>
-                    </div>
-                })}
+                <TaskInputFields input=form.input form_ref/>
                 <Options form/>
-                <FieldError id="error-form" message=form.error_of("")/>
+                {move || form.input.hydrated.get().then(|| view! {
+                    <WhenFields options=form.run errors=form.errors/>
+                    <AfterPicker options=form.run errors=form.errors/>
+                })}
+                <FieldError id="error-form" message=move || form.errors.with(|e| e.get("").cloned())/>
+                <Named named=form.named/>
                 <button type="submit" id="submit-button" disabled=move || form.busy.get()>"Submit"</button>
             </form>
         </section>
-    }
-}
-
-/// The kind picker; a new kind starts its raw input over.
-#[component]
-fn KindSelect(form: Form) -> impl IntoView {
-    let Kinds(kinds) = expect_context::<Kinds>();
-    let on_kind = move |ev| {
-        let k = event_target_value(&ev);
-        form.raw.set(example_input(&k));
-        form.kind.set(k);
-        form.errors.set(Errors::new());
-    };
-    view! {
-        <div class="row">
-            <label for="kind">"Kind"</label>
-            <Transition fallback=|| ()>
-                <select id="kind" name="kind" on:change=on_kind prop:value=move || form.kind.get()
-                    aria-describedby="error-kind">
-                    {move || kinds.get().unwrap_or_default().into_iter().map(|k| {
-                        let selected = k == form.kind.get_untracked();
-                        view! { <option value=k.clone() selected=selected>{k.clone()}</option> }
-                    }).collect_view()}
-                </select>
-            </Transition>
-            <FieldError id="error-kind" message=form.error_of("kind")/>
-        </div>
-    }
-}
-
-/// One row per field of a built-in kind's input.
-#[component]
-fn KindFields(form: Form, fields: &'static [FormField]) -> impl IntoView {
-    // The panel renders these again when the kind changes.
-    let k = form.kind.get_untracked();
-    fields
-        .iter()
-        .map(|f| view! { <KindField form kind=k.clone() field=*f/> })
-        .collect_view()
-}
-
-#[component]
-fn KindField(form: Form, kind: String, field: FormField) -> impl IntoView {
-    let f = field;
-    let id = format!("field-{}", f.name);
-    let err_id = format!("error-{}", f.name);
-    let key = format!("{kind}.{}", f.name);
-    let (ty, min, max) = match f.ty {
-        FieldType::Integer { min, max } => ("number", Some(min.to_string()), Some(max.to_string())),
-        FieldType::Text => ("text", None, None),
-    };
-    view! {
-        <div class="row">
-            <label for=id.clone()>{f.name}</label>
-            <input id=id type=ty min=min max=max step=(ty == "number").then_some("1")
-                inputmode=(ty == "number").then_some("numeric")
-                prop:value=move || form.value_of(&kind, &f)
-                on:input=move |ev| {
-                    let v = event_target_value(&ev);
-                    form.values.update(|m| { m.insert(key.clone(), v); });
-                }
-                aria-invalid=move || form.errors.with(|e| e.contains_key(f.name)).to_string()
-                aria-describedby=format!("hint-{} {err_id}", f.name)/>
-            <small id=format!("hint-{}", f.name) class="hint">{f.hint}</small>
-            <FieldError id=err_id message=move || form.errors.with(|e| e.get(f.name).cloned())/>
-        </div>
-    }
-}
-
-/// The input as raw JSON (the only input editor before hydration).
-#[component]
-fn RawInput(form: Form, form_ref: NodeRef<leptos::html::Form>) -> impl IntoView {
-    view! {
-        <div class="row">
-            <label for="input">"Input (JSON)"</label>
-            <textarea id="input" name="input" rows="4" spellcheck="false"
-                prop:value=move || form.raw.get()
-                on:input=move |ev| form.raw.set(event_target_value(&ev))
-                // Enter makes a new line here; Ctrl/⌘+Enter submits.
-                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                    if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
-                        ev.prevent_default();
-                        if let Some(el) = form_ref.get_untracked() {
-                            let _ = el.request_submit();
-                        }
-                    }
-                }
-                aria-invalid=move || form.errors.with(|e| e.contains_key("input")).to_string()
-                aria-describedby="hint-input error-input">{form.raw.get_untracked()}</textarea>
-            <small id="hint-input" class="hint">"Ctrl+Enter submits."</small>
-            <FieldError id="error-input" message=form.error_of("input")/>
-        </div>
     }
 }
 
@@ -342,61 +242,28 @@ fn Options(form: Form) -> impl IntoView {
             <NumberField name="priority" label="Priority" value=form.priority errors/>
             <NumberField name="timeout_ms" label="Timeout (ms)" value=form.timeout_ms errors placeholder="default"/>
             <NumberField name="max_attempts" label="Max attempts" value=form.max_attempts errors/>
-            {move || form.hydrated.get().then(|| view! {
+            {move || form.input.hydrated.get().then(|| view! {
                 <NumberField name="count" label="Copies" value=form.count errors/>
             })}
         </div>
     }
 }
 
-/// Puts a refusal next to the field it names: a submission's own field, an
-/// input field on screen (`fields`), or the JSON editor for the rest of the
-/// input; anything else goes under the form, with its code.
-fn field_error(e: ErrorBody, fields: &[&str]) -> Errors {
-    let field = match &e.field {
-        Some(Field::InputKey(key)) if fields.contains(&key.as_str()) => key.clone(),
-        Some(Field::InputKey(_) | Field::Input) => "input".to_owned(),
-        Some(f @ (Field::Kind | Field::Priority | Field::TimeoutMs | Field::MaxAttempts)) => {
-            f.to_string()
-        }
-        _ => String::new(),
-    };
-    let message = if field.is_empty() {
-        format!("{}: {}", e.code.as_str(), e.message)
-    } else {
-        e.message
-    };
-    Errors::from([(field, message)])
-}
-
+/// Says that the key of the last submission named tasks that exist: no new
+/// task was made for it.
 #[component]
-fn FieldError(
-    id: impl Into<String>,
-    message: impl Fn() -> Option<String> + Send + Sync + 'static,
-) -> impl IntoView {
-    view! { <p class="field-error" id=id.into() role="alert">{message}</p> }
-}
-
-#[component]
-fn NumberField(
-    name: &'static str,
-    label: &'static str,
-    value: RwSignal<String>,
-    errors: RwSignal<Errors>,
-    #[prop(optional)] placeholder: &'static str,
-) -> impl IntoView {
-    let id = format!("opt-{name}");
-    let err_id = format!("error-{name}");
+fn Named(named: RwSignal<Vec<Task>>) -> impl IntoView {
     view! {
-        <div class="row">
-            <label for=id.clone()>{label}</label>
-            <input id=id name=name type="number" step="1" inputmode="numeric" placeholder=placeholder
-                prop:value=move || value.get()
-                value=value.get_untracked()
-                on:input=move |ev| value.set(event_target_value(&ev))
-                aria-invalid=move || errors.with(|e| e.contains_key(name)).to_string()
-                aria-describedby=err_id.clone()/>
-            <FieldError id=err_id message=move || errors.with(|e| e.get(name).cloned())/>
+        <div id="submit-notice" role="status" aria-live="polite">
+            {move || named.with(|tasks| tasks.iter().map(|t| {
+                let key = t.key.clone().unwrap_or_default();
+                view! {
+                    <p class="notice dedup" data-task-id=t.id.to_string()>
+                        "Key " <code class="key">{key}</code> " already names task " <TaskLink id=t.id/>
+                        {format!(" ({}, {}): nothing new was submitted.", t.kind, status_label(t.status))}
+                    </p>
+                }
+            }).collect_view())}
         </div>
     }
 }
@@ -404,54 +271,46 @@ fn NumberField(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::builtin::{PrimesInput, Sha256Input};
-    use crate::protocol::{ErrorCode, TaskSpec};
-
-    #[test]
-    fn refusals_land_next_to_a_visible_field() {
-        let rounds = Sha256Input::parse(&json!({"data": "a", "rounds": 0}))
-            .unwrap_err()
-            .into_refusal(builtin::SHA256);
-        let at = |e: &ErrorBody, shown: &[&str]| {
-            field_error(e.clone(), shown).into_keys().next().unwrap()
-        };
-        assert_eq!(at(&rounds, &["data", "rounds"]), "rounds");
-        // Raw JSON editor: no `rounds` field on screen.
-        assert_eq!(at(&rounds, &[]), "input");
-        let priority = TaskSpec::parse(json!({"kind": "echo", "priority": "x"})).unwrap_err();
-        assert_eq!(at(&priority, &[]), "priority");
-        assert_eq!(
-            at(
-                &ErrorBody::new(ErrorCode::UnknownKind, "unknown kind \"x\"")
-                    .with_field(Field::Kind),
-                &[]
-            ),
-            "kind"
-        );
-        let whole = PrimesInput::parse(&json!(5))
-            .unwrap_err()
-            .into_refusal(builtin::PRIMES);
-        assert_eq!(at(&whole, &["limit"]), "input");
-        let full = field_error(
-            ErrorBody::new(ErrorCode::QueueFull, "the queue is full"),
-            &[],
-        );
-        assert_eq!(
-            full.get(""),
-            Some(&"queue_full: the queue is full".to_owned())
-        );
-    }
+    use crate::protocol::{TaskId, TaskSpec, Timestamp};
 
     #[test]
     fn submissions_carry_only_the_options_given() {
         let spec = build_submission("echo", json!(1), "2", "", " 3 ").unwrap();
         assert_eq!(
-            spec,
+            Value::Object(spec),
             json!({"kind": "echo", "input": 1, "priority": 2, "max_attempts": 3})
         );
         assert_eq!(
             build_submission("echo", json!(1), "x", "", ""),
             Err(("priority".into(), "priority must be an integer".into()))
         );
+    }
+
+    #[test]
+    fn deduplicated_tasks_come_from_the_ack_flags() {
+        let at = Timestamp::now();
+        let task = |n: u128| {
+            let mut spec = TaskSpec::new("echo", json!(n as u64));
+            spec.key = Some("k".into());
+            Task::new(TaskId(uuid::Uuid::from_u128(n)), spec, at)
+        };
+        let mut ack = Ack::ok();
+        ack.task = Some(task(1));
+        ack.deduplicated = Some(Deduplicated::One(false));
+        assert!(deduplicated(&ack).is_empty());
+        ack.deduplicated = Some(Deduplicated::One(true));
+        assert_eq!(deduplicated(&ack), [task(1)]);
+        // A batch of copies with one key: the first made the task, the
+        // others named that new task.
+        let mut batch = Ack::ok();
+        batch.tasks = Some(vec![task(2), task(2), task(2)]);
+        batch.deduplicated = Some(Deduplicated::Each(vec![false, true, true]));
+        assert!(deduplicated(&batch).is_empty());
+        // The key was taken before: every copy names the old task.
+        batch.deduplicated = Some(Deduplicated::Each(vec![true, true, true]));
+        assert_eq!(deduplicated(&batch), [task(2)]);
+        // A v1 server says nothing.
+        batch.deduplicated = None;
+        assert!(deduplicated(&batch).is_empty());
     }
 }

@@ -4,7 +4,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::live::{Live, short_id, status_label};
-use crate::protocol::{Task, TaskId, TaskStatus};
+use super::when::{countdown, utc_time};
+use crate::protocol::{Task, TaskId, TaskStatus, Timestamp};
 
 /// `350 ms`, `2.4 s`, `3 m 05 s`.
 pub fn duration(ms: i64) -> String {
@@ -16,9 +17,14 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
-/// Time spent queued and running so far (`now` for the parts not over yet).
+/// Time spent queued and running so far (`now` for the parts not over
+/// yet). A delayed task is queued from its `run_at` on.
 pub fn durations(task: &Task, now: i64) -> (i64, Option<i64>) {
-    let created = task.created_at.millis();
+    let created = task
+        .run_at
+        .as_ref()
+        .map_or(task.created_at.millis(), |at| at.millis())
+        .max(task.created_at.millis());
     let end = task.finished_at.as_ref().map(|t| t.millis()).unwrap_or(now);
     match &task.started_at {
         Some(started) => (started.millis() - created, Some(end - started.millis())),
@@ -67,12 +73,75 @@ fn ProgressBar(task: Task) -> impl IntoView {
     }
 }
 
+/// A link to a task's page, by its short id.
+#[component]
+pub fn TaskLink(id: TaskId) -> impl IntoView {
+    view! { <a class="task-ref" href=format!("/tasks/{id}")><code>{short_id(&id)}</code></a> }
+}
+
+/// What a task that is not queued yet waits for: a countdown to its
+/// `run_at` (ticking in the browser), or the tasks it runs after.
+#[component]
+fn Pending(task: Task) -> impl IntoView {
+    let live = Live::get();
+    match task.status {
+        TaskStatus::Scheduled => task.run_at.map(|at| {
+            let run_at = at.millis();
+            view! {
+                <p class="pending countdown">
+                    "runs "
+                    <time datetime=at.to_string() title=utc_time(&at)>
+                        {move || countdown(run_at - live.clock())}
+                    </time>
+                </p>
+            }
+            .into_any()
+        }),
+        TaskStatus::Waiting => Some(
+            view! {
+                <p class="pending waits">
+                    "waits for "
+                    <AfterLinks after=task.after/>
+                </p>
+            }
+            .into_any(),
+        ),
+        _ => None,
+    }
+}
+
+/// The tasks of `after`, linked, each with its status when this page
+/// follows it.
+#[component]
+fn AfterLinks(after: Vec<TaskId>) -> impl IntoView {
+    let live = Live::get();
+    let n = after.len();
+    after
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let status = move || {
+                live.row(id)
+                    .map(|t| format!(" ({})", status_label(t.status)))
+            };
+            view! {
+                <span class="after" data-after=id.to_string()>
+                    <TaskLink id/>
+                    {status}
+                </span>
+                {(i + 1 < n).then_some(", ")}
+            }
+        })
+        .collect_view()
+}
+
 /// Body of a task: durations, progress, output or error, cancel.
 #[component]
 fn TaskBody(task: Task, #[prop(optional)] full: bool) -> impl IntoView {
     let live = Live::get();
     let id = task.id;
     let unfinished = !task.status.is_final();
+    let pending = task.status.is_pending();
     let (error, set_error) = signal(None::<String>);
     let created = task.created_at.millis();
     let times = {
@@ -99,11 +168,14 @@ fn TaskBody(task: Task, #[prop(optional)] full: bool) -> impl IntoView {
         }
     });
     view! {
-        <p class="times">
-            {times}
-            {task.worker.as_ref().map(|w| format!(" · {w}"))}
-            {(task.attempt > 1).then(|| format!(" · attempt {}/{}", task.attempt, task.max_attempts))}
-        </p>
+        {(!pending).then(|| view! {
+            <p class="times">
+                {times}
+                {task.worker.as_ref().map(|w| format!(" · {w}"))}
+                {(task.attempt > 1).then(|| format!(" · attempt {}/{}", task.attempt, task.max_attempts))}
+            </p>
+        })}
+        <Pending task=task.clone()/>
         <ProgressBar task=task.clone()/>
         {input}
         {task.output.as_ref().map(|out| view! {
@@ -169,11 +241,53 @@ pub fn TaskDetail(initial: Task) -> impl IntoView {
                             t.timeout_ms.map(|ms| duration(ms as i64)).unwrap_or_else(|| "server default".into()),
                         )}
                     </p>
+                    <Scheduling task=t.clone()/>
                 </header>
                 <TaskBody task=t full=true/>
             </article>
         }
     }
+}
+
+/// The task's v1.1 options, those it has: when it may run, its key, the
+/// tasks it runs after, its retries and concurrency key, the task it re-runs.
+#[component]
+fn Scheduling(task: Task) -> impl IntoView {
+    let run_at = task.run_at.as_ref().map(|at: &Timestamp| {
+        view! {
+            <div><dt>"Runs from"</dt><dd><time datetime=at.to_string()>{utc_time(at)}</time></dd></div>
+        }
+    });
+    let key = task.key.clone().map(|key| {
+        view! { <div><dt>"Key"</dt><dd><code class="key">{key}</code></dd></div> }
+    });
+    let after = (!task.after.is_empty()).then(|| {
+        view! { <div><dt>"After"</dt><dd><AfterLinks after=task.after.clone()/></dd></div> }
+    });
+    let retries = task.retry_on_failure.then(|| {
+        view! {
+            <div><dt>"Retries"</dt><dd>{format!("on failure, backoff from {}", duration(task.backoff_ms as i64))}</dd></div>
+        }
+    });
+    let concurrency = task.concurrency_key.clone().map(|k| {
+        view! {
+            <div><dt>"Concurrency"</dt><dd><code>{k}</code>{format!(" (at most {} at once)", task.concurrency_limit)}</dd></div>
+        }
+    });
+    let retry_of = task.retry_of.map(|id| {
+        view! { <div><dt>"Retry of"</dt><dd><TaskLink id/></dd></div> }
+    });
+    let any = run_at.is_some()
+        || key.is_some()
+        || after.is_some()
+        || retries.is_some()
+        || concurrency.is_some()
+        || retry_of.is_some();
+    any.then(|| {
+        view! {
+            <dl class="props">{run_at}{key}{after}{retries}{concurrency}{retry_of}</dl>
+        }
+    })
 }
 
 #[cfg(test)]
@@ -203,5 +317,8 @@ mod tests {
         assert_eq!(durations(&t, 2_000), (200, Some(800)));
         t.finished_at = Some(at(1_700));
         assert_eq!(durations(&t, 9_999), (200, Some(500)));
+        // Delayed: queued from its run_at.
+        t.run_at = Some(at(1_100));
+        assert_eq!(durations(&t, 9_999), (100, Some(500)));
     }
 }

@@ -25,14 +25,14 @@ use super::auth::{self, AccessToken};
 use super::schedules;
 
 /// The API routes. With `--token`, every one but `GET /healthz` requires
-/// `Authorization: Bearer <token>`.
+/// `Authorization: Bearer <token>`; `GET /schedules` checks it itself, as
+/// a browser gets the schedules page there (see [`schedules_index`]).
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/tasks", post(create))
         .route("/tasks/{id}", get(read).delete(cancel))
         .route("/tasks/{id}/retry", post(retry))
         .route("/kinds", get(kinds))
-        .route("/schedules", get(schedules::list))
         .route(
             "/schedules/{name}",
             put(schedules::put).delete(schedules::delete),
@@ -40,6 +40,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/metrics", get(metrics))
         // Only the routes above: health checks stay open.
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/schedules", get(schedules_index))
         .route("/healthz", get(healthz))
 }
 
@@ -83,6 +84,11 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     if state.token.allows(auth::bearer_token(req.headers())) {
         return next.run(req).await;
     }
+    unauthorized()
+}
+
+/// `401` `unauthorized`, asking for a bearer token.
+fn unauthorized() -> Response {
     let mut res = ApiError(AccessToken::refusal("Authorization: Bearer <token>")).into_response();
     res.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -274,6 +280,25 @@ async fn read(
         return Ok(page(state, task, req).await);
     }
     Ok(Json(state.dispatcher.get(parse_id(&id)?).await?).into_response())
+}
+
+/// `GET /schedules`: for a browser, the schedules page when the web UI is
+/// built (served without the token, like the console: the page shows the
+/// schedules only to a viewer who presents it, see `site`); else
+/// `{schedules}`, with the token as every API route.
+async fn schedules_index(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if wants_html(req.headers())
+        && let Some(page) = state.schedules_page.clone()
+    {
+        return Ok(page(state, req).await);
+    }
+    if !state.token.allows(auth::bearer_token(req.headers())) {
+        return Ok(unauthorized());
+    }
+    schedules::list(State(state)).await
 }
 
 async fn cancel(

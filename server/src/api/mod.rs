@@ -62,6 +62,8 @@ pub struct AppState {
     pub local_workers: bool,
     /// Renders a task's page, when the web UI's site was built.
     pub task_page: Option<TaskPage>,
+    /// Renders the schedules page, when the web UI's site was built.
+    pub schedules_page: Option<SchedulesPage>,
     /// The recurring schedules (refusing everything in cluster mode).
     pub schedules: crate::schedules::Schedules,
 }
@@ -72,6 +74,11 @@ pub struct AppState {
 /// on the site.
 pub type TaskPage =
     Arc<dyn Fn(AppState, Option<Task>, Request) -> BoxFuture<'static, Response> + Send + Sync>;
+
+/// The schedules page for a browser (`GET /schedules` with `Accept:
+/// text/html`), which the site renders as [`TaskPage`] renders a task's.
+pub type SchedulesPage =
+    Arc<dyn Fn(AppState, Request) -> BoxFuture<'static, Response> + Send + Sync>;
 
 /// Kinds offered by connected remote workers that this server's registry
 /// does not have: submissions of them are accepted (their input can only be

@@ -101,13 +101,20 @@ async fn http_needs_a_bearer_token_but_healthz() {
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let task: Task = res.json().await.unwrap();
 
-    // Reading, cancelling, kinds and metrics need it too.
+    // Reading, cancelling, kinds, metrics and schedules need it too (a
+    // browser's `GET /schedules` as well, when there is no site to show).
     let path = format!("/tasks/{}", task.id);
     for req in [
         http.get(server.at(&path)),
         http.delete(server.at(&path)),
         http.get(server.at("/kinds")),
         http.get(server.at("/metrics")),
+        http.get(server.at("/schedules")),
+        http.get(server.at("/schedules"))
+            .header(reqwest::header::ACCEPT, "text/html"),
+        http.put(server.at("/schedules/x"))
+            .json(&json!({"cron": "* * * * *", "task": {"kind": "echo"}})),
+        http.delete(server.at("/schedules/x")),
     ] {
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{}", res.url());
@@ -126,6 +133,17 @@ async fn http_needs_a_bearer_token_but_healthz() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    let res = http
+        .get(server.at("/schedules"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        json!({"schedules": []})
+    );
 
     // Health checks stay open.
     let res = http.get(server.at("/healthz")).send().await.unwrap();
