@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use app::{ErrorCode, Task, TaskId, TaskStatus, Timestamp};
+use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -112,12 +113,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 macro_rules! task_columns {
     () => {
         "t.body, t.status, t.attempt, t.progress, t.output, t.error, t.worker, t.started_at, \
-         t.finished_at"
+         t.finished_at, t.run_at"
     };
 }
 
 /// A CTE named `counted` adding the final statuses of `$rows` (a FROM item
-/// with a `status` column) to `finished_counts`, on this connection's shard.
+/// with a `status` column; other statuses are left out) to
+/// `finished_counts`, on this connection's shard.
 /// Its rows are upserted in status order, so two statements never lock two
 /// counters in opposite orders.
 macro_rules! count_finished {
@@ -126,11 +128,16 @@ macro_rules! count_finished {
             "counted AS (INSERT INTO finished_counts (status, shard, n) SELECT status, \
              pg_backend_pid() % 16, count(*) FROM ",
             $rows,
-            " WHERE status NOT IN ('queued', 'running') GROUP BY status ORDER BY status \
+            " WHERE status IN ('succeeded', 'failed', 'cancelled', 'timed_out') \
+             GROUP BY status ORDER BY status \
              ON CONFLICT (status, shard) DO UPDATE SET n = finished_counts.n + excluded.n)"
         )
     };
 }
+
+// After the macros, which it uses.
+mod due;
+pub use due::Promoted;
 
 /// Handle to the cluster's database: a small pool, cheap to clone.
 #[derive(Debug, Clone)]
@@ -175,20 +182,25 @@ impl Db {
         Ok(())
     }
 
-    /// Stores new tasks as `queued`, in one statement; their `seq` follows
-    /// the order of `tasks`.
+    /// Stores new tasks, `queued` or `scheduled` as each says, in one
+    /// statement; their `seq` follows the order of `tasks`.
     pub async fn insert(&self, tasks: &[Task]) -> Result<()> {
         if tasks.is_empty() {
             return Ok(());
         }
+        // Times go apart, in binary: as text, PostgreSQL would refuse the
+        // year 0000 that RFC 3339 allows.
+        let run_at: Vec<Option<DateTime<Utc>>> =
+            tasks.iter().map(|t| t.run_at.map(millis)).collect();
         sqlx::query(
-            "INSERT INTO tasks (id, kind, priority, max_attempts, status, body)
+            "INSERT INTO tasks (id, kind, priority, max_attempts, status, run_at, body)
              SELECT (b->>'id')::uuid, b->>'kind', (b->>'priority')::int,
-                    (b->>'max_attempts')::int, 'queued', b
+                    (b->>'max_attempts')::int, b->>'status', ($2::timestamptz[])[n], b
              FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
              ORDER BY n",
         )
         .bind(json_text(tasks)?)
+        .bind(&run_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -258,10 +270,12 @@ impl Db {
     /// batch may hold several writes of one task: the last one wins.
     ///
     /// A `Put` stores the snapshot's status, worker, progress, output,
-    /// error and times (a final one clears the owner); `Release` queues the
-    /// task again as if it never started (attempt - 1); `Requeue` queues it
-    /// again with its attempt counted. A task given back while a cancel of
-    /// it is pending ends `cancelled` instead (see [`Committed`]).
+    /// error and times (a final one clears the owner; a `scheduled` one, a
+    /// retry waiting for its backoff, gives the task back with its new
+    /// `run_at`); `Release` queues the task again as if it never started
+    /// (attempt - 1); `Requeue` queues it again with its attempt counted. A
+    /// task given back while a cancel of it is pending ends `cancelled`
+    /// instead (see [`Committed`]).
     pub async fn commit(&self, node: &NodeId, writes: &[Fenced]) -> Result<Committed> {
         let mut seen = HashSet::new();
         let rows: Vec<WriteRow> = writes
@@ -278,10 +292,10 @@ impl Db {
                  SELECT * FROM json_to_recordset($2::json) AS w(
                      id uuid, attempt int, next_attempt int, status text, progress json,
                      output json, error json, worker text, started_at timestamptz,
-                     finished_at timestamptz)
+                     finished_at timestamptz, run_at timestamptz)
              ),
              mine AS MATERIALIZED (
-                 SELECT t.id, t.cancel_requested AND w.status = 'queued' AS cancel
+                 SELECT t.id, t.cancel_requested AND w.status IN ('queued', 'scheduled') AS cancel
                  FROM tasks t JOIN w ON w.id = t.id
                  WHERE t.status = 'running' AND t.owner = $1 AND t.attempt = w.attempt
                  ORDER BY t.id
@@ -292,7 +306,8 @@ impl Db {
                  SET status = w.status, attempt = w.next_attempt,
                      owner = CASE WHEN w.status = 'running' THEN t.owner END,
                      worker = w.worker, progress = w.progress, output = w.output,
-                     error = w.error, started_at = w.started_at, finished_at = w.finished_at
+                     error = w.error, started_at = w.started_at, finished_at = w.finished_at,
+                     run_at = CASE WHEN w.status = 'scheduled' THEN w.run_at ELSE t.run_at END
                  FROM w JOIN mine ON mine.id = w.id
                  WHERE t.id = w.id AND NOT mine.cancel
                  RETURNING t.status
@@ -343,7 +358,8 @@ impl Db {
         row.as_ref().map(task).transpose()
     }
 
-    /// Cancels a task: a queued one is `cancelled` at once; a running one
+    /// Cancels a task: one not started yet (scheduled, waiting or queued)
+    /// is `cancelled` at once; a running one
     /// is flagged, and its owner is named so it can be told to stop it. The
     /// row is locked first, so a claim racing this either took the task
     /// before (it is running) or skips it (it is cancelled).
@@ -410,11 +426,15 @@ impl Db {
 
     /// Counts of tasks by status across the cluster. Finished ones come
     /// from `finished_counts` (kept by the statements that finish tasks, so
-    /// 10^6 finished rows cost nothing here); queued and running ones are
-    /// counted over the partial indexes that hold only them.
+    /// 10^6 finished rows cost nothing here); the others are counted over
+    /// the partial indexes that hold only them.
     pub async fn counts(&self) -> Result<Counts> {
         let rows = sqlx::query(
-            "SELECT 'queued' AS status, count(*) AS n FROM tasks WHERE status = 'queued'
+            "SELECT 'scheduled' AS status, count(*) AS n FROM tasks WHERE status = 'scheduled'
+             UNION ALL
+             SELECT 'waiting', count(*) FROM tasks WHERE status = 'waiting'
+             UNION ALL
+             SELECT 'queued', count(*) FROM tasks WHERE status = 'queued'
              UNION ALL
              -- The owner is set exactly while running (a check), and indexed so.
              SELECT 'running', count(*) FROM tasks WHERE owner IS NOT NULL
@@ -427,14 +447,14 @@ impl Db {
         for row in &rows {
             let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default();
             let slot = match status(row.try_get("status")?)? {
+                TaskStatus::Scheduled => &mut counts.scheduled,
+                TaskStatus::Waiting => &mut counts.waiting,
                 TaskStatus::Queued => &mut counts.queued,
                 TaskStatus::Running => &mut counts.running,
                 TaskStatus::Succeeded => &mut counts.succeeded,
                 TaskStatus::Failed => &mut counts.failed,
                 TaskStatus::Cancelled => &mut counts.cancelled,
                 TaskStatus::TimedOut => &mut counts.timed_out,
-                // Not stored in a cluster yet.
-                TaskStatus::Scheduled | TaskStatus::Waiting => continue,
             };
             *slot = n;
         }
@@ -492,7 +512,7 @@ async fn cancel_locked(conn: &mut PgConnection, id: TaskId) -> Result<CancelOutc
     };
     let found = task(&row)?;
     Ok(match found.status {
-        TaskStatus::Queued => {
+        TaskStatus::Scheduled | TaskStatus::Waiting | TaskStatus::Queued => {
             let row = sqlx::query(concat!(
                 "WITH c AS (
                      UPDATE tasks t

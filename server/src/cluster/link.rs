@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::bus::Bus;
-use super::db::{Committed, Db, DbError};
+use super::db::{Committed, Db, DbError, Promoted};
 use super::redis::{RedisError, RedisHealth};
 use super::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
@@ -37,6 +37,10 @@ impl From<RedisError> for ClusterError {
         }
     }
 }
+
+/// Most tasks one promotion queues (a short statement); more due are
+/// promoted by the next one, at once.
+const MAX_PROMOTE: u32 = 1000;
 
 /// This node's database and bus.
 pub struct Link {
@@ -92,6 +96,10 @@ impl ClusterPort for Link {
     fn commit(&self, writes: Vec<Fenced>) -> ClusterFuture<Committed> {
         let node = self.node.id.clone();
         self.db(|db| async move { db.commit(&node, &writes).await })
+    }
+
+    fn promote(&self) -> ClusterFuture<Promoted> {
+        self.db(|db| async move { db.promote(MAX_PROMOTE).await })
     }
 
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>> {

@@ -22,6 +22,8 @@ pub(super) enum Timer {
     /// A cancel of a task another node runs had no answer in time: answer
     /// it from the database as it is.
     CancelAnswer(TaskId),
+    /// In a cluster: the earliest `run_at` this node knows of came.
+    Promote,
 }
 
 pub(super) struct Scheduler {

@@ -18,16 +18,21 @@
 //!   to that node and answered when it is final there.
 //! - Each node heartbeats, and takes back the running tasks of nodes whose
 //!   lease ran out (requeued, or failed `worker_lost` at their last attempt).
+//! - Scheduled tasks (v1.1 delays and retries) wait in the database; any
+//!   node promotes them when they are due (see `due`).
 //!
 //! `done` handles what each operation answered.
 
 use std::collections::{HashMap, HashSet};
 
 use futures_util::stream::FuturesUnordered;
+use tokio_util::time::delay_queue;
 
 mod done;
+mod due;
 
 use super::*;
+use crate::cluster::db::Promoted;
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeId, NodeState, Reaped, Signal, Want,
 };
@@ -83,6 +88,8 @@ pub(super) enum ClusterDone {
     },
     /// A signal was sent (or not: it is at most once anyway).
     Signalled(Result<(), ClusterError>),
+    /// Scheduled tasks that came due were queued.
+    Promoted(Result<Promoted, ClusterError>),
 }
 
 /// The cluster side of the scheduler.
@@ -112,6 +119,12 @@ pub struct ClusterSide {
     cancelled_elsewhere: HashSet<TaskId>,
     /// Finished totals of the last few stats, for throughput.
     history: VecDeque<(tokio::time::Instant, u64)>,
+    /// The earliest `run_at` this node knows of, and its timer.
+    due: Option<(Timestamp, delay_queue::Key)>,
+    /// A promotion is under way; `promote_again`: another was asked for
+    /// meanwhile.
+    promoting: bool,
+    promote_again: bool,
 }
 
 impl ClusterSide {
@@ -136,6 +149,9 @@ impl ClusterSide {
             cancels: HashMap::new(),
             cancelled_elsewhere: HashSet::new(),
             history: VecDeque::new(),
+            due: None,
+            promoting: false,
+            promote_again: false,
         }
     }
 
@@ -255,8 +271,10 @@ impl Scheduler {
     }
 
     /// The periodic part: heartbeat and taking back dead nodes' tasks
-    /// (every tenth of a lease), and a claim in case a signal was missed.
+    /// (every tenth of a lease), and a claim and a promotion in case a
+    /// signal was missed.
     pub(super) fn cluster_tick(&mut self) {
+        self.promote();
         let running = self.table.running() as u64;
         let workers: Vec<WorkerInfo> = self.workers.iter().map(|w| self.worker_info(w)).collect();
         let Some(side) = &mut self.cluster else {
@@ -460,6 +478,7 @@ impl Scheduler {
             }
             Signal::Cancel { .. } => {}
             Signal::Finished { id } => self.answer_cancels(id, false),
+            Signal::Due { at } => self.scheduled_for(at, false),
         }
     }
 

@@ -39,7 +39,16 @@ impl Scheduler {
             if let Some(client) = &client {
                 client.join(tasks.iter().map(|(t, _)| t.id.room()).collect());
             }
-            let tasks = tasks.into_iter().map(|(t, _)| t).collect();
+            let now = Timestamp::now();
+            let tasks = tasks
+                .into_iter()
+                .map(|(mut task, _)| {
+                    if task.run_at.is_some_and(|at| at > now) {
+                        task.status = TaskStatus::Scheduled;
+                    }
+                    task
+                })
+                .collect();
             return self.cluster_submit(tasks, reply);
         }
         // Which items a key makes acks of existing tasks.
@@ -224,10 +233,8 @@ impl Scheduler {
 /// The first v1.1 scheduling field a task sets, if any.
 fn scheduling_field(task: &Task) -> Option<&'static str> {
     [
-        (task.run_at.is_some(), "run_at"),
         (task.key.is_some(), "key"),
         (!task.after.is_empty(), "after"),
-        (task.retry_on_failure, "retry_on_failure"),
         (task.concurrency_key.is_some(), "concurrency_key"),
     ]
     .into_iter()

@@ -228,6 +228,11 @@ impl Scheduler {
             w.tasks_done += 1;
         }
         tracing::debug!(task = %id, code = %error.code, ?wait, "attempt failed; retrying later");
+        if self.cluster.is_some() {
+            // Any node may run the retry: it waits in the database.
+            self.give_back_scheduled(id).await;
+            return true;
+        }
         self.arm_due(id);
         self.announce(id).await;
         true

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use app::{ProgressEvent, Stats, StatusEvent, Task, TaskId};
 use futures_util::future::BoxFuture;
 
-use crate::cluster::db::Committed;
+use crate::cluster::db::{Committed, Promoted};
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
 };
@@ -133,6 +133,9 @@ pub trait ClusterPort: Send + Sync {
     /// failed (taken back by the cluster: their writes did nothing), and
     /// the tasks given back that a pending cancel ended instead.
     fn commit(&self, writes: Vec<Fenced>) -> ClusterFuture<Committed>;
+    /// Queues the scheduled tasks whose time came (v1.1 delays), and
+    /// tells when the next one is due.
+    fn promote(&self) -> ClusterFuture<Promoted>;
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>>;
     fn cancel(&self, id: TaskId) -> ClusterFuture<CancelOutcome>;
     /// Tasks this node runs whose cancel is pending (a missed signal).

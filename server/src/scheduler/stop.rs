@@ -112,6 +112,7 @@ impl Scheduler {
             }
             Timer::DrainDeadline => self.requeue_running().await,
             Timer::CancelAnswer(id) => self.answer_cancels(id, true),
+            Timer::Promote => self.due_timer_fired(),
         }
     }
 

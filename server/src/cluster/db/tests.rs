@@ -1,5 +1,6 @@
 //! The database layer against a real PostgreSQL, a fresh database per test:
-//! claims, fenced writes, cancels (here) and leases, reaps, counts ([`leases`]).
+//! claims, fenced writes, cancels (here), leases, reaps, counts ([`leases`])
+//! and v1.1 delays and retries ([`due`]).
 
 use super::*;
 use crate::cluster::testdb::{TestDatabase, fresh_database, server_url};
@@ -316,4 +317,5 @@ async fn cancel_depends_on_where_the_task_is() {
     test.drop().await.unwrap();
 }
 
+mod due;
 mod leases;

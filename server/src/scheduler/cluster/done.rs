@@ -16,16 +16,30 @@ impl Scheduler {
                 }
                 let error = result.err().map(|e| Self::unavailable_or_internal(&e));
                 let mut kinds = Vec::new();
+                let mut due: Option<Timestamp> = None;
                 for (reply, tasks) in submissions {
                     match &error {
                         None => {
                             reply.owned(&tasks, &[]);
-                            kinds.extend(tasks.into_iter().map(|t| t.kind));
+                            for task in tasks {
+                                match task.status {
+                                    TaskStatus::Queued => kinds.push(task.kind),
+                                    TaskStatus::Scheduled => {
+                                        if let Some(at) = task.run_at {
+                                            due = Some(due.map_or(at, |d| d.min(at)));
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                            }
                         }
                         Some(e) => reply.error(e.clone()),
                     }
                 }
-                if error.is_none()
+                if let Some(at) = due {
+                    self.scheduled_for(at, true);
+                }
+                if !kinds.is_empty()
                     && let Some(side) = &mut self.cluster
                 {
                     kinds.sort();
@@ -231,6 +245,7 @@ impl Scheduler {
                     }
                 }
             }
+            ClusterDone::Promoted(result) => self.promoted(result).await,
             ClusterDone::Signalled(result) => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "a signal to the other nodes was not sent");
@@ -282,8 +297,8 @@ impl Scheduler {
             None => 0.0,
         };
         Stats {
-            scheduled: 0,
-            waiting: 0,
+            scheduled: counts.scheduled,
+            waiting: counts.waiting,
             queued: counts.queued,
             running: counts.running,
             succeeded: counts.succeeded,
