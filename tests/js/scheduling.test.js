@@ -117,7 +117,7 @@ test('retry_on_failure retries a failing handler with backoff, the last failure 
   }
 });
 
-test('one key, one task: a second submit gets it with deduplicated: true', { skip: notInCluster('idempotency keys') }, async () => {
+test('one key, one task: a second submit gets it with deduplicated: true', async () => {
   const a = await server.connect('websocket');
   const b = await server.connect('polling');
   try {

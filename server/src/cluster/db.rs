@@ -135,9 +135,11 @@ macro_rules! count_finished {
     };
 }
 
-// After the macros, which it uses.
+// After the macros, which they use.
 mod due;
+mod submit;
 pub use due::Promoted;
+pub use submit::{Outcome, Stored, decides_in_database};
 
 /// Handle to the cluster's database: a small pool, cheap to clone.
 #[derive(Debug, Clone)]
@@ -177,30 +179,6 @@ impl Db {
         .bind(&info.id.0)
         .bind(&info.addr)
         .bind(millis(info.started_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Stores new tasks, `queued` or `scheduled` as each says, in one
-    /// statement; their `seq` follows the order of `tasks`.
-    pub async fn insert(&self, tasks: &[Task]) -> Result<()> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        // Times go apart, in binary: as text, PostgreSQL would refuse the
-        // year 0000 that RFC 3339 allows.
-        let run_at: Vec<Option<DateTime<Utc>>> =
-            tasks.iter().map(|t| t.run_at.map(millis)).collect();
-        sqlx::query(
-            "INSERT INTO tasks (id, kind, priority, max_attempts, status, run_at, body)
-             SELECT (b->>'id')::uuid, b->>'kind', (b->>'priority')::int,
-                    (b->>'max_attempts')::int, b->>'status', ($2::timestamptz[])[n], b
-             FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
-             ORDER BY n",
-        )
-        .bind(json_text(tasks)?)
-        .bind(&run_at)
         .execute(&self.pool)
         .await?;
         Ok(())

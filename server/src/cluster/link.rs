@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::bus::Bus;
-use super::db::{Committed, Db, DbError, Promoted};
+use super::db::{Committed, Db, DbError, Outcome, Promoted, Stored, decides_in_database};
 use super::redis::{RedisError, RedisHealth};
 use super::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
@@ -84,8 +84,30 @@ impl ClusterPort for Link {
         self.redis.problem()
     }
 
-    fn insert(&self, tasks: Vec<Task>) -> ClusterFuture<()> {
-        self.db(|db| async move { db.insert(&tasks).await })
+    fn submit(
+        &self,
+        submissions: Vec<Vec<Task>>,
+        window: Duration,
+    ) -> BoxFuture<'static, Vec<Result<Outcome, ClusterError>>> {
+        let db = self.db.clone();
+        async move {
+            // Those PostgreSQL need not decide for go in one statement.
+            let plain: Vec<&Task> = submissions
+                .iter()
+                .filter(|s| !decides_in_database(s))
+                .flatten()
+                .collect();
+            let plain = db.insert_all(&plain).await.map_err(ClusterError::from);
+            let mut outcomes = Vec::with_capacity(submissions.len());
+            for tasks in submissions {
+                outcomes.push(match decides_in_database(&tasks) {
+                    false => plain.clone().map(|()| Ok(Stored::new(tasks))),
+                    true => db.submit(&tasks, window).await.map_err(ClusterError::from),
+                });
+            }
+            outcomes
+        }
+        .boxed()
     }
 
     fn claim(&self, wants: Vec<Want>, limit: u32) -> ClusterFuture<Vec<Claimed>> {
@@ -104,6 +126,10 @@ impl ClusterPort for Link {
 
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>> {
         self.db(|db| async move { db.get(id).await })
+    }
+
+    fn get_many(&self, ids: Vec<TaskId>) -> ClusterFuture<Vec<Task>> {
+        self.db(|db| async move { db.get_many(&ids).await })
     }
 
     fn cancel(&self, id: TaskId) -> ClusterFuture<CancelOutcome> {

@@ -30,12 +30,14 @@ use tokio_util::time::delay_queue;
 
 mod done;
 mod due;
+mod submit;
 
 use super::*;
-use crate::cluster::db::Promoted;
+use crate::cluster::db::{Outcome, Promoted, Stored};
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeId, NodeState, Reaped, Signal, Want,
 };
+use submit::Acking;
 
 /// Most tasks one claim takes (a short transaction).
 const MAX_CLAIM: u32 = 1000;
@@ -50,10 +52,18 @@ const CANCEL_ANSWER_SLACK: Duration = Duration::from_secs(2);
 
 /// A cluster operation that finished, and what waits for it.
 pub(super) enum ClusterDone {
-    /// Submissions stored together, each acked with its own tasks.
+    /// Submissions stored together (or not), each acked with its own
+    /// tasks.
     Inserted {
-        submissions: Vec<(TasksReply, Vec<Task>)>,
-        result: Result<(), ClusterError>,
+        submissions: Vec<Acking>,
+        outcomes: Vec<Result<Outcome, ClusterError>>,
+    },
+    /// The tasks a submission's keys named, read again once its socket is
+    /// in their rooms.
+    Deduplicated {
+        acking: Acking,
+        stored: Stored,
+        result: Result<Vec<Task>, ClusterError>,
     },
     Claimed(Result<Vec<Claimed>, ClusterError>),
     Read {
@@ -106,7 +116,7 @@ pub struct ClusterSide {
     claiming: bool,
     /// Submissions waiting for the insert under way to end: they are
     /// stored together by the next one (group commit).
-    submissions: Vec<(TasksReply, Vec<Task>)>,
+    submissions: Vec<(Acking, Vec<Task>)>,
     inserting: bool,
     /// There may be queued tasks: claim at the next chance.
     more: bool,
@@ -196,39 +206,6 @@ impl Scheduler {
             Ok(_) if self.outbox.degraded.is_none() => self.outbox.health.restore(),
             Ok(_) => {}
         }
-    }
-
-    /// Stores new tasks in the shared queue (with the other submissions
-    /// of the round, see [`Scheduler::insert_submissions`]); acked once
-    /// committed.
-    pub(super) fn cluster_submit(&mut self, tasks: Vec<Task>, reply: TasksReply) {
-        if let Some(side) = &mut self.cluster {
-            side.submissions.push((reply, tasks));
-        }
-    }
-
-    /// Stores every submission waiting, in one insert, unless one is under
-    /// way: under load, each insert carries what came in meanwhile.
-    pub(super) fn insert_submissions(&mut self) {
-        let Some(side) = &mut self.cluster else {
-            return;
-        };
-        if side.inserting || side.submissions.is_empty() {
-            return;
-        }
-        side.inserting = true;
-        let submissions = std::mem::take(&mut side.submissions);
-        let tasks: Vec<Task> = submissions
-            .iter()
-            .flat_map(|(_, t)| t.iter().cloned())
-            .collect();
-        let insert = side.link.insert(tasks);
-        side.push(async move {
-            ClusterDone::Inserted {
-                submissions,
-                result: insert.await,
-            }
-        });
     }
 
     /// A task this node does not hold: answered from the database.

@@ -49,7 +49,7 @@ impl Scheduler {
                     task
                 })
                 .collect();
-            return self.cluster_submit(tasks, reply);
+            return self.cluster_submit(tasks, client, reply);
         }
         // Which items a key makes acks of existing tasks.
         let existing = match self.deduplicate(&mut tasks) {
@@ -233,7 +233,6 @@ impl Scheduler {
 /// The first v1.1 scheduling field a task sets, if any.
 fn scheduling_field(task: &Task) -> Option<&'static str> {
     [
-        (task.key.is_some(), "key"),
         (!task.after.is_empty(), "after"),
         (task.concurrency_key.is_some(), "concurrency_key"),
     ]

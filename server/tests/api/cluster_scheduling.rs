@@ -1,11 +1,13 @@
 //! v1.1 scheduling in cluster mode, across real nodes (see `cluster` for
 //! the services they need): delays and retries wait in the database and
-//! any node runs them at their time.
+//! any node runs them at their time; a key names one task cluster-wide.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use app::{ErrorCode, StatusEvent, Task, TaskId, TaskSpec, TaskStatus, Timestamp};
+use app::{
+    Deduplicated, ErrorCode, StatusEvent, Task, TaskId, TaskSpec, TaskStatus, Timestamp, events,
+};
 use serde_json::json;
 use taskwire::client::Push;
 
@@ -228,5 +230,109 @@ async fn a_scheduled_task_is_counted_and_cancelled_from_any_node() {
     let stats = front.stats().await;
     assert_eq!((stats.scheduled, stats.cancelled), (0, 1), "{stats:?}");
     drop((submitter, other, front, back));
+    cluster.drop().await;
+}
+
+#[tokio::test]
+async fn two_nodes_racing_with_one_key_create_one_task_both_sockets_follow() {
+    let cluster = Cluster::new().await;
+    let a = cluster.node(&["--workers", "1"]).await;
+    let b = cluster.node(&["--workers", "1"]).await;
+    let mut on_a = a.client().await;
+    let mut on_b = b.client().await;
+    let (mut ids, mut unfinished_a, mut unfinished_b) = (Vec::new(), Vec::new(), Vec::new());
+    let mut followed_by_deduplicated = 0;
+    for i in 0..20 {
+        let key = format!("charge-{i}");
+        let (from_a, from_b) = tokio::join!(
+            on_a.ack(
+                events::TASK,
+                json!({"kind": "sleep", "input": {"ms": 300}, "key": key})
+            ),
+            on_b.ack(
+                events::TASK,
+                json!({"kind": "sleep", "input": {"ms": 400}, "key": key})
+            ),
+        );
+        let (from_a, from_b) = (from_a.expect("acked"), from_b.expect("acked"));
+        let (task_a, task_b) = (from_a.task.unwrap(), from_b.task.unwrap());
+        assert_eq!(task_a.id, task_b.id, "one task per key");
+        assert_eq!(task_a.input, task_b.input, "the spec of the one created");
+        let mut flags = [from_a.deduplicated.clone(), from_b.deduplicated.clone()];
+        flags.sort_by_key(|f| f == &Some(Deduplicated::One(true)));
+        assert_eq!(
+            flags,
+            [
+                Some(Deduplicated::One(false)),
+                Some(Deduplicated::One(true))
+            ]
+        );
+        ids.push(task_a.id);
+        // An ack that shows the task finished holds its result: no push.
+        let acks = [
+            (task_a, from_a.deduplicated, &mut unfinished_a),
+            (task_b, from_b.deduplicated, &mut unfinished_b),
+        ];
+        for (task, deduplicated, unfinished) in acks {
+            if !task.status.is_final() {
+                unfinished.push(task.id);
+                if deduplicated == Some(Deduplicated::One(true)) {
+                    followed_by_deduplicated += 1;
+                }
+            }
+        }
+    }
+    // Both sockets are in each task's room, whichever node created it.
+    let (_, mut on_a_results) = follow(&mut on_a, &unfinished_a).await;
+    let (_, on_b_results) = follow(&mut on_b, &unfinished_b).await;
+    assert!(followed_by_deduplicated > 0, "they run 300 ms at least");
+    for (id, task) in &on_b_results {
+        assert_eq!(on_a_results.get(id).unwrap_or(task), task);
+    }
+    on_a_results.extend(on_b_results);
+    assert_eq!(on_a_results.len(), 20);
+    let stats = b.stats().await;
+    assert_eq!(stats.succeeded, 20, "{stats:?}");
+
+    // Finished, within the window: still that task, over HTTP too (200),
+    // and a socket asking again is not put in its closed room.
+    let http = reqwest::Client::new();
+    let again = http
+        .post(a.at("/tasks"))
+        .json(&json!({"kind": "echo", "key": "charge-3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Task>().await.unwrap(), on_a_results[&ids[3]]);
+    let fresh = http
+        .post(b.at("/tasks"))
+        .json(&json!({"kind": "echo", "key": "charge-new"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 202);
+    let batch = on_b
+        .ack(
+            events::TASKS,
+            json!({"tasks": [{"kind": "echo", "key": "charge-5"}, {"kind": "echo", "input": 1}]}),
+        )
+        .await
+        .expect("acked");
+    assert_eq!(
+        batch.deduplicated,
+        Some(Deduplicated::Each(vec![true, false]))
+    );
+    let tasks = batch.tasks.unwrap();
+    assert_eq!(tasks[0], on_a_results[&ids[5]]);
+    // Only the new item's result comes: the finished one is in the ack.
+    let (_, results) = follow(&mut on_b, &[tasks[1].id]).await;
+    assert_eq!(results.len(), 1);
+    assert!(
+        on_b.next_push_within(Duration::from_millis(300))
+            .await
+            .is_none_or(|p| matches!(p, Push::Stats(_)))
+    );
+    drop((on_a, on_b, a, b));
     cluster.drop().await;
 }

@@ -1,6 +1,6 @@
 //! The database layer against a real PostgreSQL, a fresh database per test:
 //! claims, fenced writes, cancels (here), leases, reaps, counts ([`leases`])
-//! and v1.1 delays and retries ([`due`]).
+//! and v1.1: delays and retries ([`due`]), idempotency keys ([`keys`]).
 
 use super::*;
 use crate::cluster::testdb::{TestDatabase, fresh_database, server_url};
@@ -318,4 +318,5 @@ async fn cancel_depends_on_where_the_task_is() {
 }
 
 mod due;
+mod keys;
 mod leases;

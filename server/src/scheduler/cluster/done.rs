@@ -8,46 +8,13 @@ impl Scheduler {
         match done {
             ClusterDone::Inserted {
                 submissions,
+                outcomes,
+            } => self.inserted(submissions, outcomes),
+            ClusterDone::Deduplicated {
+                acking,
+                stored,
                 result,
-            } => {
-                self.cluster_health(&result);
-                if let Some(side) = &mut self.cluster {
-                    side.inserting = false;
-                }
-                let error = result.err().map(|e| Self::unavailable_or_internal(&e));
-                let mut kinds = Vec::new();
-                let mut due: Option<Timestamp> = None;
-                for (reply, tasks) in submissions {
-                    match &error {
-                        None => {
-                            reply.owned(&tasks, &[]);
-                            for task in tasks {
-                                match task.status {
-                                    TaskStatus::Queued => kinds.push(task.kind),
-                                    TaskStatus::Scheduled => {
-                                        if let Some(at) = task.run_at {
-                                            due = Some(due.map_or(at, |d| d.min(at)));
-                                        }
-                                    }
-                                    _ => {}
-                                }
-                            }
-                        }
-                        Some(e) => reply.error(e.clone()),
-                    }
-                }
-                if let Some(at) = due {
-                    self.scheduled_for(at, true);
-                }
-                if !kinds.is_empty()
-                    && let Some(side) = &mut self.cluster
-                {
-                    kinds.sort();
-                    kinds.dedup();
-                    side.more = true;
-                    side.signal(Signal::Wake { kinds });
-                }
-            }
+            } => self.deduplicated(acking, stored, result),
             ClusterDone::Claimed(result) => {
                 self.cluster_health(&result);
                 let Some(side) = &mut self.cluster else {
@@ -254,7 +221,7 @@ impl Scheduler {
         }
     }
 
-    fn unavailable_or_internal(e: &ClusterError) -> ErrorBody {
+    pub(super) fn unavailable_or_internal(e: &ClusterError) -> ErrorBody {
         match e {
             ClusterError::Unavailable(_) => Self::unavailable(e),
             ClusterError::Failed(m) => ErrorBody::new(ErrorCode::Internal, m.clone()),
