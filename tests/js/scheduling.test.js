@@ -161,7 +161,7 @@ test('one key, one task: a second submit gets it with deduplicated: true', async
   }
 });
 
-test('after: a chain runs in order; a failed dependency fails what waits', { skip: notInCluster('dependencies') }, async () => {
+test('after: a chain runs in order; a failed dependency fails what waits', async () => {
   const rec = await server.connect();
   try {
     const first = await rec.submit({ kind: 'sleep', input: { ms: 150 } });
@@ -207,7 +207,7 @@ test('after: a chain runs in order; a failed dependency fails what waits', { ski
   }
 });
 
-test('a diamond joins once both sides succeeded', { skip: notInCluster('dependencies') }, async () => {
+test('a diamond joins once both sides succeeded', async () => {
   const rec = await server.connect();
   try {
     const res = await rec.ack('tasks', { tasks: [
@@ -255,7 +255,7 @@ test('a concurrency key runs its tasks one at a time and holds back no other tas
   }
 });
 
-test('no status event on creation of a scheduled or waiting task', { skip: notInCluster('dependencies') }, async () => {
+test('no status event on creation of a scheduled or waiting task', async () => {
   const rec = await server.connect();
   try {
     const a = await rec.submit({ kind: 'echo', delay_ms: 60_000 });

@@ -95,6 +95,9 @@ pub struct Committed {
     /// pending: they are `cancelled` now instead of queued, and their
     /// `result` is this node's to push.
     pub cancelled: Vec<Task>,
+    /// Some task that ended has dependents: they are to be looked at
+    /// again ([`Db::resolve`]).
+    pub checks: bool,
 }
 
 /// Connections per node: claims, commits, submissions, reads, heartbeats
@@ -135,9 +138,62 @@ macro_rules! count_finished {
     };
 }
 
+/// A CTE named `checks` queueing a check of the dependents of each row of
+/// `$rows` (a FROM item with `id`, `status` and `has_dependents`) that
+/// ended while some task named it in `after`.
+macro_rules! check_dependents {
+    ($rows:literal) => {
+        concat!(
+            "checks AS (INSERT INTO dependency_checks (task) SELECT id FROM ",
+            $rows,
+            " WHERE has_dependents \
+             AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out') \
+             ORDER BY id RETURNING task)"
+        )
+    };
+}
+
+/// A CTE named `verdicts`: for each task of `$tasks` (a FROM item with
+/// `id`) that names others in `after`, whether all of them succeeded
+/// (`met`; one no longer stored ended long ago, and successfully), and
+/// the first that ended otherwise (`failed_dep`, `failed_status`).
+macro_rules! verdicts {
+    ($tasks:literal) => {
+        concat!(
+            "verdicts AS (
+                 SELECT d.task AS id,
+                        bool_and(dt.status IS NULL OR dt.status = 'succeeded') AS met,
+                        (array_agg(d.dep ORDER BY d.n) FILTER (WHERE dt.status IN
+                            ('failed', 'cancelled', 'timed_out')))[1] AS failed_dep,
+                        (array_agg(dt.status ORDER BY d.n) FILTER (WHERE dt.status IN
+                            ('failed', 'cancelled', 'timed_out')))[1] AS failed_status
+                 FROM ",
+            $tasks,
+            " c JOIN task_deps d ON d.task = c.id LEFT JOIN tasks dt ON dt.id = d.dep
+                 GROUP BY d.task
+             )"
+        )
+    };
+}
+
+/// The error and end time a task `t` gets from its verdict `v` when a
+/// task it names ended otherwise than succeeded (as on a single server).
+macro_rules! failed_by_verdict {
+    () => {
+        "error = CASE WHEN v.failed_dep IS NULL THEN t.error
+                      ELSE json_build_object('code', 'dependency_failed', 'message',
+                          format('task %s ended %s, not succeeded', v.failed_dep, v.failed_status))
+                 END,
+         finished_at = CASE WHEN v.failed_dep IS NULL THEN t.finished_at
+                            ELSE date_trunc('milliseconds', now()) END"
+    };
+}
+
 // After the macros, which they use.
+mod deps;
 mod due;
 mod submit;
+pub use deps::Resolved;
 pub use due::Promoted;
 pub use submit::{Outcome, Stored, decides_in_database};
 
@@ -288,24 +344,35 @@ impl Db {
                      run_at = CASE WHEN w.status = 'scheduled' THEN w.run_at ELSE t.run_at END
                  FROM w JOIN mine ON mine.id = w.id
                  WHERE t.id = w.id AND NOT mine.cancel
-                 RETURNING t.status
+                 RETURNING t.id, t.status, t.has_dependents
              ),
              cancelled AS (
                  UPDATE tasks t
                  SET status = 'cancelled', owner = NULL, error = $3::json,
                      finished_at = date_trunc('milliseconds', now())
                  FROM mine WHERE t.id = mine.id AND mine.cancel
-                 RETURNING t.id, ",
+                 RETURNING t.id, t.has_dependents, ",
             task_columns!(),
             "),
+             ended AS (
+                 SELECT id, status, has_dependents FROM written
+                 UNION ALL SELECT id, status, has_dependents FROM cancelled
+             ),
              ",
-            count_finished!(
-                "(SELECT status FROM written UNION ALL SELECT status FROM cancelled) f"
-            ),
+            count_finished!("ended"),
+            ",
+             ",
+            check_dependents!("ended"),
             "
-             SELECT w.id AS write, c.id IS NOT NULL AS was_cancelled, c.*
-             FROM w LEFT JOIN mine ON mine.id = w.id LEFT JOIN cancelled c ON c.id = w.id
-             WHERE mine.id IS NULL OR c.id IS NOT NULL"
+             SELECT f.write, f.was_cancelled, f.checks, c.*
+             FROM (
+                 SELECT w.id AS write, c.id IS NOT NULL AS was_cancelled, false AS checks,
+                        c.id AS cancelled_id
+                 FROM w LEFT JOIN mine ON mine.id = w.id LEFT JOIN cancelled c ON c.id = w.id
+                 WHERE mine.id IS NULL OR c.id IS NOT NULL
+                 UNION ALL
+                 (SELECT NULL, false, true, NULL FROM checks LIMIT 1)
+             ) f LEFT JOIN cancelled c ON c.id = f.cancelled_id"
         ))
         .bind(&node.0)
         .bind(json_text(&rows)?)
@@ -314,7 +381,9 @@ impl Db {
         .await?;
         let mut committed = Committed::default();
         for row in &result {
-            if row.try_get("was_cancelled")? {
+            if row.try_get("checks")? {
+                committed.checks = true;
+            } else if row.try_get("was_cancelled")? {
                 committed.cancelled.push(task(row)?);
             } else {
                 committed.fenced.push(TaskId(row.try_get("write")?));
@@ -337,7 +406,7 @@ impl Db {
     }
 
     /// Cancels a task: one not started yet (scheduled, waiting or queued)
-    /// is `cancelled` at once; a running one
+    /// is `cancelled` at once (its dependents to be checked); a running one
     /// is flagged, and its owner is named so it can be told to stop it. The
     /// row is locked first, so a claim racing this either took the task
     /// before (it is running) or skips it (it is cancelled).
@@ -497,11 +566,14 @@ async fn cancel_locked(conn: &mut PgConnection, id: TaskId) -> Result<CancelOutc
                      SET status = 'cancelled', error = $2::json,
                          finished_at = date_trunc('milliseconds', now())
                      WHERE t.id = $1
-                     RETURNING ",
+                     RETURNING t.id, t.has_dependents, ",
                 task_columns!(),
                 "),
                  ",
                 count_finished!("c"),
+                ",
+                 ",
+                check_dependents!("c"),
                 " SELECT * FROM c"
             ))
             .bind(id.0)
@@ -551,11 +623,14 @@ async fn take_back(conn: &mut PgConnection, dead: &[String]) -> Result<Vec<Reape
                  started_at = CASE WHEN l.cancel OR l.last THEN t.started_at END,
                  progress = CASE WHEN l.cancel OR l.last THEN t.progress END
              FROM lost l WHERE t.id = l.id
-             RETURNING l.owner AS from_node, ",
+             RETURNING l.owner AS from_node, t.id, t.has_dependents, ",
         task_columns!(),
         "),
          ",
         count_finished!("reaped"),
+        ",
+         ",
+        check_dependents!("reaped"),
         ",
          gone AS (DELETE FROM nodes WHERE id = ANY($1))
          SELECT * FROM reaped"

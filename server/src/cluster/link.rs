@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::bus::Bus;
-use super::db::{Committed, Db, DbError, Outcome, Promoted, Stored, decides_in_database};
+use super::db::{Committed, Db, DbError, Outcome, Promoted, Resolved, Stored, decides_in_database};
 use super::redis::{RedisError, RedisHealth};
 use super::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
@@ -41,6 +41,9 @@ impl From<RedisError> for ClusterError {
 /// Most tasks one promotion queues (a short statement); more due are
 /// promoted by the next one, at once.
 const MAX_PROMOTE: u32 = 1000;
+
+/// Most dependency checks one resolution takes (the rest by the next).
+const MAX_RESOLVE: u32 = 1000;
 
 /// This node's database and bus.
 pub struct Link {
@@ -122,6 +125,10 @@ impl ClusterPort for Link {
 
     fn promote(&self) -> ClusterFuture<Promoted> {
         self.db(|db| async move { db.promote(MAX_PROMOTE).await })
+    }
+
+    fn resolve(&self) -> ClusterFuture<Resolved> {
+        self.db(|db| async move { db.resolve(MAX_RESOLVE).await })
     }
 
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>> {

@@ -19,7 +19,9 @@
 //! - Each node heartbeats, and takes back the running tasks of nodes whose
 //!   lease ran out (requeued, or failed `worker_lost` at their last attempt).
 //! - Scheduled tasks (v1.1 delays and retries) wait in the database; any
-//!   node promotes them when they are due (see `due`).
+//!   node promotes them when they are due (see `due`). Tasks waiting for
+//!   others are released or failed by the node that ended the last of
+//!   those (see `deps`).
 //!
 //! `done` handles what each operation answered.
 
@@ -28,12 +30,13 @@ use std::collections::{HashMap, HashSet};
 use futures_util::stream::FuturesUnordered;
 use tokio_util::time::delay_queue;
 
+mod deps;
 mod done;
 mod due;
 mod submit;
 
 use super::*;
-use crate::cluster::db::{Outcome, Promoted, Stored};
+use crate::cluster::db::{Outcome, Promoted, Resolved, Stored};
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeId, NodeState, Reaped, Signal, Want,
 };
@@ -100,6 +103,8 @@ pub(super) enum ClusterDone {
     Signalled(Result<(), ClusterError>),
     /// Scheduled tasks that came due were queued.
     Promoted(Result<Promoted, ClusterError>),
+    /// Tasks waiting for others were looked at again.
+    Resolved(Result<Resolved, ClusterError>),
 }
 
 /// The cluster side of the scheduler.
@@ -135,6 +140,9 @@ pub struct ClusterSide {
     /// meanwhile.
     promoting: bool,
     promote_again: bool,
+    /// The same for resolutions of dependencies.
+    resolving: bool,
+    resolve_again: bool,
 }
 
 impl ClusterSide {
@@ -162,6 +170,8 @@ impl ClusterSide {
             due: None,
             promoting: false,
             promote_again: false,
+            resolving: false,
+            resolve_again: false,
         }
     }
 
@@ -263,6 +273,11 @@ impl Scheduler {
             .last_beat
             .is_none_or(|t| now.duration_since(t) >= side.lease / 10);
         if due && !side.beating {
+            // Checks a node queued but did not take (it died first).
+            self.resolve();
+            let Some(side) = &mut self.cluster else {
+                return;
+            };
             side.beating = true;
             side.last_beat = Some(now);
             let state = NodeState {

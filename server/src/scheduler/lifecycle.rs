@@ -232,12 +232,9 @@ impl Scheduler {
 
 /// The first v1.1 scheduling field a task sets, if any.
 fn scheduling_field(task: &Task) -> Option<&'static str> {
-    [
-        (!task.after.is_empty(), "after"),
-        (task.concurrency_key.is_some(), "concurrency_key"),
-    ]
-    .into_iter()
-    .find_map(|(set, name)| set.then_some(name))
+    [(task.concurrency_key.is_some(), "concurrency_key")]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
 }
 
 pub(super) fn not_found(id: TaskId) -> ErrorBody {

@@ -280,6 +280,7 @@ impl Scheduler {
         let Committed {
             fenced: taken,
             cancelled,
+            checks,
         } = match result {
             Ok(committed) => committed,
             Err(e) => {
@@ -289,6 +290,10 @@ impl Scheduler {
         };
         // Tasks the cluster took back: nothing more about them goes out.
         self.forget_taken(&taken);
+        // Tasks that ended have dependents: this node looks at them now.
+        if checks {
+            self.resolve();
+        }
         let mut deferred = deferred;
         deferred.retain(
             |d| !matches!(d, Deferred::Rescheduled { ev, .. } if taken.contains(&ev.task_id)),

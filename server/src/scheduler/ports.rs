@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 
 use std::time::Duration;
 
-use crate::cluster::db::{Committed, Outcome, Promoted};
+use crate::cluster::db::{Committed, Outcome, Promoted, Resolved};
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
 };
@@ -145,6 +145,9 @@ pub trait ClusterPort: Send + Sync {
     /// Queues the scheduled tasks whose time came (v1.1 delays), and
     /// tells when the next one is due.
     fn promote(&self) -> ClusterFuture<Promoted>;
+    /// Looks again at the tasks waiting for others where something
+    /// changed (v1.1 dependencies): queued or failed as those stand.
+    fn resolve(&self) -> ClusterFuture<Resolved>;
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>>;
     /// The tasks with these ids that exist.
     fn get_many(&self, ids: Vec<TaskId>) -> ClusterFuture<Vec<Task>>;

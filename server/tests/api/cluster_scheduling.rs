@@ -1,6 +1,7 @@
 //! v1.1 scheduling in cluster mode, across real nodes (see `cluster` for
 //! the services they need): delays and retries wait in the database and
-//! any node runs them at their time; a key names one task cluster-wide.
+//! any node runs them at their time; a key names one task cluster-wide; a
+//! task waits for others wherever they run.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -334,5 +335,103 @@ async fn two_nodes_racing_with_one_key_create_one_task_both_sockets_follow() {
             .is_none_or(|p| matches!(p, Push::Stats(_)))
     );
     drop((on_a, on_b, a, b));
+    cluster.drop().await;
+}
+
+#[tokio::test]
+async fn a_dependency_finishing_on_another_node_releases_or_fails_what_waits() {
+    let cluster = Cluster::new().await;
+    let front = cluster.node(&["--workers", "0"]).await;
+    let back = cluster.node(&["--workers", "1"]).await;
+    let back_id = node_id(&back).await;
+    let mut client = front.client().await;
+    let first = client
+        .submit(&spec("sleep", json!({"ms": 300})))
+        .await
+        .expect("acked");
+    let second = client
+        .submit(&TaskSpec {
+            after: vec![app::After::Id(first.id)],
+            ..spec("echo", json!(2))
+        })
+        .await
+        .expect("acked");
+    assert_eq!(second.status, TaskStatus::Waiting);
+    assert_eq!(back.stats().await.waiting, 1);
+    let (statuses, results) = follow(&mut client, &[first.id, second.id]).await;
+    let (first, second) = (&results[&first.id], &results[&second.id]);
+    assert_eq!(second.status, TaskStatus::Succeeded);
+    assert!(second.started_at.unwrap() >= first.finished_at.unwrap());
+    let order: Vec<TaskStatus> = statuses
+        .iter()
+        .filter(|(ev, _)| ev.task_id == second.id)
+        .map(|(ev, _)| ev.status)
+        .collect();
+    assert_eq!(order, [TaskStatus::Queued, TaskStatus::Running]);
+    assert!(
+        first
+            .worker
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .starts_with(&back_id)
+    );
+
+    // A failure on the back node fails what waits, down a chain submitted
+    // as one batch on the front node; each result reaches the submitter.
+    let batch = client
+        .ack(
+            events::TASKS,
+            json!({"tasks": [
+                {"kind": "fail", "input": {"message": "no"}},
+                {"kind": "echo", "after": ["#0"]},
+                {"kind": "echo", "after": ["#1"]},
+            ]}),
+        )
+        .await
+        .expect("acked")
+        .tasks
+        .unwrap();
+    let ids: Vec<TaskId> = batch.iter().map(|t| t.id).collect();
+    let statuses: Vec<TaskStatus> = batch.iter().map(|t| t.status).collect();
+    use TaskStatus::{Failed, Queued, Waiting};
+    assert_eq!(statuses, [Queued, Waiting, Waiting]);
+    let (_, results) = follow(&mut client, &ids).await;
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        let task = &results[id];
+        assert_eq!((task.status, task.attempt), (Failed, 0));
+        let error = task.error.as_ref().unwrap();
+        assert_eq!(error.code, ErrorCode::DependencyFailed);
+        assert!(error.message.contains(&ids[i - 1].to_string()), "{error:?}");
+    }
+    // Naming it now: failed at once, in the ack, and its result follows.
+    let late = client
+        .submit(&TaskSpec {
+            after: vec![app::After::Id(ids[0])],
+            ..spec("echo", json!(3))
+        })
+        .await
+        .expect("acked");
+    assert_eq!(late.status, Failed);
+    let pushed = result_of(&mut client, late.id).await;
+    assert_eq!(pushed, late);
+    let unknown = TaskId(uuid::Uuid::now_v7());
+    let refused = client
+        .submit(&TaskSpec {
+            after: vec![app::After::Id(unknown)],
+            ..spec("echo", json!(4))
+        })
+        .await;
+    assert!(
+        matches!(&refused, Err(taskwire::client::ClientError::Server(e)) if e.code == ErrorCode::NotFound),
+        "{refused:?}"
+    );
+    let stats = front.stats().await;
+    assert_eq!(
+        (stats.waiting, stats.failed, stats.succeeded),
+        (0, 4, 2),
+        "{stats:?}"
+    );
+    drop((client, front, back));
     cluster.drop().await;
 }

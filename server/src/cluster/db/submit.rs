@@ -1,11 +1,13 @@
 //! Submissions: new tasks stored, each submission whole or not at all.
 //!
-//! Plain ones (no idempotency key) go in one statement, however many came
-//! together (group commit). One with keys (v1.1) takes a transaction of
-//! its own, in which PostgreSQL decides who holds each key: `task_keys`'s
-//! primary key makes a second submitter of a key wait for the first, then
-//! find the key held. A key passes to a new task only once its holder
-//! finished longer ago than the dedup window.
+//! Plain ones (no idempotency key, no dependency) go in one statement,
+//! however many came together (group commit). One with keys or `after`
+//! (v1.1) takes a transaction of its own, in which PostgreSQL decides who
+//! holds each key: `task_keys`'s primary key makes a second submitter of a
+//! key wait for the first, then find the key held. A key passes to a new
+//! task only once its holder finished longer ago than the dedup window.
+//! Where the tasks it names stand is read under their row locks (see
+//! `deps`).
 
 use std::collections::HashMap;
 
@@ -39,7 +41,7 @@ pub type Outcome = std::result::Result<Stored, ErrorBody>;
 /// Whether a submission needs a transaction of its own ([`Db::submit`]);
 /// else it may be stored with others ([`Db::insert`]).
 pub fn decides_in_database(tasks: &[Task]) -> bool {
-    tasks.iter().any(|t| t.key.is_some())
+    tasks.iter().any(|t| t.key.is_some() || !t.after.is_empty())
 }
 
 impl Db {
@@ -55,7 +57,7 @@ impl Db {
             return Ok(());
         }
         let mut conn = self.pool.acquire().await?;
-        insert_tasks(&mut conn, tasks).await
+        insert_tasks(&mut conn, tasks, &[]).await
     }
 
     /// The tasks with these ids that exist, in no particular order.
@@ -72,9 +74,13 @@ impl Db {
         rows.iter().map(task).collect()
     }
 
-    /// Stores one submission with keys, in a transaction of its own, and
-    /// answers for it. A key held by a task unfinished or finished less
-    /// than `window` ago makes that task the answer instead of a new one.
+    /// Stores one submission with keys or dependencies, in a transaction
+    /// of its own, and answers for it. A key held by a task unfinished or
+    /// finished less than `window` ago makes that task the answer instead
+    /// of a new one. A new task that names others in `after` is `waiting`
+    /// until they all succeeded, or `failed` at once if one ended
+    /// otherwise; naming a task that does not exist refuses the whole
+    /// submission (`not_found`).
     pub async fn submit(&self, tasks: &[Task], window: Duration) -> Result<Outcome> {
         let mut tx = self.pool.begin().await?;
         // The first item of the batch with a key claims it; a later one
@@ -95,49 +101,83 @@ impl Db {
             tasks: Vec::with_capacity(tasks.len()),
             deduplicated: vec![false; tasks.len()],
         };
-        let mut new = Vec::with_capacity(tasks.len());
+        // A deduplicated item's id stands for the task it is answered with.
+        let mut stands_for: HashMap<TaskId, TaskId> = HashMap::new();
+        let mut new: Vec<(usize, Task)> = Vec::with_capacity(tasks.len());
         for (i, task) in tasks.iter().enumerate() {
-            let Some(key) = task.key.as_deref() else {
-                new.push(task);
-                stored.tasks.push(task.clone());
-                continue;
+            let first = task.key.as_deref().and_then(|key| first_with.get(key));
+            let existing = match task.key.as_deref().and_then(|key| held.get(key)) {
+                Some(holder) => Some(holder.clone()),
+                None => first
+                    .filter(|&&first| first < i)
+                    .map(|&first| stored.tasks[first].clone()),
             };
-            if let Some(holder) = held.get(key) {
-                stored.tasks.push(holder.clone());
-                stored.deduplicated[i] = true;
-            } else if let Some(&first) = first_with.get(key)
-                && first < i
-            {
-                stored.tasks.push(stored.tasks[first].clone());
-                stored.deduplicated[i] = true;
-            } else {
-                new.push(task);
-                stored.tasks.push(task.clone());
+            match existing {
+                Some(existing) => {
+                    stands_for.insert(task.id, existing.id);
+                    stored.tasks.push(existing);
+                    stored.deduplicated[i] = true;
+                }
+                None => {
+                    let mut task = task.clone();
+                    for dep in &mut task.after {
+                        *dep = stands_for.get(dep).copied().unwrap_or(*dep);
+                    }
+                    stored.tasks.push(task.clone());
+                    new.push((i, task));
+                }
             }
         }
-        insert_tasks(&mut tx, &new).await?;
+        let admitted = match deps::admit(&mut tx, &mut new, tasks.len() > 1).await? {
+            Ok(admitted) => admitted,
+            // Nothing of it is stored: the transaction rolls back.
+            Err(refused) => return Ok(Err(refused)),
+        };
+        for (i, task) in &new {
+            stored.tasks[*i] = task.clone();
+        }
+        let new: Vec<&Task> = new.iter().map(|(_, task)| task).collect();
+        insert_tasks(&mut tx, &new, &admitted.has_dependents).await?;
+        deps::record(&mut tx, &admitted).await?;
         tx.commit().await?;
         Ok(Ok(stored))
     }
 }
 
-/// Inserts `tasks` in one statement, in their order.
-async fn insert_tasks(conn: &mut PgConnection, tasks: &[&Task]) -> Result<()> {
+/// Inserts `tasks` in one statement, in their order; `has_dependents`:
+/// which are named by a waiting task of the same submission (all false
+/// if shorter).
+async fn insert_tasks(
+    conn: &mut PgConnection,
+    tasks: &[&Task],
+    has_dependents: &[bool],
+) -> Result<()> {
     if tasks.is_empty() {
         return Ok(());
     }
     // Times go apart, in binary: as text, PostgreSQL would refuse the
     // year 0000 that RFC 3339 allows.
     let run_at: Vec<Option<DateTime<Utc>>> = tasks.iter().map(|t| t.run_at.map(millis)).collect();
+    // Only a task failed at once (its dependency had) is final.
+    let finished_at: Vec<Option<DateTime<Utc>>> =
+        tasks.iter().map(|t| t.finished_at.map(millis)).collect();
+    let mut has_dependents = has_dependents.to_vec();
+    has_dependents.resize(tasks.len(), false);
     sqlx::query(
-        "INSERT INTO tasks (id, kind, priority, max_attempts, status, run_at, body)
+        "INSERT INTO tasks (id, kind, priority, max_attempts, status, run_at, finished_at,
+                            error, has_dependents, body)
          SELECT (b->>'id')::uuid, b->>'kind', (b->>'priority')::int,
-                (b->>'max_attempts')::int, b->>'status', ($2::timestamptz[])[n], b
+                (b->>'max_attempts')::int, b->>'status', ($2::timestamptz[])[n],
+                ($3::timestamptz[])[n],
+                CASE WHEN json_typeof(b->'error') = 'object' THEN b->'error' END,
+                ($4::bool[])[n], b
          FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
          ORDER BY n",
     )
     .bind(json_text(tasks)?)
     .bind(&run_at)
+    .bind(&finished_at)
+    .bind(&has_dependents)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -9,12 +9,12 @@ impl Scheduler {
             ClusterDone::Inserted {
                 submissions,
                 outcomes,
-            } => self.inserted(submissions, outcomes),
+            } => self.inserted(submissions, outcomes).await,
             ClusterDone::Deduplicated {
                 acking,
                 stored,
                 result,
-            } => self.deduplicated(acking, stored, result),
+            } => self.deduplicated(acking, stored, result).await,
             ClusterDone::Claimed(result) => {
                 self.cluster_health(&result);
                 let Some(side) = &mut self.cluster else {
@@ -92,6 +92,8 @@ impl Scheduler {
                     Ok(CancelOutcome::Cancelled(task)) => {
                         reply.task(&task);
                         self.publisher.result(&task).await;
+                        // What waits for it fails.
+                        self.resolve();
                     }
                     // Claimed here meanwhile, and running.
                     Ok(CancelOutcome::Running { owner, .. })
@@ -180,6 +182,9 @@ impl Scheduler {
             ClusterDone::Reaped(result) => {
                 self.cluster_health(&result);
                 let Ok(reaped) = result else { return };
+                if reaped.iter().any(|r| r.task.status.is_final()) {
+                    self.resolve();
+                }
                 for Reaped { task, from } in reaped {
                     tracing::warn!(task = %task.id, node = %from, status = %task.status, "took a task back from a node whose lease ran out");
                     if task.status.is_final() {
@@ -213,6 +218,7 @@ impl Scheduler {
                 }
             }
             ClusterDone::Promoted(result) => self.promoted(result).await,
+            ClusterDone::Resolved(result) => self.resolved(result).await,
             ClusterDone::Signalled(result) => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "a signal to the other nodes was not sent");

@@ -6,7 +6,7 @@
 //! promotion finds left. The claim poll promotes too, which covers a
 //! missed signal and, at start, the tasks that came due while no node was
 //! up. The node that promotes a task pushes its `queued` and wakes the
-//! others to claim it.
+//! others to claim it (or, if it waits for others, see `deps`).
 
 use super::*;
 
@@ -64,8 +64,9 @@ impl Scheduler {
         side.push(async move { ClusterDone::Promoted(promote.await) });
     }
 
-    /// What a promotion did: `queued` pushed for each task it queued, the
-    /// nodes woken to claim them, and the timer set for the next.
+    /// What a promotion did: `queued` (or `waiting`, or the `result` of a
+    /// task whose dependency had failed) pushed for each task, the nodes
+    /// woken to claim the queued ones, and the timer set for the next.
     pub(in crate::scheduler) async fn promoted(&mut self, result: Result<Promoted, ClusterError>) {
         self.cluster_health(&result);
         let again = match &mut self.cluster {
@@ -76,18 +77,11 @@ impl Scheduler {
             None => return,
         };
         if let Ok(Promoted { tasks, next }) = result {
-            let mut kinds = Vec::with_capacity(tasks.len());
-            for task in &tasks {
-                self.publisher.status(&status_of(task)).await;
-                kinds.push(task.kind.clone());
-            }
-            if let Some(side) = &mut self.cluster
-                && !kinds.is_empty()
-            {
-                kinds.sort();
-                kinds.dedup();
-                side.more = true;
-                side.signal(Signal::Wake { kinds });
+            self.announce_stored(&tasks).await;
+            // Some wait for others now, or failed with dependents of their
+            // own: checked again at once.
+            if tasks.iter().any(|t| t.status != TaskStatus::Queued) {
+                self.resolve();
             }
             if let Some(next) = next {
                 let soonest = match tasks.is_empty() {

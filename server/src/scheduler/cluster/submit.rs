@@ -56,7 +56,7 @@ impl Scheduler {
     /// Submissions were stored (or not): each is acked, and the nodes are
     /// told of the new tasks (woken to claim the queued ones, told when
     /// the scheduled ones are due).
-    pub(super) fn inserted(
+    pub(super) async fn inserted(
         &mut self,
         submissions: Vec<Acking>,
         outcomes: Vec<Result<Outcome, ClusterError>>,
@@ -95,7 +95,7 @@ impl Scheduler {
                     _ => {}
                 }
             }
-            self.ack_stored(acking, stored);
+            self.ack_stored(acking, stored).await;
         }
         if let Some(at) = due {
             self.scheduled_for(at, true);
@@ -113,9 +113,9 @@ impl Scheduler {
     /// Acks a stored submission. A socket whose keys named existing tasks
     /// follows those instead: it joins their rooms, then they are read
     /// again for the ack, so no push about them can fall between the two.
-    fn ack_stored(&mut self, acking: Acking, stored: Stored) {
+    async fn ack_stored(&mut self, acking: Acking, stored: Stored) {
         let Some(client) = &acking.client else {
-            return acking.reply.owned(&stored.tasks, &stored.deduplicated);
+            return self.ack(acking, &stored).await;
         };
         let mut named = Vec::new();
         for (i, task) in stored.tasks.iter().enumerate() {
@@ -127,12 +127,12 @@ impl Scheduler {
                 named.push(task.id);
             }
         }
+        if named.is_empty() {
+            return self.ack(acking, &stored).await;
+        }
         let Some(side) = &mut self.cluster else {
             return;
         };
-        if named.is_empty() {
-            return acking.reply.owned(&stored.tasks, &stored.deduplicated);
-        }
         client.join(named.iter().map(TaskId::room).collect());
         let read = side.link.get_many(named);
         side.push(async move {
@@ -147,7 +147,7 @@ impl Scheduler {
     /// The tasks a submission's keys named, read again: acked as they are
     /// now (as stored, if the read failed); the socket leaves the rooms of
     /// those finished, whose results the ack holds.
-    pub(super) fn deduplicated(
+    pub(super) async fn deduplicated(
         &mut self,
         acking: Acking,
         mut stored: Stored,
@@ -171,6 +171,21 @@ impl Scheduler {
                 client.leave(task.id.room());
             }
         }
+        self.ack(acking, &stored).await;
+    }
+
+    /// Acks a stored submission, then pushes the `result` of each new task
+    /// that failed at once (a task it named had failed): the ack shows it
+    /// failed, and its result follows as for any task.
+    async fn ack(&mut self, acking: Acking, stored: &Stored) {
         acking.reply.owned(&stored.tasks, &stored.deduplicated);
+        let failed = stored
+            .tasks
+            .iter()
+            .zip(&stored.deduplicated)
+            .filter(|(t, dedup)| !**dedup && t.status.is_final());
+        for (task, _) in failed {
+            self.publisher.result(task).await;
+        }
     }
 }
