@@ -3,11 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, assertErrorAck, assertTaskShape, http, ISO_MS, CLUSTER, ABSENCE_MS, sleep,
+  startServer, assertErrorAck, assertTaskShape, http, ISO_MS, ABSENCE_MS, sleep,
 } from './helpers.js';
 
-// What cluster mode does not do yet.
-const notInCluster = (what) => CLUSTER && `${what} are not in cluster mode yet`;
 const V11_KEYS = ['run_at', 'key', 'after', 'retry_on_failure', 'backoff_ms', 'concurrency_key',
   'concurrency_limit', 'retry_of'];
 
@@ -230,7 +228,7 @@ test('a diamond joins once both sides succeeded', async () => {
   }
 });
 
-test('a concurrency key runs its tasks one at a time and holds back no other task', { skip: notInCluster('concurrency keys') }, async () => {
+test('a concurrency key runs its tasks one at a time and holds back no other task', async () => {
   const rec = await server.connect();
   try {
     const key = `customer-${Date.now()}`;

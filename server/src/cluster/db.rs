@@ -190,6 +190,7 @@ macro_rules! failed_by_verdict {
 }
 
 // After the macros, which they use.
+mod claim;
 mod deps;
 mod due;
 mod submit;
@@ -238,65 +239,6 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// Claims at most `limit` queued tasks for `node`, at most `slots` of
-    /// each wanted kind (one `Want` per kind), highest priority first, then
-    /// oldest. They come back `running` (owner `node`, attempt counted,
-    /// `started_at` now, no worker yet), in that order.
-    ///
-    /// Rows another claimer has locked are skipped, so two nodes claiming
-    /// at once never take the same task. Each kind's candidates are locked
-    /// before the best `limit` of all kinds are kept: the others stay
-    /// queued, only skipped by other claimers for these few milliseconds.
-    /// A node the cluster declared dead (its row is gone) claims nothing.
-    pub async fn claim(&self, node: &NodeId, wants: &[Want], limit: u32) -> Result<Vec<Claimed>> {
-        if limit == 0 || wants.is_empty() {
-            return Ok(Vec::new());
-        }
-        let kinds: Vec<&str> = wants.iter().map(|w| w.kind.as_str()).collect();
-        let slots: Vec<i64> = wants.iter().map(|w| i64::from(w.slots)).collect();
-        let rows = sqlx::query(concat!(
-            // Holding the node row (key share) keeps a reaper from deleting
-            // it, or makes this wait for the reaper and find it gone.
-            "WITH node AS (SELECT id FROM nodes WHERE id = $1 FOR KEY SHARE),
-             picked AS (
-                 SELECT c.id
-                 FROM node, unnest($2::text[], $3::bigint[]) AS w(kind, slots)
-                 CROSS JOIN LATERAL (
-                     SELECT q.id, q.priority, q.seq FROM tasks q
-                     WHERE q.status = 'queued' AND q.kind = w.kind
-                     ORDER BY q.priority DESC, q.seq
-                     LIMIT w.slots
-                     FOR UPDATE SKIP LOCKED
-                 ) c
-                 ORDER BY c.priority DESC, c.seq
-                 LIMIT $4
-             )
-             UPDATE tasks t
-             SET status = 'running', owner = $1, attempt = t.attempt + 1,
-                 started_at = date_trunc('milliseconds', now()), worker = NULL
-             FROM picked WHERE t.id = picked.id
-             RETURNING t.seq, ",
-            task_columns!()
-        ))
-        .bind(&node.0)
-        .bind(&kinds)
-        .bind(&slots)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| {
-                Ok(Claimed {
-                    task: task(row)?,
-                    seq: row.try_get("seq")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        claimed.sort_by_key(|c| (std::cmp::Reverse(c.task.priority), c.seq));
-        Ok(claimed)
     }
 
     /// Applies `node`'s writes in one statement, each only while its task

@@ -28,12 +28,6 @@ impl Scheduler {
                     format!("{problem}; try again later"),
                 ));
             }
-            if let Some(field) = tasks.iter().find_map(|(t, _)| scheduling_field(t)) {
-                return reply.error(
-                    ErrorBody::invalid(format!("{field} is not supported in cluster mode yet"))
-                        .with_field(app::Field::from_name(field)),
-                );
-            }
             // The queue and its limits are the cluster's: stored, then
             // acked, then any node may claim them.
             if let Some(client) = &client {
@@ -228,13 +222,6 @@ impl Scheduler {
         self.ended(id);
         true
     }
-}
-
-/// The first v1.1 scheduling field a task sets, if any.
-fn scheduling_field(task: &Task) -> Option<&'static str> {
-    [(task.concurrency_key.is_some(), "concurrency_key")]
-        .into_iter()
-        .find_map(|(set, name)| set.then_some(name))
 }
 
 pub(super) fn not_found(id: TaskId) -> ErrorBody {

@@ -1,7 +1,8 @@
 //! v1.1 scheduling in cluster mode, across real nodes (see `cluster` for
 //! the services they need): delays and retries wait in the database and
 //! any node runs them at their time; a key names one task cluster-wide; a
-//! task waits for others wherever they run.
+//! task waits for others wherever they run; a concurrency key limits its
+//! tasks across every node.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use app::{
 use serde_json::json;
 use taskwire::client::Push;
 
-use crate::cluster::{Cluster, node_id};
+use crate::cluster::{Cluster, node_id, submit_ids};
 use crate::helpers::{WAIT, result_of, signal, spec};
 
 /// `spec` run no earlier than `ms` from now.
@@ -433,5 +434,64 @@ async fn a_dependency_finishing_on_another_node_releases_or_fails_what_waits() {
         "{stats:?}"
     );
     drop((client, front, back));
+    cluster.drop().await;
+}
+
+#[tokio::test]
+async fn a_concurrency_key_limits_its_tasks_across_nodes_and_holds_back_no_other() {
+    let cluster = Cluster::new().await;
+    // One slot each: three at once are possible, on three nodes.
+    let flags = ["--workers", "1", "--io-slots", "1"];
+    let (a, b, c) = (
+        cluster.node(&flags).await,
+        cluster.node(&flags).await,
+        cluster.node(&flags).await,
+    );
+    let mut client = a.client().await;
+    let keyed = TaskSpec {
+        concurrency_key: Some("customer-7".into()),
+        concurrency_limit: 2,
+        ..spec("sleep", json!({"ms": 150}))
+    };
+    let mut ids = submit_ids(&client, &vec![keyed; 8]).await;
+    let other = client
+        .submit(&spec("sleep", json!({"ms": 10})))
+        .await
+        .expect("acked");
+    ids.push(other.id);
+    let (_, results) = follow(&mut client, &ids).await;
+    let other = &results[&other.id];
+    let mut runs: Vec<&Task> = ids[..8].iter().map(|id| &results[id]).collect();
+    runs.sort_by_key(|t| t.started_at);
+    // Two at a time, over the three nodes: each run starts once the run
+    // two before it ended.
+    for (i, run) in runs.iter().enumerate().skip(2) {
+        assert!(
+            run.started_at.unwrap() >= runs[i - 2].finished_at.unwrap(),
+            "three ran at once: {:?}",
+            runs.iter()
+                .map(|t| (t.started_at, t.finished_at))
+                .collect::<Vec<_>>()
+        );
+    }
+    let nodes: std::collections::HashSet<String> = runs
+        .iter()
+        .map(|t| {
+            t.worker
+                .as_ref()
+                .unwrap()
+                .to_string()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(nodes.len() >= 2, "ran on {nodes:?}");
+    assert!(
+        other.finished_at.unwrap() < runs[4].started_at.unwrap(),
+        "the unkeyed task waited for the keyed ones"
+    );
+    drop((client, a, b, c));
     cluster.drop().await;
 }

@@ -1,7 +1,7 @@
 //! The database layer against a real PostgreSQL, a fresh database per test:
 //! claims, fenced writes, cancels (here), leases, reaps, counts ([`leases`])
 //! and v1.1: delays and retries ([`due`]), idempotency keys ([`keys`]),
-//! dependencies ([`deps`]).
+//! dependencies ([`deps`]), concurrency keys ([`limits`]).
 
 use super::*;
 use crate::cluster::testdb::{TestDatabase, fresh_database, server_url};
@@ -322,3 +322,4 @@ mod deps;
 mod due;
 mod keys;
 mod leases;
+mod limits;
