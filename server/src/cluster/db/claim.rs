@@ -8,6 +8,10 @@
 //! counting the key's running tasks after the one before committed. A
 //! key's running tasks are counted from the tasks themselves, so every
 //! way out of `running` frees its place without keeping a counter.
+//!
+//! A claim still walks past the queued tasks of a capped key (unlike a
+//! single server, which parks them aside): 20 000 queued under one capped
+//! key ahead of the rest cost each claim some 20 ms of PostgreSQL's time.
 
 use super::*;
 
@@ -35,6 +39,11 @@ impl Db {
             // Holding the node row (key share) keeps a reaper from deleting
             // it, or makes this wait for the reaper and find it gone.
             "WITH node AS (SELECT id FROM nodes WHERE id = $1 FOR KEY SHARE),
+             running AS MATERIALIZED (
+                 SELECT concurrency_key AS key, count(*) AS n FROM tasks
+                 WHERE owner IS NOT NULL AND concurrency_key IS NOT NULL
+                 GROUP BY concurrency_key
+             ),
              picked AS MATERIALIZED (
                  SELECT c.id, c.keyed
                  FROM node, unnest($2::text[], $3::bigint[]) AS w(kind, slots)
@@ -42,10 +51,10 @@ impl Db {
                      SELECT q.id, q.priority, q.seq, q.concurrency_key IS NOT NULL AS keyed
                      FROM tasks q
                      WHERE q.status = 'queued' AND q.kind = w.kind
-                       AND (q.concurrency_key IS NULL OR q.concurrency_limit > (
-                           SELECT count(*) FROM tasks r
-                           WHERE r.concurrency_key = q.concurrency_key AND r.owner IS NOT NULL
-                       ))
+                       AND NOT EXISTS (
+                           SELECT 1 FROM running r
+                           WHERE r.key = q.concurrency_key AND r.n >= q.concurrency_limit
+                       )
                      ORDER BY q.priority DESC, q.seq
                      LIMIT w.slots
                      FOR UPDATE SKIP LOCKED
