@@ -9,6 +9,9 @@ pub(super) enum Timer {
     Timeout(TaskId),
     /// A scheduled task's `run_at` came.
     Due(TaskId),
+    /// A scheduled task's `run_at` is further than a timer reaches: set
+    /// its timer again.
+    DueLater(TaskId),
     /// A stopped task did not stop in time: kill its worker.
     Kill {
         worker: WorkerId,

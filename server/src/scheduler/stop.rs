@@ -98,6 +98,7 @@ impl Scheduler {
                 }
             }
             Timer::Due(id) => self.on_due(id).await,
+            Timer::DueLater(id) => self.on_due_later(id),
             Timer::Kill {
                 worker,
                 incarnation,

@@ -28,9 +28,9 @@ impl Scheduler {
         if side.due.is_some_and(|(armed, _)| armed <= at) {
             return;
         }
-        let wait = (at.0 - Timestamp::now().0)
-            .to_std()
-            .unwrap_or(Duration::ZERO);
+        // One set for years ahead fires early: the promotion finds nothing
+        // due, and tells the same time again.
+        let (wait, _) = pending::timer_until(at);
         let key = match side.due {
             Some((_, key)) => {
                 self.timers.reset(&key, wait);
