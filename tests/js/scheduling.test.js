@@ -3,10 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, assertErrorAck, assertTaskShape, http, ISO_MS, CLUSTER, ABSENCE_MS, sleep,
+  startServer, assertErrorAck, assertTaskShape, http, ISO_MS, ABSENCE_MS, sleep,
 } from './helpers.js';
 
-const skip = CLUSTER && 'v1.1 scheduling is not in cluster mode yet';
 const V11_KEYS = ['run_at', 'key', 'after', 'retry_on_failure', 'backoff_ms', 'concurrency_key',
   'concurrency_limit', 'retry_of'];
 
@@ -18,7 +17,7 @@ function statuses(rec, id) {
   return rec.all('status', (d) => d.task_id === id).map((d) => d.status);
 }
 
-test('every task object carries the v1.1 fields with their defaults', { skip }, async () => {
+test('every task object carries the v1.1 fields with their defaults', async () => {
   const rec = await server.connect();
   try {
     const task = await rec.submit({ kind: 'echo', input: 1 });
@@ -36,7 +35,7 @@ test('every task object carries the v1.1 fields with their defaults', { skip }, 
   }
 });
 
-test('a delayed task is scheduled, then queued at its time, then runs', { skip }, async () => {
+test('a delayed task is scheduled, then queued at its time, then runs', async () => {
   const rec = await server.connect();
   try {
     const sent = Date.now();
@@ -57,7 +56,7 @@ test('a delayed task is scheduled, then queued at its time, then runs', { skip }
   }
 });
 
-test('run_at in the past runs at once; with delay_ms too it is refused', { skip }, async () => {
+test('run_at in the past runs at once; with delay_ms too it is refused', async () => {
   const rec = await server.connect();
   try {
     const past = new Date(Date.now() - 60_000).toISOString();
@@ -76,7 +75,7 @@ test('run_at in the past runs at once; with delay_ms too it is refused', { skip 
   }
 });
 
-test('a scheduled task can be cancelled and never runs', { skip }, async () => {
+test('a scheduled task can be cancelled and never runs', async () => {
   const rec = await server.connect();
   try {
     const task = await rec.submit({ kind: 'echo', delay_ms: 60_000 });
@@ -93,7 +92,7 @@ test('a scheduled task can be cancelled and never runs', { skip }, async () => {
   }
 });
 
-test('retry_on_failure retries a failing handler with backoff, the last failure is final', { skip }, async () => {
+test('retry_on_failure retries a failing handler with backoff, the last failure is final', async () => {
   const rec = await server.connect();
   try {
     const task = await rec.submit({
@@ -116,7 +115,7 @@ test('retry_on_failure retries a failing handler with backoff, the last failure 
   }
 });
 
-test('one key, one task: a second submit gets it with deduplicated: true', { skip }, async () => {
+test('one key, one task: a second submit gets it with deduplicated: true', async () => {
   const a = await server.connect('websocket');
   const b = await server.connect('polling');
   try {
@@ -160,7 +159,7 @@ test('one key, one task: a second submit gets it with deduplicated: true', { ski
   }
 });
 
-test('after: a chain runs in order; a failed dependency fails what waits', { skip }, async () => {
+test('after: a chain runs in order; a failed dependency fails what waits', async () => {
   const rec = await server.connect();
   try {
     const first = await rec.submit({ kind: 'sleep', input: { ms: 150 } });
@@ -206,7 +205,7 @@ test('after: a chain runs in order; a failed dependency fails what waits', { ski
   }
 });
 
-test('a diamond joins once both sides succeeded', { skip }, async () => {
+test('a diamond joins once both sides succeeded', async () => {
   const rec = await server.connect();
   try {
     const res = await rec.ack('tasks', { tasks: [
@@ -229,7 +228,7 @@ test('a diamond joins once both sides succeeded', { skip }, async () => {
   }
 });
 
-test('a concurrency key runs its tasks one at a time and holds back no other task', { skip }, async () => {
+test('a concurrency key runs its tasks one at a time and holds back no other task', async () => {
   const rec = await server.connect();
   try {
     const key = `customer-${Date.now()}`;
@@ -254,7 +253,7 @@ test('a concurrency key runs its tasks one at a time and holds back no other tas
   }
 });
 
-test('no status event on creation of a scheduled or waiting task', { skip }, async () => {
+test('no status event on creation of a scheduled or waiting task', async () => {
   const rec = await server.connect();
   try {
     const a = await rec.submit({ kind: 'echo', delay_ms: 60_000 });

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use app::{ErrorCode, Task, TaskId, TaskStatus, Timestamp};
+use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -95,6 +96,9 @@ pub struct Committed {
     /// pending: they are `cancelled` now instead of queued, and their
     /// `result` is this node's to push.
     pub cancelled: Vec<Task>,
+    /// Some task that ended has dependents: they are to be looked at
+    /// again ([`Db::resolve`]).
+    pub checks: bool,
 }
 
 /// Connections per node: claims, commits, submissions, reads, heartbeats
@@ -113,12 +117,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 macro_rules! task_columns {
     () => {
         "t.body, t.status, t.attempt, t.progress, t.output, t.error, t.worker, t.started_at, \
-         t.finished_at"
+         t.finished_at, t.run_at"
     };
 }
 
 /// A CTE named `counted` adding the final statuses of `$rows` (a FROM item
-/// with a `status` column) to `finished_counts`, on this connection's shard.
+/// with a `status` column; other statuses are left out) to
+/// `finished_counts`, on this connection's shard.
 /// Its rows are upserted in status order, so two statements never lock two
 /// counters in opposite orders.
 macro_rules! count_finished {
@@ -127,11 +132,72 @@ macro_rules! count_finished {
             "counted AS (INSERT INTO finished_counts (status, shard, n) SELECT status, \
              pg_backend_pid() % 16, count(*) FROM ",
             $rows,
-            " WHERE status NOT IN ('queued', 'running') GROUP BY status ORDER BY status \
+            " WHERE status IN ('succeeded', 'failed', 'cancelled', 'timed_out') \
+             GROUP BY status ORDER BY status \
              ON CONFLICT (status, shard) DO UPDATE SET n = finished_counts.n + excluded.n)"
         )
     };
 }
+
+/// A CTE named `checks` queueing a check of the dependents of each row of
+/// `$rows` (a FROM item with `id`, `status` and `has_dependents`) that
+/// ended while some task named it in `after`.
+macro_rules! check_dependents {
+    ($rows:literal) => {
+        concat!(
+            "checks AS (INSERT INTO dependency_checks (task) SELECT id FROM ",
+            $rows,
+            " WHERE has_dependents \
+             AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out') \
+             ORDER BY id RETURNING task)"
+        )
+    };
+}
+
+/// A CTE named `verdicts`: for each task of `$tasks` (a FROM item with
+/// `id`) that names others in `after`, whether all of them succeeded
+/// (`met`; one no longer stored ended long ago, and successfully), and
+/// the first that ended otherwise (`failed_dep`, `failed_status`).
+macro_rules! verdicts {
+    ($tasks:literal) => {
+        concat!(
+            "verdicts AS (
+                 SELECT d.task AS id,
+                        bool_and(dt.status IS NULL OR dt.status = 'succeeded') AS met,
+                        (array_agg(d.dep ORDER BY d.n) FILTER (WHERE dt.status IN
+                            ('failed', 'cancelled', 'timed_out')))[1] AS failed_dep,
+                        (array_agg(dt.status ORDER BY d.n) FILTER (WHERE dt.status IN
+                            ('failed', 'cancelled', 'timed_out')))[1] AS failed_status
+                 FROM ",
+            $tasks,
+            " c JOIN task_deps d ON d.task = c.id LEFT JOIN tasks dt ON dt.id = d.dep
+                 GROUP BY d.task
+             )"
+        )
+    };
+}
+
+/// The error and end time a task `t` gets from its verdict `v` when a
+/// task it names ended otherwise than succeeded (as on a single server).
+macro_rules! failed_by_verdict {
+    () => {
+        "error = CASE WHEN v.failed_dep IS NULL THEN t.error
+                      ELSE json_build_object('code', 'dependency_failed', 'message',
+                          format('task %s ended %s, not succeeded', v.failed_dep, v.failed_status))
+                 END,
+         finished_at = CASE WHEN v.failed_dep IS NULL THEN t.finished_at
+                            ELSE date_trunc('milliseconds', now()) END"
+    };
+}
+
+// After the macros, which they use.
+mod claim;
+mod deps;
+mod due;
+mod submit;
+pub use deps::Resolved;
+pub use due::Promoted;
+pub use submit::{Outcome, Stored, decides_in_database};
 
 /// Handle to the cluster's database: a small pool, cheap to clone.
 #[derive(Debug, Clone)]
@@ -176,93 +242,17 @@ impl Db {
         Ok(())
     }
 
-    /// Stores new tasks as `queued`, in one statement; their `seq` follows
-    /// the order of `tasks`.
-    pub async fn insert(&self, tasks: &[Task]) -> Result<()> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO tasks (id, kind, priority, max_attempts, status, body)
-             SELECT (b->>'id')::uuid, b->>'kind', (b->>'priority')::int,
-                    (b->>'max_attempts')::int, 'queued', b
-             FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
-             ORDER BY n",
-        )
-        .bind(json_text(tasks)?)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Claims at most `limit` queued tasks for `node`, at most `slots` of
-    /// each wanted kind (one `Want` per kind), highest priority first, then
-    /// oldest. They come back `running` (owner `node`, attempt counted,
-    /// `started_at` now, no worker yet), in that order.
-    ///
-    /// Rows another claimer has locked are skipped, so two nodes claiming
-    /// at once never take the same task. Each kind's candidates are locked
-    /// before the best `limit` of all kinds are kept: the others stay
-    /// queued, only skipped by other claimers for these few milliseconds.
-    /// A node the cluster declared dead (its row is gone) claims nothing.
-    pub async fn claim(&self, node: &NodeId, wants: &[Want], limit: u32) -> Result<Vec<Claimed>> {
-        if limit == 0 || wants.is_empty() {
-            return Ok(Vec::new());
-        }
-        let kinds: Vec<&str> = wants.iter().map(|w| w.kind.as_str()).collect();
-        let slots: Vec<i64> = wants.iter().map(|w| i64::from(w.slots)).collect();
-        let rows = sqlx::query(concat!(
-            // Holding the node row (key share) keeps a reaper from deleting
-            // it, or makes this wait for the reaper and find it gone.
-            "WITH node AS (SELECT id FROM nodes WHERE id = $1 FOR KEY SHARE),
-             picked AS (
-                 SELECT c.id
-                 FROM node, unnest($2::text[], $3::bigint[]) AS w(kind, slots)
-                 CROSS JOIN LATERAL (
-                     SELECT q.id, q.priority, q.seq FROM tasks q
-                     WHERE q.status = 'queued' AND q.kind = w.kind
-                     ORDER BY q.priority DESC, q.seq
-                     LIMIT w.slots
-                     FOR UPDATE SKIP LOCKED
-                 ) c
-                 ORDER BY c.priority DESC, c.seq
-                 LIMIT $4
-             )
-             UPDATE tasks t
-             SET status = 'running', owner = $1, attempt = t.attempt + 1,
-                 started_at = date_trunc('milliseconds', now()), worker = NULL
-             FROM picked WHERE t.id = picked.id
-             RETURNING t.seq, ",
-            task_columns!()
-        ))
-        .bind(&node.0)
-        .bind(&kinds)
-        .bind(&slots)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| {
-                Ok(Claimed {
-                    task: task(row)?,
-                    seq: row.try_get("seq")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        claimed.sort_by_key(|c| (std::cmp::Reverse(c.task.priority), c.seq));
-        Ok(claimed)
-    }
-
     /// Applies `node`'s writes in one statement, each only while its task
     /// is still `running` with owner `node` and the write's attempt. A
     /// batch may hold several writes of one task: the last one wins.
     ///
     /// A `Put` stores the snapshot's status, worker, progress, output,
-    /// error and times (a final one clears the owner); `Release` queues the
-    /// task again as if it never started (attempt - 1); `Requeue` queues it
-    /// again with its attempt counted. A task given back while a cancel of
-    /// it is pending ends `cancelled` instead (see [`Committed`]).
+    /// error and times (a final one clears the owner; a `scheduled` one, a
+    /// retry waiting for its backoff, gives the task back with its new
+    /// `run_at`); `Release` queues the task again as if it never started
+    /// (attempt - 1); `Requeue` queues it again with its attempt counted. A
+    /// task given back while a cancel of it is pending ends `cancelled`
+    /// instead (see [`Committed`]).
     pub async fn commit(&self, node: &NodeId, writes: &[Fenced]) -> Result<Committed> {
         let mut seen = HashSet::new();
         let rows: Vec<WriteRow> = writes
@@ -279,10 +269,10 @@ impl Db {
                  SELECT * FROM json_to_recordset($2::json) AS w(
                      id uuid, attempt int, next_attempt int, status text, progress json,
                      output json, error json, worker text, started_at timestamptz,
-                     finished_at timestamptz)
+                     finished_at timestamptz, run_at timestamptz)
              ),
              mine AS MATERIALIZED (
-                 SELECT t.id, t.cancel_requested AND w.status = 'queued' AS cancel
+                 SELECT t.id, t.cancel_requested AND w.status IN ('queued', 'scheduled') AS cancel
                  FROM tasks t JOIN w ON w.id = t.id
                  WHERE t.status = 'running' AND t.owner = $1 AND t.attempt = w.attempt
                  ORDER BY t.id
@@ -293,27 +283,39 @@ impl Db {
                  SET status = w.status, attempt = w.next_attempt,
                      owner = CASE WHEN w.status = 'running' THEN t.owner END,
                      worker = w.worker, progress = w.progress, output = w.output,
-                     error = w.error, started_at = w.started_at, finished_at = w.finished_at
+                     error = w.error, started_at = w.started_at, finished_at = w.finished_at,
+                     run_at = CASE WHEN w.status = 'scheduled' THEN w.run_at ELSE t.run_at END
                  FROM w JOIN mine ON mine.id = w.id
                  WHERE t.id = w.id AND NOT mine.cancel
-                 RETURNING t.status
+                 RETURNING t.id, t.status, t.has_dependents
              ),
              cancelled AS (
                  UPDATE tasks t
                  SET status = 'cancelled', owner = NULL, error = $3::json,
                      finished_at = date_trunc('milliseconds', now())
                  FROM mine WHERE t.id = mine.id AND mine.cancel
-                 RETURNING t.id, ",
+                 RETURNING t.id, t.has_dependents, ",
             task_columns!(),
             "),
+             ended AS (
+                 SELECT id, status, has_dependents FROM written
+                 UNION ALL SELECT id, status, has_dependents FROM cancelled
+             ),
              ",
-            count_finished!(
-                "(SELECT status FROM written UNION ALL SELECT status FROM cancelled) f"
-            ),
+            count_finished!("ended"),
+            ",
+             ",
+            check_dependents!("ended"),
             "
-             SELECT w.id AS write, c.id IS NOT NULL AS was_cancelled, c.*
-             FROM w LEFT JOIN mine ON mine.id = w.id LEFT JOIN cancelled c ON c.id = w.id
-             WHERE mine.id IS NULL OR c.id IS NOT NULL"
+             SELECT f.write, f.was_cancelled, f.checks, c.*
+             FROM (
+                 SELECT w.id AS write, c.id IS NOT NULL AS was_cancelled, false AS checks,
+                        c.id AS cancelled_id
+                 FROM w LEFT JOIN mine ON mine.id = w.id LEFT JOIN cancelled c ON c.id = w.id
+                 WHERE mine.id IS NULL OR c.id IS NOT NULL
+                 UNION ALL
+                 (SELECT NULL, false, true, NULL FROM checks LIMIT 1)
+             ) f LEFT JOIN cancelled c ON c.id = f.cancelled_id"
         ))
         .bind(&node.0)
         .bind(json_text(&rows)?)
@@ -322,7 +324,9 @@ impl Db {
         .await?;
         let mut committed = Committed::default();
         for row in &result {
-            if row.try_get("was_cancelled")? {
+            if row.try_get("checks")? {
+                committed.checks = true;
+            } else if row.try_get("was_cancelled")? {
                 committed.cancelled.push(task(row)?);
             } else {
                 committed.fenced.push(TaskId(row.try_get("write")?));
@@ -344,7 +348,8 @@ impl Db {
         row.as_ref().map(task).transpose()
     }
 
-    /// Cancels a task: a queued one is `cancelled` at once; a running one
+    /// Cancels a task: one not started yet (scheduled, waiting or queued)
+    /// is `cancelled` at once (its dependents to be checked); a running one
     /// is flagged, and its owner is named so it can be told to stop it. The
     /// row is locked first, so a claim racing this either took the task
     /// before (it is running) or skips it (it is cancelled).
@@ -411,11 +416,15 @@ impl Db {
 
     /// Counts of tasks by status across the cluster. Finished ones come
     /// from `finished_counts` (kept by the statements that finish tasks, so
-    /// 10^6 finished rows cost nothing here); queued and running ones are
-    /// counted over the partial indexes that hold only them.
+    /// 10^6 finished rows cost nothing here); the others are counted over
+    /// the partial indexes that hold only them.
     pub async fn counts(&self) -> Result<Counts> {
         let rows = sqlx::query(
-            "SELECT 'queued' AS status, count(*) AS n FROM tasks WHERE status = 'queued'
+            "SELECT 'scheduled' AS status, count(*) AS n FROM tasks WHERE status = 'scheduled'
+             UNION ALL
+             SELECT 'waiting', count(*) FROM tasks WHERE status = 'waiting'
+             UNION ALL
+             SELECT 'queued', count(*) FROM tasks WHERE status = 'queued'
              UNION ALL
              -- The owner is set exactly while running (a check), and indexed so.
              SELECT 'running', count(*) FROM tasks WHERE owner IS NOT NULL
@@ -428,14 +437,14 @@ impl Db {
         for row in &rows {
             let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default();
             let slot = match status(row.try_get("status")?)? {
+                TaskStatus::Scheduled => &mut counts.scheduled,
+                TaskStatus::Waiting => &mut counts.waiting,
                 TaskStatus::Queued => &mut counts.queued,
                 TaskStatus::Running => &mut counts.running,
                 TaskStatus::Succeeded => &mut counts.succeeded,
                 TaskStatus::Failed => &mut counts.failed,
                 TaskStatus::Cancelled => &mut counts.cancelled,
                 TaskStatus::TimedOut => &mut counts.timed_out,
-                // Not stored in a cluster yet.
-                TaskStatus::Scheduled | TaskStatus::Waiting => continue,
             };
             *slot = n;
         }
@@ -493,18 +502,21 @@ async fn cancel_locked(conn: &mut PgConnection, id: TaskId) -> Result<CancelOutc
     };
     let found = task(&row)?;
     Ok(match found.status {
-        TaskStatus::Queued => {
+        TaskStatus::Scheduled | TaskStatus::Waiting | TaskStatus::Queued => {
             let row = sqlx::query(concat!(
                 "WITH c AS (
                      UPDATE tasks t
                      SET status = 'cancelled', error = $2::json,
                          finished_at = date_trunc('milliseconds', now())
                      WHERE t.id = $1
-                     RETURNING ",
+                     RETURNING t.id, t.has_dependents, ",
                 task_columns!(),
                 "),
                  ",
                 count_finished!("c"),
+                ",
+                 ",
+                check_dependents!("c"),
                 " SELECT * FROM c"
             ))
             .bind(id.0)
@@ -554,11 +566,14 @@ async fn take_back(conn: &mut PgConnection, dead: &[String]) -> Result<Vec<Reape
                  started_at = CASE WHEN l.cancel OR l.last THEN t.started_at END,
                  progress = CASE WHEN l.cancel OR l.last THEN t.progress END
              FROM lost l WHERE t.id = l.id
-             RETURNING l.owner AS from_node, ",
+             RETURNING l.owner AS from_node, t.id, t.has_dependents, ",
         task_columns!(),
         "),
          ",
         count_finished!("reaped"),
+        ",
+         ",
+        check_dependents!("reaped"),
         ",
          gone AS (DELETE FROM nodes WHERE id = ANY($1))
          SELECT * FROM reaped"

@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::bus::Bus;
-use super::db::{Committed, Db, DbError};
+use super::db::{Committed, Db, DbError, Outcome, Promoted, Resolved, Stored, decides_in_database};
 use super::redis::{RedisError, RedisHealth};
 use super::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
@@ -37,6 +37,13 @@ impl From<RedisError> for ClusterError {
         }
     }
 }
+
+/// Most tasks one promotion queues (a short statement); more due are
+/// promoted by the next one, at once.
+const MAX_PROMOTE: u32 = 1000;
+
+/// Most dependency checks one resolution takes (the rest by the next).
+const MAX_RESOLVE: u32 = 1000;
 
 /// This node's database and bus.
 pub struct Link {
@@ -80,8 +87,30 @@ impl ClusterPort for Link {
         self.redis.problem()
     }
 
-    fn insert(&self, tasks: Vec<Task>) -> ClusterFuture<()> {
-        self.db(|db| async move { db.insert(&tasks).await })
+    fn submit(
+        &self,
+        submissions: Vec<Vec<Task>>,
+        window: Duration,
+    ) -> BoxFuture<'static, Vec<Result<Outcome, ClusterError>>> {
+        let db = self.db.clone();
+        async move {
+            // Those PostgreSQL need not decide for go in one statement.
+            let plain: Vec<&Task> = submissions
+                .iter()
+                .filter(|s| !decides_in_database(s))
+                .flatten()
+                .collect();
+            let plain = db.insert_all(&plain).await.map_err(ClusterError::from);
+            let mut outcomes = Vec::with_capacity(submissions.len());
+            for tasks in submissions {
+                outcomes.push(match decides_in_database(&tasks) {
+                    false => plain.clone().map(|()| Ok(Stored::new(tasks))),
+                    true => db.submit(&tasks, window).await.map_err(ClusterError::from),
+                });
+            }
+            outcomes
+        }
+        .boxed()
     }
 
     fn claim(&self, wants: Vec<Want>, limit: u32) -> ClusterFuture<Vec<Claimed>> {
@@ -94,8 +123,20 @@ impl ClusterPort for Link {
         self.db(|db| async move { db.commit(&node, &writes).await })
     }
 
+    fn promote(&self) -> ClusterFuture<Promoted> {
+        self.db(|db| async move { db.promote(MAX_PROMOTE).await })
+    }
+
+    fn resolve(&self) -> ClusterFuture<Resolved> {
+        self.db(|db| async move { db.resolve(MAX_RESOLVE).await })
+    }
+
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>> {
         self.db(|db| async move { db.get(id).await })
+    }
+
+    fn get_many(&self, ids: Vec<TaskId>) -> ClusterFuture<Vec<Task>> {
+        self.db(|db| async move { db.get_many(&ids).await })
     }
 
     fn cancel(&self, id: TaskId) -> ClusterFuture<CancelOutcome> {

@@ -62,6 +62,8 @@ pub struct NodeState {
 /// Counts of tasks by status across the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
+    pub scheduled: u64,
+    pub waiting: u64,
     pub queued: u64,
     pub running: u64,
     pub succeeded: u64,
@@ -129,7 +131,8 @@ pub struct Reaped {
 }
 
 /// Signals between nodes (over Redis pub/sub; at most once, so each has a
-/// fallback: claims also run on a timer, cancels are also in the database).
+/// fallback: claims and promotions also run on a timer, cancels are also in
+/// the database).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Signal {
@@ -139,6 +142,8 @@ pub enum Signal {
     Cancel { id: TaskId, owner: NodeId },
     /// Task `id` is final and stored (answers a cross-node cancel).
     Finished { id: TaskId },
+    /// Some task is `scheduled` for `at`: promote the due ones then.
+    Due { at: Timestamp },
 }
 
 /// `--lease-ms`'s default: how long a silent node keeps its running tasks.

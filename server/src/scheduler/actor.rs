@@ -9,6 +9,9 @@ pub(super) enum Timer {
     Timeout(TaskId),
     /// A scheduled task's `run_at` came.
     Due(TaskId),
+    /// A scheduled task's `run_at` is further than a timer reaches: set
+    /// its timer again.
+    DueLater(TaskId),
     /// A stopped task did not stop in time: kill its worker.
     Kill {
         worker: WorkerId,
@@ -22,6 +25,8 @@ pub(super) enum Timer {
     /// A cancel of a task another node runs had no answer in time: answer
     /// it from the database as it is.
     CancelAnswer(TaskId),
+    /// In a cluster: the earliest `run_at` this node knows of came.
+    Promote,
 }
 
 pub(super) struct Scheduler {

@@ -18,19 +18,29 @@
 //!   to that node and answered when it is final there.
 //! - Each node heartbeats, and takes back the running tasks of nodes whose
 //!   lease ran out (requeued, or failed `worker_lost` at their last attempt).
+//! - Scheduled tasks (v1.1 delays and retries) wait in the database; any
+//!   node promotes them when they are due (see `due`). Tasks waiting for
+//!   others are released or failed by the node that ended the last of
+//!   those (see `deps`).
 //!
 //! `done` handles what each operation answered.
 
 use std::collections::{HashMap, HashSet};
 
 use futures_util::stream::FuturesUnordered;
+use tokio_util::time::delay_queue;
 
+mod deps;
 mod done;
+mod due;
+mod submit;
 
 use super::*;
+use crate::cluster::db::{Outcome, Promoted, Resolved, Stored};
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeId, NodeState, Reaped, Signal, Want,
 };
+use submit::Acking;
 
 /// Most tasks one claim takes (a short transaction).
 const MAX_CLAIM: u32 = 1000;
@@ -45,10 +55,18 @@ const CANCEL_ANSWER_SLACK: Duration = Duration::from_secs(2);
 
 /// A cluster operation that finished, and what waits for it.
 pub(super) enum ClusterDone {
-    /// Submissions stored together, each acked with its own tasks.
+    /// Submissions stored together (or not), each acked with its own
+    /// tasks.
     Inserted {
-        submissions: Vec<(TasksReply, Vec<Task>)>,
-        result: Result<(), ClusterError>,
+        submissions: Vec<Acking>,
+        outcomes: Vec<Result<Outcome, ClusterError>>,
+    },
+    /// The tasks a submission's keys named, read again once its socket is
+    /// in their rooms.
+    Deduplicated {
+        acking: Acking,
+        stored: Stored,
+        result: Result<Vec<Task>, ClusterError>,
     },
     Claimed(Result<Vec<Claimed>, ClusterError>),
     Read {
@@ -83,6 +101,10 @@ pub(super) enum ClusterDone {
     },
     /// A signal was sent (or not: it is at most once anyway).
     Signalled(Result<(), ClusterError>),
+    /// Scheduled tasks that came due were queued.
+    Promoted(Result<Promoted, ClusterError>),
+    /// Tasks waiting for others were looked at again.
+    Resolved(Result<Resolved, ClusterError>),
 }
 
 /// The cluster side of the scheduler.
@@ -99,7 +121,7 @@ pub struct ClusterSide {
     claiming: bool,
     /// Submissions waiting for the insert under way to end: they are
     /// stored together by the next one (group commit).
-    submissions: Vec<(TasksReply, Vec<Task>)>,
+    submissions: Vec<(Acking, Vec<Task>)>,
     inserting: bool,
     /// There may be queued tasks: claim at the next chance.
     more: bool,
@@ -112,6 +134,15 @@ pub struct ClusterSide {
     cancelled_elsewhere: HashSet<TaskId>,
     /// Finished totals of the last few stats, for throughput.
     history: VecDeque<(tokio::time::Instant, u64)>,
+    /// The earliest `run_at` this node knows of, and its timer.
+    due: Option<(Timestamp, delay_queue::Key)>,
+    /// A promotion is under way; `promote_again`: another was asked for
+    /// meanwhile.
+    promoting: bool,
+    promote_again: bool,
+    /// The same for resolutions of dependencies.
+    resolving: bool,
+    resolve_again: bool,
 }
 
 impl ClusterSide {
@@ -136,6 +167,11 @@ impl ClusterSide {
             cancels: HashMap::new(),
             cancelled_elsewhere: HashSet::new(),
             history: VecDeque::new(),
+            due: None,
+            promoting: false,
+            promote_again: false,
+            resolving: false,
+            resolve_again: false,
         }
     }
 
@@ -182,39 +218,6 @@ impl Scheduler {
         }
     }
 
-    /// Stores new tasks in the shared queue (with the other submissions
-    /// of the round, see [`Scheduler::insert_submissions`]); acked once
-    /// committed.
-    pub(super) fn cluster_submit(&mut self, tasks: Vec<Task>, reply: TasksReply) {
-        if let Some(side) = &mut self.cluster {
-            side.submissions.push((reply, tasks));
-        }
-    }
-
-    /// Stores every submission waiting, in one insert, unless one is under
-    /// way: under load, each insert carries what came in meanwhile.
-    pub(super) fn insert_submissions(&mut self) {
-        let Some(side) = &mut self.cluster else {
-            return;
-        };
-        if side.inserting || side.submissions.is_empty() {
-            return;
-        }
-        side.inserting = true;
-        let submissions = std::mem::take(&mut side.submissions);
-        let tasks: Vec<Task> = submissions
-            .iter()
-            .flat_map(|(_, t)| t.iter().cloned())
-            .collect();
-        let insert = side.link.insert(tasks);
-        side.push(async move {
-            ClusterDone::Inserted {
-                submissions,
-                result: insert.await,
-            }
-        });
-    }
-
     /// A task this node does not hold: answered from the database.
     /// `joined`: a subscriber already in the room, which leaves it if the
     /// task is final (the answer then holds the result).
@@ -255,8 +258,10 @@ impl Scheduler {
     }
 
     /// The periodic part: heartbeat and taking back dead nodes' tasks
-    /// (every tenth of a lease), and a claim in case a signal was missed.
+    /// (every tenth of a lease), and a claim and a promotion in case a
+    /// signal was missed.
     pub(super) fn cluster_tick(&mut self) {
+        self.promote();
         let running = self.table.running() as u64;
         let workers: Vec<WorkerInfo> = self.workers.iter().map(|w| self.worker_info(w)).collect();
         let Some(side) = &mut self.cluster else {
@@ -268,6 +273,11 @@ impl Scheduler {
             .last_beat
             .is_none_or(|t| now.duration_since(t) >= side.lease / 10);
         if due && !side.beating {
+            // Checks a node queued but did not take (it died first).
+            self.resolve();
+            let Some(side) = &mut self.cluster else {
+                return;
+            };
             side.beating = true;
             side.last_beat = Some(now);
             let state = NodeState {
@@ -460,6 +470,7 @@ impl Scheduler {
             }
             Signal::Cancel { .. } => {}
             Signal::Finished { id } => self.answer_cancels(id, false),
+            Signal::Due { at } => self.scheduled_for(at, false),
         }
     }
 

@@ -28,19 +28,22 @@ impl Scheduler {
                     format!("{problem}; try again later"),
                 ));
             }
-            if let Some(field) = tasks.iter().find_map(|(t, _)| scheduling_field(t)) {
-                return reply.error(
-                    ErrorBody::invalid(format!("{field} is not supported in cluster mode yet"))
-                        .with_field(app::Field::from_name(field)),
-                );
-            }
             // The queue and its limits are the cluster's: stored, then
             // acked, then any node may claim them.
             if let Some(client) = &client {
                 client.join(tasks.iter().map(|(t, _)| t.id.room()).collect());
             }
-            let tasks = tasks.into_iter().map(|(t, _)| t).collect();
-            return self.cluster_submit(tasks, reply);
+            let now = Timestamp::now();
+            let tasks = tasks
+                .into_iter()
+                .map(|(mut task, _)| {
+                    if task.run_at.is_some_and(|at| at > now) {
+                        task.status = TaskStatus::Scheduled;
+                    }
+                    task
+                })
+                .collect();
+            return self.cluster_submit(tasks, client, reply);
         }
         // Which items a key makes acks of existing tasks.
         let existing = match self.deduplicate(&mut tasks) {
@@ -221,19 +224,6 @@ impl Scheduler {
         self.ended(id);
         true
     }
-}
-
-/// The first v1.1 scheduling field a task sets, if any.
-fn scheduling_field(task: &Task) -> Option<&'static str> {
-    [
-        (task.run_at.is_some(), "run_at"),
-        (task.key.is_some(), "key"),
-        (!task.after.is_empty(), "after"),
-        (task.retry_on_failure, "retry_on_failure"),
-        (task.concurrency_key.is_some(), "concurrency_key"),
-    ]
-    .into_iter()
-    .find_map(|(set, name)| set.then_some(name))
 }
 
 pub(super) fn not_found(id: TaskId) -> ErrorBody {

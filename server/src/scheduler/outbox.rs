@@ -59,6 +59,12 @@ pub(super) enum Deferred {
     /// `queued` again: a task this node gave back to the cluster (it no
     /// longer holds it, so it goes out without looking it up).
     GivenBack(StatusEvent),
+    /// `scheduled` for a retry at `run_at`: a task this node gave back to
+    /// the cluster; every node is told when it is due.
+    Rescheduled {
+        ev: StatusEvent,
+        run_at: Timestamp,
+    },
     /// Nothing: makes an otherwise empty commit, to test the store.
     Probe,
 }
@@ -274,6 +280,7 @@ impl Scheduler {
         let Committed {
             fenced: taken,
             cancelled,
+            checks,
         } = match result {
             Ok(committed) => committed,
             Err(e) => {
@@ -283,11 +290,21 @@ impl Scheduler {
         };
         // Tasks the cluster took back: nothing more about them goes out.
         self.forget_taken(&taken);
+        // Tasks that ended have dependents: this node looks at them now.
+        if checks {
+            self.resolve();
+        }
+        let mut deferred = deferred;
+        deferred.retain(
+            |d| !matches!(d, Deferred::Rescheduled { ev, .. } if taken.contains(&ev.task_id)),
+        );
         // Tasks given back that a cancel ended instead: their `result` is
         // this node's to push.
-        let mut deferred = deferred;
         for task in cancelled {
-            deferred.retain(|d| !matches!(d, Deferred::GivenBack(ev) if ev.task_id == task.id));
+            deferred.retain(|d| {
+                !matches!(d, Deferred::GivenBack(ev) | Deferred::Rescheduled { ev, .. }
+                    if ev.task_id == task.id)
+            });
             self.publisher.result(&task).await;
             // Whoever waits to answer its cancel may now.
             self.signal_finished(task.id);
@@ -400,6 +417,10 @@ impl Scheduler {
                 self.publisher.progress(&ev).await;
             }
             Deferred::GivenBack(ev) => self.publisher.status(&ev).await,
+            Deferred::Rescheduled { ev, run_at } => {
+                self.publisher.status(&ev).await;
+                self.scheduled_for(run_at, true);
+            }
             Deferred::Status(_) | Deferred::Progress(_) | Deferred::Probe => {}
         }
     }

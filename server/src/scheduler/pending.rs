@@ -35,6 +35,20 @@ pub(super) enum Deps {
     Failed(TaskId, TaskStatus),
 }
 
+/// Longest wait a `run_at` timer is set for. The timer wheel holds about
+/// two years at most (and `run_at` may name any year up to 9999): a task
+/// due later is looked at again each day until its time comes.
+pub(super) const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
+
+/// How long from now until `at` (zero if it passed), and whether that is
+/// more than [`MAX_TIMER`] (then the timer is set for that only).
+pub(super) fn timer_until(at: Timestamp) -> (Duration, bool) {
+    let wait = (at.0 - Timestamp::now().0)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    (wait.min(MAX_TIMER), wait > MAX_TIMER)
+}
+
 /// The delay before retry `attempt + 1` of a task with `backoff_ms`:
 /// doubled each retry, ±20 % jitter, at most one hour.
 pub(super) fn backoff(backoff_ms: u64, attempt: u32) -> Duration {
@@ -123,12 +137,27 @@ impl Scheduler {
         let Some(entry) = self.table.get_mut(&id) else {
             return;
         };
-        let wait = entry.task.run_at.map_or(Duration::ZERO, |at| {
-            (at.0 - Timestamp::now().0)
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-        });
-        entry.timer = Some(self.timers.insert(Timer::Due(id), wait));
+        let (wait, later) = entry
+            .task
+            .run_at
+            .map_or((Duration::ZERO, false), timer_until);
+        let timer = match later {
+            true => Timer::DueLater(id),
+            false => Timer::Due(id),
+        };
+        entry.timer = Some(self.timers.insert(timer, wait));
+    }
+
+    /// A scheduled task due beyond one timer's reach: the timer again.
+    pub(super) fn on_due_later(&mut self, id: TaskId) {
+        if let Some(entry) = self
+            .table
+            .get_mut(&id)
+            .filter(|e| e.task.status == TaskStatus::Scheduled)
+        {
+            entry.timer = None;
+            self.arm_due(id);
+        }
     }
 
     /// A scheduled task's time came: it is queued, or waits for the tasks
@@ -228,6 +257,11 @@ impl Scheduler {
             w.tasks_done += 1;
         }
         tracing::debug!(task = %id, code = %error.code, ?wait, "attempt failed; retrying later");
+        if self.cluster.is_some() {
+            // Any node may run the retry: it waits in the database.
+            self.give_back_scheduled(id).await;
+            return true;
+        }
         self.arm_due(id);
         self.announce(id).await;
         true

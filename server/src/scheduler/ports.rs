@@ -10,7 +10,9 @@ use std::sync::Arc;
 use app::{ProgressEvent, Stats, StatusEvent, Task, TaskId};
 use futures_util::future::BoxFuture;
 
-use crate::cluster::db::Committed;
+use std::time::Duration;
+
+use crate::cluster::db::{Committed, Outcome, Promoted, Resolved};
 use crate::cluster::{
     CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
 };
@@ -125,15 +127,30 @@ pub trait ClusterPort: Send + Sync {
     /// Why the broker cannot be reached now, if so: new work is refused
     /// (its pushes could not reach anyone).
     fn problem(&self) -> Option<String>;
-    /// Stores new queued tasks (committed when it resolves).
-    fn insert(&self, tasks: Vec<Task>) -> ClusterFuture<()>;
+    /// Stores submissions, each whole or not at all (committed when it
+    /// resolves), and answers for each in order: its tasks as stored, the
+    /// existing ones an idempotency key named (within the dedup `window`)
+    /// instead of new ones, or why it was refused or could not be stored.
+    fn submit(
+        &self,
+        submissions: Vec<Vec<Task>>,
+        window: Duration,
+    ) -> BoxFuture<'static, Vec<Result<Outcome, ClusterError>>>;
     /// Claims queued tasks into this node's free slots.
     fn claim(&self, wants: Vec<Want>, limit: u32) -> ClusterFuture<Vec<Claimed>>;
     /// Fenced writes of claimed tasks; resolves to the ids whose fence
     /// failed (taken back by the cluster: their writes did nothing), and
     /// the tasks given back that a pending cancel ended instead.
     fn commit(&self, writes: Vec<Fenced>) -> ClusterFuture<Committed>;
+    /// Queues the scheduled tasks whose time came (v1.1 delays), and
+    /// tells when the next one is due.
+    fn promote(&self) -> ClusterFuture<Promoted>;
+    /// Looks again at the tasks waiting for others where something
+    /// changed (v1.1 dependencies): queued or failed as those stand.
+    fn resolve(&self) -> ClusterFuture<Resolved>;
     fn get(&self, id: TaskId) -> ClusterFuture<Option<Task>>;
+    /// The tasks with these ids that exist.
+    fn get_many(&self, ids: Vec<TaskId>) -> ClusterFuture<Vec<Task>>;
     fn cancel(&self, id: TaskId) -> ClusterFuture<CancelOutcome>;
     /// Tasks this node runs whose cancel is pending (a missed signal).
     fn cancel_requests(&self) -> ClusterFuture<Vec<TaskId>>;

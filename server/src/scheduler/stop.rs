@@ -98,6 +98,7 @@ impl Scheduler {
                 }
             }
             Timer::Due(id) => self.on_due(id).await,
+            Timer::DueLater(id) => self.on_due_later(id),
             Timer::Kill {
                 worker,
                 incarnation,
@@ -112,6 +113,7 @@ impl Scheduler {
             }
             Timer::DrainDeadline => self.requeue_running().await,
             Timer::CancelAnswer(id) => self.answer_cancels(id, true),
+            Timer::Promote => self.due_timer_fired(),
         }
     }
 

@@ -71,7 +71,7 @@ impl Cluster {
     }
 
     /// A node in a process of its own (it can be killed).
-    async fn node_process(&self, extra: &[&str]) -> ServerProcess {
+    pub async fn node_process(&self, extra: &[&str]) -> ServerProcess {
         let args = self.args(extra);
         TestServer::start_process(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
     }
@@ -82,7 +82,7 @@ impl Cluster {
 }
 
 /// The id of the node listening at `url`, from its own `stats`.
-async fn node_id(server: &TestServer) -> String {
+pub async fn node_id(server: &TestServer) -> String {
     let addr = server.url.trim_start_matches("http://");
     let stats = server.stats().await;
     stats

@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod cluster_faults;
 mod cluster_redis;
+mod cluster_scheduling;
 mod dispatch;
 mod durability;
 mod errors;

@@ -26,6 +26,8 @@ pub(super) struct WriteRow<'a> {
     worker: Option<&'a WorkerId>,
     started_at: Option<Timestamp>,
     finished_at: Option<Timestamp>,
+    /// Written only with status `scheduled` (a retry's backoff).
+    run_at: Option<Timestamp>,
 }
 
 impl<'a> WriteRow<'a> {
@@ -42,6 +44,9 @@ impl<'a> WriteRow<'a> {
                 worker: task.worker.as_ref(),
                 started_at: task.started_at,
                 finished_at: task.finished_at,
+                // Sent only when it changes: the column keeps it otherwise
+                // (and a submitted one, as JSON text, might not parse).
+                run_at: task.run_at.filter(|_| task.status == TaskStatus::Scheduled),
             },
             Fenced::Release { id, attempt } => {
                 Self::queued(*id, *attempt, attempt.saturating_sub(1))
@@ -63,6 +68,7 @@ impl<'a> WriteRow<'a> {
             worker: None,
             started_at: None,
             finished_at: None,
+            run_at: None,
         }
     }
 }
@@ -105,6 +111,9 @@ pub(super) fn task(row: &PgRow) -> Result<Task> {
         .map(Timestamp);
     task.finished_at = row
         .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
+        .map(Timestamp);
+    task.run_at = row
+        .try_get::<Option<DateTime<Utc>>, _>("run_at")?
         .map(Timestamp);
     Ok(task)
 }

@@ -1,5 +1,7 @@
 //! The database layer against a real PostgreSQL, a fresh database per test:
-//! claims, fenced writes, cancels (here) and leases, reaps, counts ([`leases`]).
+//! claims, fenced writes, cancels (here), leases, reaps, counts ([`leases`])
+//! and v1.1: delays and retries ([`due`]), idempotency keys ([`keys`]),
+//! dependencies ([`deps`]), concurrency keys ([`limits`]).
 
 use super::*;
 use crate::cluster::testdb::{TestDatabase, fresh_database, server_url};
@@ -316,4 +318,8 @@ async fn cancel_depends_on_where_the_task_is() {
     test.drop().await.unwrap();
 }
 
+mod deps;
+mod due;
+mod keys;
 mod leases;
+mod limits;

@@ -8,32 +8,13 @@ impl Scheduler {
         match done {
             ClusterDone::Inserted {
                 submissions,
+                outcomes,
+            } => self.inserted(submissions, outcomes).await,
+            ClusterDone::Deduplicated {
+                acking,
+                stored,
                 result,
-            } => {
-                self.cluster_health(&result);
-                if let Some(side) = &mut self.cluster {
-                    side.inserting = false;
-                }
-                let error = result.err().map(|e| Self::unavailable_or_internal(&e));
-                let mut kinds = Vec::new();
-                for (reply, tasks) in submissions {
-                    match &error {
-                        None => {
-                            reply.owned(&tasks, &[]);
-                            kinds.extend(tasks.into_iter().map(|t| t.kind));
-                        }
-                        Some(e) => reply.error(e.clone()),
-                    }
-                }
-                if error.is_none()
-                    && let Some(side) = &mut self.cluster
-                {
-                    kinds.sort();
-                    kinds.dedup();
-                    side.more = true;
-                    side.signal(Signal::Wake { kinds });
-                }
-            }
+            } => self.deduplicated(acking, stored, result).await,
             ClusterDone::Claimed(result) => {
                 self.cluster_health(&result);
                 let Some(side) = &mut self.cluster else {
@@ -111,6 +92,8 @@ impl Scheduler {
                     Ok(CancelOutcome::Cancelled(task)) => {
                         reply.task(&task);
                         self.publisher.result(&task).await;
+                        // What waits for it fails.
+                        self.resolve();
                     }
                     // Claimed here meanwhile, and running.
                     Ok(CancelOutcome::Running { owner, .. })
@@ -199,6 +182,9 @@ impl Scheduler {
             ClusterDone::Reaped(result) => {
                 self.cluster_health(&result);
                 let Ok(reaped) = result else { return };
+                if reaped.iter().any(|r| r.task.status.is_final()) {
+                    self.resolve();
+                }
                 for Reaped { task, from } in reaped {
                     tracing::warn!(task = %task.id, node = %from, status = %task.status, "took a task back from a node whose lease ran out");
                     if task.status.is_final() {
@@ -231,6 +217,8 @@ impl Scheduler {
                     }
                 }
             }
+            ClusterDone::Promoted(result) => self.promoted(result).await,
+            ClusterDone::Resolved(result) => self.resolved(result).await,
             ClusterDone::Signalled(result) => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "a signal to the other nodes was not sent");
@@ -239,7 +227,7 @@ impl Scheduler {
         }
     }
 
-    fn unavailable_or_internal(e: &ClusterError) -> ErrorBody {
+    pub(super) fn unavailable_or_internal(e: &ClusterError) -> ErrorBody {
         match e {
             ClusterError::Unavailable(_) => Self::unavailable(e),
             ClusterError::Failed(m) => ErrorBody::new(ErrorCode::Internal, m.clone()),
@@ -282,8 +270,8 @@ impl Scheduler {
             None => 0.0,
         };
         Stats {
-            scheduled: 0,
-            waiting: 0,
+            scheduled: counts.scheduled,
+            waiting: counts.waiting,
             queued: counts.queued,
             running: counts.running,
             succeeded: counts.succeeded,

@@ -83,6 +83,24 @@ async fn a_delayed_task_is_scheduled_then_queued_at_its_time() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_run_at_years_away_waits_beyond_the_timers_reach() {
+    let mut h = Harness::start(SchedulerConfig::default());
+    h.worker("w", Slots::per_class(1, 0), Stopping::Confirmed)
+        .await;
+    // The timer wheel reaches about two years: further is set again daily.
+    let far = Timestamp::from_millis(253_402_300_799_999).unwrap(); // 9999-12-31
+    let acked = h.submit_one(task(|t| t.run_at = Some(far))).await;
+    assert_eq!(acked.status, TaskStatus::Scheduled);
+    tokio::time::sleep(crate::scheduler::pending::MAX_TIMER * 3 + Duration::from_secs(1)).await;
+    let stats = h.dispatcher.stats().await.expect("the scheduler runs");
+    assert_eq!((stats.scheduled, stats.queued), (1, 0));
+    let now = h.submit_one(task(|_| {})).await;
+    assert_eq!(h.next_call().await.1, Call::Run(now.id));
+    let cancelled = h.dispatcher.cancel(acked.id).await.unwrap();
+    assert_eq!(cancelled.status, TaskStatus::Cancelled);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failed_attempt_is_retried_after_a_doubling_backoff_then_fails() {
     let mut h = Harness::start(SchedulerConfig::default());
     h.worker("w", Slots::per_class(1, 0), Stopping::Confirmed)

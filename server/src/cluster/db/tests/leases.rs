@@ -235,6 +235,8 @@ async fn counts_follow_every_path_to_a_final_status() {
     db.cancel(tasks[9].id).await.unwrap();
     let counts = db.counts().await.unwrap();
     let expected = Counts {
+        scheduled: 0,
+        waiting: 0,
         queued: 3,
         running: 1,
         succeeded: 2,
