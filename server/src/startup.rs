@@ -120,8 +120,7 @@ impl Application {
         let site_root = settings.site_root();
         let site = site::options(&site_root, addr);
         let (dispatcher, commands) = scheduler::channel();
-        let clustered = settings.cluster && matches!(rooms, Rooms::Redis { .. });
-        let (schedules, schedules_mailbox) = schedules::channel(clustered);
+        let (schedules, schedules_mailbox) = schedules::channel();
         let health = Health::default();
         let mut pool_config = settings.pool().context("cannot find the worker binary")?;
         pool_config.kinds = registry.kinds();

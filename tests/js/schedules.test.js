@@ -2,7 +2,7 @@
 // `unschedule` and the /schedules routes, and a real firing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, assertErrorAck, http, ISO_MS, CLUSTER } from './helpers.js';
+import { startServer, assertErrorAck, http, ISO_MS } from './helpers.js';
 
 let server;
 before(async () => { server = await startServer(['--workers', '1']); });
@@ -83,7 +83,7 @@ test('a six-field schedule fires one task per firing, with its key', async () =>
     assert.match(s.last_run_at, /\.000Z$/, 'fires on the second');
     const sub = await rec.ack('subscribe', { task_id: s.last_task_id });
     assert.equal(sub.ok, true);
-    if (!CLUSTER) assert.equal(sub.task.key, `schedule:js-every-second:${s.last_run_at}`);
+    assert.equal(sub.task.key, `schedule:js-every-second:${s.last_run_at}`);
     const task = sub.task.status === 'succeeded' ? sub.task : await rec.waitResult(s.last_task_id);
     assert.equal(task.status, 'succeeded');
     assert.deepEqual(task.output, { tick: true });

@@ -33,27 +33,7 @@ fn parse(state: &AppState, raw: Value, name: Option<&str>) -> Result<ScheduleSpe
         None => ScheduleSpec::parse(raw)?,
     };
     state.prepare(spec.task.clone()).map_err(in_task)?;
-    if state.schedules.in_cluster() {
-        cluster_refusal(&spec.task)?;
-    }
     Ok(spec)
-}
-
-/// The task's v1.1 fields that cluster mode does not take yet (each
-/// firing would be refused).
-fn cluster_refusal(task: &TaskSpec) -> Result<(), ErrorBody> {
-    let set = [
-        (task.delay_ms.is_some(), "delay_ms"),
-        (task.retry_on_failure, "retry_on_failure"),
-        (task.concurrency_key.is_some(), "concurrency_key"),
-    ];
-    match set.into_iter().find_map(|(set, name)| set.then_some(name)) {
-        None => Ok(()),
-        Some(field) => Err(in_task(
-            ErrorBody::invalid(format!("{field} is not supported in cluster mode yet"))
-                .with_field(app::Field::from_name(field)),
-        )),
-    }
 }
 
 /// `{name}` of `unschedule`.

@@ -322,9 +322,7 @@ impl Actor {
         };
         let submitted = match TaskSpec::parse(entry.schedule.task.clone()) {
             Ok(mut spec) => {
-                if self.keep.keys() {
-                    spec.key = Some(Schedule::firing_key(name, at));
-                }
+                spec.key = Some(Schedule::firing_key(name, at));
                 self.submit.submit(spec).await
             }
             // It was valid when it was set; say so rather than fire a guess.

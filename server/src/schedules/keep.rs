@@ -25,14 +25,6 @@ impl Keep {
         matches!(self, Self::Cluster(_))
     }
 
-    /// Whether a firing's task carries its key. Cluster mode refuses
-    /// idempotency keys until the cluster's queue deduplicates them: there
-    /// the claim alone keeps each firing to one task, and the task has no
-    /// key. (When the cluster takes keys, this is `true` everywhere.)
-    pub(super) fn keys(&self) -> bool {
-        !self.shared()
-    }
-
     /// Every schedule kept (those that cannot be read are logged and left
     /// out).
     pub(super) async fn load(&self) -> Result<Vec<Schedule>, ErrorBody> {

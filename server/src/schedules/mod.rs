@@ -20,9 +20,7 @@
 //! deduplicate: a firing never runs twice. Firings missed while no server
 //! ran are caught up by one run, for the latest of them. In a cluster the
 //! claim comes first (the compare-and-set moves `next_run_at` on), so a
-//! node that dies between its claim and its submission loses that firing;
-//! and while cluster mode refuses idempotency keys, its firings' tasks
-//! have none (the claim alone keeps each firing to one task).
+//! node that dies between its claim and its submission loses that firing.
 
 mod actor;
 mod clock;
@@ -79,22 +77,15 @@ pub struct Mailbox(mpsc::Receiver<Request>);
 pub struct Schedules {
     /// `None` where there are no schedules (a test's server).
     tx: Option<mpsc::Sender<Request>>,
-    /// Whether this server is a node of a cluster.
-    cluster: bool,
 }
 
 /// Requests that may wait in the mailbox.
 const MAILBOX_CAPACITY: usize = 1024;
 
-/// A handle and the mailbox its requests go to, on a node of a cluster
-/// or not.
-pub fn channel(cluster: bool) -> (Schedules, Mailbox) {
+/// A handle and the mailbox its requests go to.
+pub fn channel() -> (Schedules, Mailbox) {
     let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
-    let handle = Schedules {
-        tx: Some(tx),
-        cluster,
-    };
-    (handle, Mailbox(rx))
+    (Schedules { tx: Some(tx) }, Mailbox(rx))
 }
 
 /// What the actor needs.
@@ -121,15 +112,7 @@ impl Schedules {
     /// A handle that refuses everything (a test's server that has no
     /// schedules).
     pub fn unsupported() -> Self {
-        Self {
-            tx: None,
-            cluster: false,
-        }
-    }
-
-    /// Whether this server is a node of a cluster.
-    pub fn in_cluster(&self) -> bool {
-        self.cluster
+        Self { tx: None }
     }
 
     /// `invalid_payload` where schedules are not supported.

@@ -275,7 +275,7 @@ impl Harness {
         let submit = Arc::new(FakeSubmit::default());
         *submit.fired.lock().unwrap() = Some(fired_tx);
         let clock = Clock::starting_at(at(base));
-        let (handle, mailbox) = channel(false);
+        let (handle, mailbox) = channel();
         let stop = CancellationToken::new();
         let setup = Setup {
             keep,

@@ -551,17 +551,16 @@ async fn a_cluster_shares_its_schedules_and_fires_each_firing_on_one_node() {
         let id = *ids.iter().next().unwrap();
         let task = ca.subscribe(id).await.unwrap();
         assert_eq!(task.status, TaskStatus::Succeeded);
-        // Cluster mode takes no idempotency keys yet: the claim alone
-        // keeps each firing to one task (see protocol-notes).
-        assert_eq!(task.key, None);
+        // The claim keeps each firing to one node; the key to one task.
+        assert_eq!(task.key, Some(Schedule::firing_key("shared", *at)));
     }
-    // Nor the fields it refuses in a task.
+    // A schedule's task may use the v1.1 options in a cluster too.
     let mut delayed = schedule("later", "0 1 * * *");
     delayed["task"]["delay_ms"] = json!(10);
-    assert_eq!(
-        refused(&cb, events::SCHEDULE, delayed).await,
-        (ErrorCode::InvalidPayload, Some("task.delay_ms".into()))
-    );
+    delayed["task"]["retry_on_failure"] = json!(true);
+    delayed["task"]["concurrency_key"] = json!("nightly");
+    put(&cb, delayed).await;
+    cb.unschedule("later").await.unwrap();
 
     // Deleted on one node, gone on the other.
     cb.unschedule("shared").await.unwrap();
