@@ -309,17 +309,30 @@ impl TaskTable {
             .tasks
             .get_mut(&id)
             .filter(|e| e.task.status == TaskStatus::Running)?;
+        entry.task.run_at = Some(run_at);
+        self.leave_running(id, TaskStatus::Scheduled)
+    }
+
+    /// A running task goes back to `status` (`queued` or `scheduled`):
+    /// the counts move, its attempt's start, progress and worker are
+    /// cleared, and what the caller must undo is returned.
+    fn leave_running(&mut self, id: TaskId, status: TaskStatus) -> Option<Left> {
+        let entry = self
+            .tasks
+            .get_mut(&id)
+            .filter(|e| e.task.status == TaskStatus::Running)?;
         self.running -= 1;
-        self.scheduled += 1;
+        match status {
+            TaskStatus::Queued => self.queued += 1,
+            _ => self.scheduled += 1,
+        }
         let task = &mut entry.task;
-        task.status = TaskStatus::Scheduled;
-        task.run_at = Some(run_at);
+        task.status = status;
         task.started_at = None;
         task.progress = None;
-        let worker = task.worker.take();
         let left = Left {
             timer: entry.timer.take(),
-            worker,
+            worker: task.worker.take(),
         };
         self.stopped_running(id);
         Some(left)
@@ -383,16 +396,9 @@ impl TaskTable {
             .tasks
             .get_mut(&id)
             .filter(|e| e.task.status == TaskStatus::Running)?;
-        self.running -= 1;
-        self.queued += 1;
-        let task = &mut entry.task;
-        task.status = TaskStatus::Queued;
         if !attempt_counts {
-            task.attempt = task.attempt.saturating_sub(1);
+            entry.task.attempt = entry.task.attempt.saturating_sub(1);
         }
-        task.started_at = None;
-        task.progress = None;
-        let worker = task.worker.take();
         self.queues[queue_index(entry.class)].push(
             &entry.task.kind,
             Place {
@@ -401,12 +407,7 @@ impl TaskTable {
                 id,
             },
         );
-        let left = Left {
-            timer: entry.timer.take(),
-            worker,
-        };
-        self.stopped_running(id);
-        Some(left)
+        self.leave_running(id, TaskStatus::Queued)
     }
 
     /// An unfinished task becomes final; `None` if it was final already.

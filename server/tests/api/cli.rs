@@ -7,17 +7,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn taskwire(args: &[&str]) -> Output {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output();
-    tokio::time::timeout(WAIT, out)
-        .await
-        .expect("cli in time")
-        .expect("run cli")
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

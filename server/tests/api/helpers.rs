@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -510,4 +510,17 @@ impl PrivateRedis {
         self.child.kill().await.expect("kill redis-server");
         self.port
     }
+}
+
+/// Runs the `taskwire` binary with `args` (a client command) and waits for
+/// it, bounded.
+pub async fn taskwire(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_taskwire"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output();
+    timeout(WAIT, out)
+        .await
+        .expect("cli in time")
+        .expect("run cli")
 }

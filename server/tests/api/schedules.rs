@@ -7,7 +7,6 @@
 //! (with PostgreSQL and Redis, as `cluster`'s tests).
 
 use std::collections::{HashMap, HashSet};
-use std::process::Output;
 
 use app::{ErrorCode, Schedule, TaskId, TaskStatus, Timestamp, events};
 use chrono::{Datelike, DurationRound, TimeDelta, Timelike, Utc};
@@ -390,17 +389,6 @@ async fn a_firing_whose_key_is_taken_runs_no_second_task() {
     );
     let stats = server.stats().await;
     assert_eq!(stats.succeeded + stats.queued + stats.running, 1);
-}
-
-async fn taskwire(args: &[&str]) -> Output {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_taskwire"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output();
-    tokio::time::timeout(WAIT, out)
-        .await
-        .expect("cli in time")
-        .expect("run cli")
 }
 
 fn text(bytes: &[u8]) -> String {
