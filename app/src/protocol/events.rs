@@ -19,6 +19,8 @@ pub const UNSCHEDULE: &str = "unschedule";
 /// Run a failed, cancelled or timed-out task again as a new task
 /// (client → server, v1.1).
 pub const RETRY: &str = "retry";
+/// One page of every client's tasks, newest first (client → server, v1.1).
+pub const LIST: &str = "list";
 /// Join the dashboard room (client → server).
 pub const DASHBOARD: &str = "dashboard";
 /// Task went to `scheduled`, `waiting`, `queued` or `running` (server → room).

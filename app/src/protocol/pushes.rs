@@ -79,7 +79,34 @@ pub struct Stats {
     pub nodes: Vec<NodeSummary>,
     /// Tasks finished per second, averaged over the last few seconds.
     pub throughput_per_s: f64,
+    /// Per kind: paused or not, queue depth and latency (v1.1), sorted by
+    /// kind.
+    #[serde(default)]
+    pub kinds: Vec<KindStats>,
     pub at: Timestamp,
+}
+
+/// One kind's line of `stats.kinds`: whether it is paused, how many of its
+/// tasks are queued and running, and how long its tasks waited in the
+/// queue (`queued` until `running`) and ran (`running` until final).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindStats {
+    pub kind: String,
+    pub paused: bool,
+    pub queued: u64,
+    pub running: u64,
+    pub wait_ms: Latency,
+    pub run_ms: Latency,
+}
+
+/// Percentiles of a latency, in milliseconds, over the tasks `count`
+/// counts; `None` while there are none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
 }
 
 /// `status` push.

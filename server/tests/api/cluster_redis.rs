@@ -208,6 +208,7 @@ async fn stats_stay_on_their_node() {
         workers: Vec::new(),
         nodes: Vec::new(),
         throughput_per_s: 0.0,
+        kinds: Vec::new(),
         at: app::Timestamp::now(),
     };
     b.publisher.stats(&from_b).await;

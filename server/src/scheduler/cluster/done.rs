@@ -281,6 +281,7 @@ impl Scheduler {
             workers,
             nodes: summaries,
             throughput_per_s: throughput,
+            kinds: Vec::new(),
             at: Timestamp::now(),
         }
     }
