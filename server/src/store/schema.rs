@@ -87,3 +87,105 @@ pub fn upgrade(conn: &mut Connection) -> Result<(), SchemaError> {
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use app::{ListQuery, Task, TaskSpec, Timestamp};
+    use rusqlite::params;
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::{DB_FILE, Store, StoreError};
+
+    /// A database as Taskwire wrote it before lookups (schema version 0).
+    fn old_database(dir: &std::path::Path, tasks: &[Task]) {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tasks (
+                 id BLOB PRIMARY KEY, seq INTEGER NOT NULL, status TEXT NOT NULL,
+                 finished_at INTEGER, body TEXT NOT NULL
+             ) WITHOUT ROWID;
+             CREATE INDEX tasks_seq ON tasks (seq);
+             CREATE TABLE schedules (name TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;",
+        )
+        .unwrap();
+        for (seq, t) in tasks.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO tasks (id, seq, status, finished_at, body) VALUES (?1, ?2, ?3, NULL, ?4)",
+                params![
+                    t.id.0.as_bytes().as_slice(),
+                    seq as i64,
+                    t.status.as_str(),
+                    serde_json::to_string(t).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    fn task(kind: &str, key: Option<&str>) -> Task {
+        let spec = TaskSpec {
+            key: key.map(str::to_owned),
+            ..TaskSpec::new(kind, json!(null))
+        };
+        Task::new(uuid::Uuid::now_v7().into(), spec, Timestamp::now())
+    }
+
+    #[tokio::test]
+    async fn an_old_database_is_upgraded_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let tasks = [
+            task("echo", Some("r:1")),
+            task("sleep", None),
+            task("echo", Some("r:2")),
+        ];
+        old_database(dir.path(), &tasks);
+        let (store, recovered) = Store::open(dir.path()).unwrap();
+        assert_eq!(recovered.len(), 3);
+        let list = |raw| {
+            let store = store.clone();
+            async move {
+                let page = store.list(ListQuery::parse(raw).unwrap()).await.unwrap();
+                page.tasks.iter().map(|t| t.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            list(json!({"kind": "echo"})).await,
+            vec![tasks[2].id, tasks[0].id]
+        );
+        assert_eq!(
+            list(json!({"key": "r:*"})).await,
+            vec![tasks[2].id, tasks[0].id]
+        );
+        assert_eq!(list(json!({"key": "r:1"})).await, vec![tasks[0].id]);
+        assert_eq!(
+            list(json!({"kind": "sleep", "status": "queued"})).await,
+            vec![tasks[1].id]
+        );
+        let attempts = store.attempts(tasks[1].id).await.unwrap().expect("known");
+        assert!(attempts.attempts.is_empty());
+        drop(store);
+        // Stamped with the version it was brought to.
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        drop(conn);
+        match Store::open(dir.path()) {
+            Err(e @ StoreError::Schema { .. }) => {
+                assert!(e.to_string().contains("newer Taskwire"), "{e}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened"),
+        }
+    }
+}

@@ -269,3 +269,126 @@ fn by_prefix<'a>(
     found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use app::{TaskSpec, Timestamp, WorkerId};
+    use serde_json::json;
+
+    use super::*;
+    use crate::kinds::Class;
+
+    fn table(specs: &[(&str, Option<&str>)]) -> (TaskTable, Vec<TaskId>) {
+        let mut table = TaskTable::default();
+        table.keep_lookups();
+        let mut ids = Vec::new();
+        for (kind, key) in specs {
+            let spec = TaskSpec {
+                key: key.map(str::to_owned),
+                ..TaskSpec::new(*kind, json!(null))
+            };
+            let task = Task::new(uuid::Uuid::now_v7().into(), spec, Timestamp::now());
+            ids.push(task.id);
+            table.enqueue(task, Class::Io, None, false);
+        }
+        (table, ids)
+    }
+
+    fn page(table: &TaskTable, raw: serde_json::Value) -> (Vec<TaskId>, Option<Cursor>) {
+        let (tasks, next) = table.list(&ListQuery::parse(raw).unwrap());
+        (tasks.iter().map(|t| t.id).collect(), next)
+    }
+
+    fn rev(ids: &[TaskId]) -> Vec<TaskId> {
+        ids.iter().rev().copied().collect()
+    }
+
+    #[test]
+    fn pages_follow_status_changes_and_removals() {
+        let (mut t, ids) = table(&[
+            ("echo", Some("a:1")),
+            ("sleep", None),
+            ("echo", Some("a:2")),
+            ("echo", Some("b:1")),
+            ("sleep", Some("a:3")),
+        ]);
+        assert_eq!(page(&t, json!({})).0, rev(&ids));
+        let (first, next) = page(&t, json!({"limit": 2}));
+        assert_eq!(first, vec![ids[4], ids[3]]);
+        let next = next.expect("more");
+        assert_eq!(next, Cursor(3));
+        let (second, next) = page(&t, json!({"limit": 3, "before": next.to_string()}));
+        assert_eq!((second, next), (vec![ids[2], ids[1], ids[0]], None));
+
+        t.start(ids[2], WorkerId::from("w")).unwrap();
+        t.settle(ids[2], TaskStatus::Failed, None, None).unwrap();
+        t.start(ids[1], WorkerId::from("w")).unwrap();
+        assert_eq!(page(&t, json!({"status": "failed"})).0, vec![ids[2]]);
+        assert_eq!(page(&t, json!({"status": "running"})).0, vec![ids[1]]);
+        assert_eq!(
+            page(&t, json!({"status": "queued"})).0,
+            vec![ids[4], ids[3], ids[0]]
+        );
+        assert_eq!(
+            page(&t, json!({"kind": "echo"})).0,
+            vec![ids[3], ids[2], ids[0]]
+        );
+        assert_eq!(
+            page(&t, json!({"kind": "sleep", "status": "queued"})).0,
+            vec![ids[4]]
+        );
+        assert_eq!(
+            page(&t, json!({"key": "a:*"})).0,
+            vec![ids[4], ids[2], ids[0]]
+        );
+        assert_eq!(
+            page(&t, json!({"key": "a:2", "status": "failed"})).0,
+            vec![ids[2]]
+        );
+        assert_eq!(
+            page(&t, json!({"key": "a:2", "status": "queued"})).0,
+            vec![]
+        );
+        assert_eq!(page(&t, json!({"kind": "nope"})).0, vec![]);
+
+        t.withdraw(ids[4]).unwrap();
+        assert_eq!(page(&t, json!({"key": "a:*"})).0, vec![ids[2], ids[0]]);
+        assert_eq!(page(&t, json!({})).0.len(), 4);
+        // Pruned: gone from every map, its attempts too.
+        t.shelve(ids[2], false);
+        t.record_attempt(ids[2], sample_attempt());
+        assert_eq!(t.earlier_attempts(&ids[2]).len(), 1);
+        assert_eq!(t.prune(0, usize::MAX, i64::MIN, i64::MAX), vec![ids[2]]);
+        assert_eq!(page(&t, json!({"status": "failed"})).0, vec![]);
+        assert_eq!(page(&t, json!({"key": "a:*"})).0, vec![ids[0]]);
+        assert!(t.earlier_attempts(&ids[2]).is_empty());
+    }
+
+    #[test]
+    fn a_rare_prefix_reads_its_keys_instead_of_walking_everything() {
+        let mut specs = vec![("echo", Some("rare:1"))];
+        specs.extend(std::iter::repeat_n(("echo", None), PREFIX_SCAN * 2));
+        specs.push(("echo", Some("rare:2")));
+        specs.extend(std::iter::repeat_n(("echo", None), 10));
+        let (t, ids) = table(&specs);
+        let last = ids.len() - 11;
+        let (got, next) = page(&t, json!({"key": "rare:*", "limit": 1}));
+        assert_eq!(got, vec![ids[last]]);
+        let (got, next) = page(
+            &t,
+            json!({"key": "rare:*", "before": next.unwrap().to_string()}),
+        );
+        assert_eq!((got, next), (vec![ids[0]], None));
+    }
+
+    fn sample_attempt() -> Attempt {
+        Attempt {
+            attempt: 1,
+            worker: None,
+            started_at: Timestamp::now(),
+            finished_at: None,
+            outcome: app::AttemptOutcome::WorkerLost,
+            error: None,
+        }
+    }
+}
