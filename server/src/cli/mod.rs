@@ -2,7 +2,9 @@
 //! client commands `submit`, `status`, `cancel` and `schedule`, and `bench`.
 
 pub mod bench;
+pub mod list;
 pub mod schedule;
+mod table;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub enum Command {
     Cancel(TaskArgs),
     /// Recurring schedules: add (or replace), list, rm.
     Schedule(schedule::ScheduleArgs),
+    /// List every client's tasks, newest first, with filters.
+    List(list::ListArgs),
     /// Run this binary's kinds for a server, connected over Socket.IO.
     RemoteWorker(RemoteArgs),
     /// Load a server with many sockets and tasks in flight; verify every
@@ -179,6 +183,7 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
             Command::Status(args) => status(args).await,
             Command::Cancel(args) => cancel(args).await,
             Command::Schedule(args) => Ok(schedule::run(args).await),
+            Command::List(args) => Ok(list::run(args).await),
             Command::Bench(args) => run_bench(args).await,
             Command::RemoteWorker(args) => {
                 let config = crate::remote::RemoteConfig {

@@ -139,23 +139,7 @@ fn table(schedules: &[Schedule]) -> String {
             if s.paused { "paused" } else { "active" }.to_owned(),
         ]
     }));
-    let mut widths = [0; 6];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    super::table::aligned(&rows)
 }
 
 #[cfg(test)]

@@ -284,3 +284,53 @@ async fn a_cluster_node_lists_and_reads_attempts_of_tasks_another_took() {
     drop((a, b));
     cluster.drop().await;
 }
+
+#[tokio::test]
+async fn taskwire_list_pages_filters_and_prints_json() {
+    let server = TestServer::start(&[]).await;
+    let ids = fill(&mut server.client().await).await;
+    let url = server.url.as_str();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    let out = taskwire(&["list", "--url", url, "--kind", "echo", "--limit", "3"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].starts_with("ID "), "{lines:?}");
+    assert!(lines[1].starts_with(&ids[9].to_string()), "{lines:?}");
+    assert!(lines[1].contains("grp:b:9") && lines[1].contains("succeeded"));
+    let more = text(&out.stderr);
+    let cursor = more
+        .trim()
+        .strip_prefix("more: --before ")
+        .unwrap_or_else(|| panic!("{more:?}"))
+        .to_owned();
+    let out = taskwire(&["list", "--url", url, "--kind", "echo", "--before", &cursor]).await;
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    assert!(lines[1].starts_with(&ids[6].to_string()), "{lines:?}");
+    assert!(out.stderr.is_empty(), "the last page: {out:?}");
+
+    let out = taskwire(&[
+        "list", "--url", url, "--key", "grp:a:*", "--limit", "2", "--all", "--json",
+    ])
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<TaskId> = serde_json::from_value::<Vec<Task>>(body["tasks"].clone())
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(got, newest_first(&ids[..5]));
+    assert_eq!(body["next"], Value::Null);
+
+    let out = taskwire(&["list", "--url", url, "--status", "bogus"]).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("invalid_payload") && err.contains("status"),
+        "{err}"
+    );
+}
