@@ -266,7 +266,7 @@ fn by_prefix<'a>(
         .into_iter()
         .filter_map(|Reverse((seq, id))| passes(&id).map(|t| (seq, t)))
         .collect();
-    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.sort_unstable_by_key(|&(seq, _)| std::cmp::Reverse(seq));
     found
 }
 
