@@ -66,13 +66,20 @@ enum LookupError {
     Row(#[from] serde_json::Error),
 }
 
-/// The statement of a page and its parameters: only the filters given,
-/// so each shape has its own plan (and its own cached statement).
-fn statement(q: &ListQuery) -> (String, Vec<Value>) {
+/// A prefix filter first walks this many tasks newest first (along the
+/// index of its other filters), then, if they held too few matches, reads
+/// the keys with its prefix instead: a common prefix is found at once, a
+/// rare one costs its own keys only.
+const PREFIX_WALK: i64 = 4096;
+
+/// The statement of `limit` tasks passing `q`, newest first, and its
+/// parameters: only the filters given, so each shape has its own plan (and
+/// its own cached statement). Columns: seq, body, key.
+fn statement(q: &ListQuery, limit: i64) -> (String, Vec<Value>) {
     let before = q
         .before
         .map_or(i64::MAX, |c| i64::try_from(c.0).unwrap_or(i64::MAX));
-    let mut sql = String::from("SELECT seq, body FROM tasks WHERE seq < ?1");
+    let mut sql = String::from("SELECT seq, body, key FROM tasks WHERE seq < ?1");
     let mut args = vec![Value::Integer(before)];
     let mut arg = |sql: &mut String, clause: &str, value: Value| {
         args.push(value);
@@ -105,21 +112,24 @@ fn statement(q: &ListQuery) -> (String, Vec<Value>) {
     arg(
         &mut sql,
         " ORDER BY seq DESC LIMIT ?",
-        Value::Integer(i64::from(q.limit) + 1),
+        Value::Integer(limit),
     );
     (sql, args)
 }
 
+type Found = Vec<(i64, Task)>;
+
 fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, LookupError> {
-    let (sql, args) = statement(q);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(args))?;
-    let mut found: Vec<(i64, Task)> = Vec::with_capacity(q.limit as usize + 1);
-    while let Some(row) = rows.next()? {
-        let body: String = row.get(1)?;
-        found.push((row.get(0)?, serde_json::from_str(&body)?));
-    }
-    let next = (found.len() > q.limit as usize).then(|| {
+    let want = q.limit as usize + 1;
+    let walked = match &q.key {
+        Some(KeyMatch::Prefix(prefix)) => walk(conn, q, prefix, want)?,
+        _ => None,
+    };
+    let mut found = match walked {
+        Some(found) => found,
+        None => read(conn, q, want)?,
+    };
+    let next = (found.len() == want).then(|| {
         found.pop();
         found
             .last()
@@ -129,6 +139,55 @@ fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, LookupError> {
         found.into_iter().map(|(_, t)| t).collect(),
         next.flatten(),
     ))
+}
+
+/// The first `want` tasks passing `q`.
+fn read(conn: &Connection, q: &ListQuery, want: usize) -> Result<Found, LookupError> {
+    let (sql, args) = statement(q, want as i64);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut found = Vec::with_capacity(want);
+    while let Some(row) = rows.next()? {
+        let body: String = row.get(1)?;
+        found.push((row.get(0)?, serde_json::from_str(&body)?));
+    }
+    Ok(found)
+}
+
+/// The first `want` tasks passing `q` among the [`PREFIX_WALK`] newest
+/// that pass its other filters; `None` if those held too few and there are
+/// older ones.
+fn walk(
+    conn: &Connection,
+    q: &ListQuery,
+    prefix: &str,
+    want: usize,
+) -> Result<Option<Found>, LookupError> {
+    let others = ListQuery {
+        key: None,
+        ..q.clone()
+    };
+    let (sql, args) = statement(&others, PREFIX_WALK);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let (mut walked, mut found) = (0, Vec::with_capacity(want));
+    while let Some(row) = rows.next()? {
+        walked += 1;
+        // Only a match's body is read.
+        if row
+            .get_ref(2)?
+            .as_str_or_null()
+            .map_err(rusqlite::Error::from)?
+            .is_some_and(|key| key.starts_with(prefix))
+        {
+            let body: String = row.get(1)?;
+            found.push((row.get(0)?, serde_json::from_str(&body)?));
+            if found.len() == want {
+                return Ok(Some(found));
+            }
+        }
+    }
+    Ok((walked < PREFIX_WALK).then_some(found))
 }
 
 fn attempts(conn: &Connection, id: TaskId) -> Result<Option<Attempts>, LookupError> {
@@ -154,14 +213,64 @@ fn attempts(conn: &Connection, id: TaskId) -> Result<Option<Attempts>, LookupErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Write;
+    use app::{TaskSpec, Timestamp};
+
+    #[tokio::test]
+    async fn prefixes_common_and_rare_page_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let task = |key: Option<String>| {
+            let spec = TaskSpec {
+                key,
+                ..TaskSpec::new("echo", serde_json::json!(1))
+            };
+            Task::new(uuid::Uuid::now_v7().into(), spec, Timestamp::now())
+        };
+        let rare: Vec<Task> = (0..3).map(|i| task(Some(format!("rare:{i}")))).collect();
+        let many: Vec<Task> = (0..PREFIX_WALK + 100)
+            .map(|i| task((i % 2 == 0).then(|| format!("common:{i}"))))
+            .collect();
+        let writes = rare
+            .iter()
+            .chain(&many)
+            .enumerate()
+            .map(|(seq, t)| Write::put(t, seq as u64).unwrap())
+            .collect();
+        store.commit(writes).await.unwrap();
+        let page = |raw: serde_json::Value| {
+            let store = store.clone();
+            async move {
+                let page = store.list(ListQuery::parse(raw).unwrap()).await.unwrap();
+                (
+                    page.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+                    page.next,
+                )
+            }
+        };
+        let (got, next) = page(serde_json::json!({"key": "rare:*", "limit": 2})).await;
+        assert_eq!(got, vec![rare[2].id, rare[1].id]);
+        let before = next.unwrap().to_string();
+        let (got, next) = page(serde_json::json!({"key": "rare:*", "before": before})).await;
+        assert_eq!((got, next), (vec![rare[0].id], None));
+        let newest: Vec<TaskId> = many
+            .iter()
+            .rev()
+            .filter(|t| t.key.is_some())
+            .take(3)
+            .map(|t| t.id)
+            .collect();
+        let (got, _) = page(serde_json::json!({"key": "common:*", "limit": 3})).await;
+        assert_eq!(got, newest);
+    }
 
     #[test]
     fn statements_bind_only_the_filters_given() {
         let q = ListQuery::parse(serde_json::json!({"status": "failed", "key": "a:*"})).unwrap();
-        let (sql, args) = statement(&q);
+        let (sql, args) = statement(&q, 51);
         assert_eq!(
             sql,
-            "SELECT seq, body FROM tasks WHERE seq < ?1 AND status = ?2 AND key >= ?3 \
+            "SELECT seq, body, key FROM tasks WHERE seq < ?1 AND status = ?2 AND key >= ?3 \
              AND key < ?4 ORDER BY seq DESC LIMIT ?5"
         );
         assert_eq!(args.len(), 5);

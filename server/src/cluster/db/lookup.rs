@@ -10,21 +10,32 @@ use sqlx::postgres::PgArguments;
 use super::*;
 use crate::lookup::attempts_of;
 
+/// A prefix filter first walks this many tasks newest first (along the
+/// index of its other filters), then, if they held too few matches, reads
+/// the keys with its prefix instead: a common prefix is found at once, a
+/// rare one costs its own keys only. (Left to itself, the planner walks
+/// every task for a rare prefix, or sorts every match of a common one.)
+pub(super) const PREFIX_WALK: i64 = 4096;
+
+type Found = Vec<(i64, Task)>;
+
 impl Db {
     /// One page of `list`: the newest tasks before its cursor that pass
     /// its filters, and the cursor of the next page.
     pub async fn list(&self, q: &ListQuery) -> Result<ListPage> {
-        let (sql, args) = statement(q).map_err(|e| DbError::Query(sqlx::Error::Encode(e)))?;
-        // Audited: the text is made of fixed clauses only; every value
-        // the client gave is a bound argument.
-        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for row in &rows {
-            found.push((row.try_get::<i64, _>("seq")?, task(row)?));
-        }
-        let next = (found.len() > q.limit as usize).then(|| {
+        let want = q.limit as usize + 1;
+        let walked = match &q.key {
+            Some(KeyMatch::Prefix(prefix)) => self.walk(q, prefix, want).await?,
+            _ => None,
+        };
+        let mut found = match walked {
+            Some(found) => found,
+            None => {
+                let (sql, args) = statement(q, Shape::Page(want as i64)).map_err(encode)?;
+                self.tasks(sql, args).await?
+            }
+        };
+        let next = (found.len() == want).then(|| {
             found.pop();
             found
                 .last()
@@ -34,6 +45,56 @@ impl Db {
             found.into_iter().map(|(_, t)| t).collect(),
             next.flatten(),
         ))
+    }
+
+    /// The first `want` tasks passing `q` among the [`PREFIX_WALK`] newest
+    /// that pass its other filters; `None` if those held too few and there
+    /// are older ones.
+    async fn walk(&self, q: &ListQuery, prefix: &str, want: usize) -> Result<Option<Found>> {
+        let others = ListQuery {
+            key: None,
+            ..q.clone()
+        };
+        let (sql, args) = statement(&others, Shape::Keys).map_err(encode)?;
+        // Audited: fixed clauses only; the client's values are arguments.
+        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut hits = Vec::with_capacity(want);
+        for row in &rows {
+            let key: Option<String> = row.try_get("key")?;
+            if key.is_some_and(|k| k.starts_with(prefix)) {
+                hits.push(row.try_get::<uuid::Uuid, _>("id")?);
+                if hits.len() == want {
+                    break;
+                }
+            }
+        }
+        if hits.len() < want && rows.len() as i64 == PREFIX_WALK {
+            return Ok(None);
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT t.seq, ",
+            task_columns!(),
+            " FROM tasks t WHERE t.id = ANY($1) ORDER BY t.seq DESC"
+        ))
+        .bind(&hits)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, task(row)?)))
+            .collect::<Result<_>>()
+            .map(Some)
+    }
+
+    async fn tasks(&self, sql: String, args: PgArguments) -> Result<Found> {
+        // Audited: fixed clauses only; the client's values are arguments.
+        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, task(row)?)))
+            .collect()
     }
 
     /// Every attempt of task `id`, oldest first; `None` if there is no
@@ -56,15 +117,28 @@ impl Db {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The statement of a page and its arguments: only the filters given.
-fn statement(q: &ListQuery) -> std::result::Result<(String, PgArguments), BoxError> {
+fn encode(e: BoxError) -> DbError {
+    DbError::Query(sqlx::Error::Encode(e))
+}
+
+/// What a statement of [`statement`] reads.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Up to this many whole tasks, newest first. With a key prefix, the
+    /// matching keys are read first (then sorted), whatever the planner
+    /// would guess.
+    Page(i64),
+    /// Ids and keys of the [`PREFIX_WALK`] newest, for [`Db::walk`].
+    Keys,
+}
+
+/// The statement of the tasks passing `q` and its arguments: only the
+/// filters given.
+fn statement(q: &ListQuery, shape: Shape) -> std::result::Result<(String, PgArguments), BoxError> {
     let before = q
         .before
         .map_or(i64::MAX, |c| i64::try_from(c.0).unwrap_or(i64::MAX));
-    let mut sql = format!(
-        "SELECT t.seq, {} FROM tasks t WHERE t.seq < $1",
-        task_columns!()
-    );
+    let mut sql = String::from(" FROM tasks t WHERE t.seq < $1");
     let mut args = PgArguments::default();
     args.add(before)?;
     let mut n = 1;
@@ -79,6 +153,7 @@ fn statement(q: &ListQuery) -> std::result::Result<(String, PgArguments), BoxErr
     if let Some(kind) = &q.kind {
         arg(&mut sql, " AND t.kind = ?", kind.clone())?;
     }
+    let mut prefixed = false;
     match &q.key {
         None => {}
         Some(KeyMatch::Exact(key)) => {
@@ -90,11 +165,29 @@ fn statement(q: &ListQuery) -> std::result::Result<(String, PgArguments), BoxErr
             arg(&mut sql, " AND t.key COLLATE \"C\" >= ?", prefix.clone())?;
             let end = format!("{prefix}{}", char::MAX);
             arg(&mut sql, " AND t.key COLLATE \"C\" < ?", end)?;
+            prefixed = true;
         }
     }
-    n += 1;
-    sql.push_str(&format!(" ORDER BY t.seq DESC LIMIT ${n}"));
-    args.add(i64::from(q.limit) + 1)?;
+    let (limit, sql) = match shape {
+        Shape::Keys => (
+            PREFIX_WALK,
+            format!("SELECT t.id, t.key{sql} ORDER BY t.seq DESC"),
+        ),
+        Shape::Page(limit) if prefixed => (
+            limit,
+            format!(
+                "WITH k AS MATERIALIZED (SELECT t.id{sql}) SELECT t.seq, {} \
+                 FROM k JOIN tasks t ON t.id = k.id ORDER BY t.seq DESC",
+                task_columns!()
+            ),
+        ),
+        Shape::Page(limit) => (
+            limit,
+            format!("SELECT t.seq, {}{sql} ORDER BY t.seq DESC", task_columns!()),
+        ),
+    };
+    let sql = format!("{sql} LIMIT ${}", n + 1);
+    args.add(limit)?;
     Ok((sql, args))
 }
 

@@ -323,3 +323,4 @@ mod due;
 mod keys;
 mod leases;
 mod limits;
+mod lookup;
