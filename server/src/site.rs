@@ -282,6 +282,7 @@ mod tests {
             task_page: None,
             schedules_page: None,
             schedules: crate::schedules::Schedules::unsupported(),
+            metrics: Default::default(),
         };
         let options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)

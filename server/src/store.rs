@@ -18,6 +18,8 @@ use app::{Task, TaskId, TaskStatus};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
+mod paused;
+
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -81,6 +83,11 @@ pub enum Write {
         body: String,
     },
     DeleteSchedule(String),
+    /// A kind paused (kept in `paused_kinds`) or resumed (removed).
+    Pause {
+        kind: String,
+        paused: bool,
+    },
 }
 
 impl Write {
@@ -200,6 +207,9 @@ impl Store {
              CREATE TABLE IF NOT EXISTS schedules (
                  name TEXT PRIMARY KEY,
                  body TEXT NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS paused_kinds (
+                 kind TEXT PRIMARY KEY
              ) WITHOUT ROWID;",
         )
         .map_err(open_err)?;
@@ -386,6 +396,7 @@ fn apply<'a>(
                 Write::DeleteSchedule(name) => {
                     delete_schedule.execute(params![name])?;
                 }
+                Write::Pause { kind, paused } => paused::apply(&tx, kind, *paused)?,
             }
         }
     }

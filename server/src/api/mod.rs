@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod kinds;
 pub mod origin;
 pub mod publish;
 pub mod schedules;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub schedules_page: Option<SchedulesPage>,
     /// The recurring schedules (refusing everything in cluster mode).
     pub schedules: crate::schedules::Schedules,
+    /// What `GET /metrics` shows.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A task's page for a browser (`GET /tasks/{id}` with `Accept:

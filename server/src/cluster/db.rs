@@ -194,6 +194,7 @@ macro_rules! failed_by_verdict {
 mod claim;
 mod deps;
 mod due;
+pub mod pause;
 mod submit;
 pub use deps::Resolved;
 pub use due::Promoted;
@@ -377,11 +378,13 @@ impl Db {
     /// back): it must drop the tasks it runs.
     pub async fn heartbeat(&self, state: &NodeState) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE nodes SET heartbeat = now(), workers = $2, running = $3 WHERE id = $1",
+            "UPDATE nodes SET heartbeat = now(), workers = $2, running = $3, latencies = $4
+             WHERE id = $1",
         )
         .bind(&state.info.id.0)
         .bind(Json(&state.workers))
         .bind(i64::try_from(state.running).unwrap_or(i64::MAX))
+        .bind(Json(&state.latencies))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -456,7 +459,8 @@ impl Db {
     /// (within a lease of its last heartbeat, as every node reaps).
     pub async fn nodes(&self) -> Result<Vec<NodeState>> {
         let rows = sqlx::query(
-            "SELECT id, addr, started_at, workers, running FROM nodes ORDER BY started_at, id",
+            "SELECT id, addr, started_at, workers, running, latencies FROM nodes
+             ORDER BY started_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -470,6 +474,7 @@ impl Db {
                     },
                     workers: row.try_get::<Json<_>, _>("workers")?.0,
                     running: u64::try_from(row.try_get::<i64, _>("running")?).unwrap_or_default(),
+                    latencies: row.try_get::<Json<_>, _>("latencies")?.0,
                 })
             })
             .collect()

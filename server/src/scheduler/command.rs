@@ -147,6 +147,8 @@ pub enum Command {
     },
     /// A signal from another node of the cluster.
     Signal(crate::cluster::Signal),
+    /// Pausing, resuming and listing kinds (see `kinds`).
+    Kinds(KindsCommand),
     /// Graceful shutdown: refuse new tasks, start no more, let running ones
     /// finish within `grace`, then put the rest back in the queue (stored,
     /// attempt not counted) and answer `done`.
@@ -166,6 +168,7 @@ impl Command {
             | Self::Cancel { reply, .. } => reply.error(error),
             Self::Unsubscribe { reply, .. } => reply.send(Err(error)),
             Self::Stats { reply } => reply.send(Err(error)),
+            Self::Kinds(cmd) => cmd.refuse(error),
             // Their senders see the closed channel themselves.
             Self::WorkerUp(_)
             | Self::WorkerDown { .. }
@@ -247,7 +250,7 @@ impl Dispatcher {
     }
 }
 
-fn stopped() -> ErrorBody {
+pub(super) fn stopped() -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped")
 }
 

@@ -84,6 +84,7 @@ impl Scheduler {
                     .await;
                 continue;
             }
+            self.metrics.retried(&entry.task.kind, Retry::WorkerLost);
             self.requeue(task_id, true).await;
         }
     }

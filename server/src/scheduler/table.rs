@@ -9,7 +9,10 @@
 use std::collections::{HashMap, VecDeque};
 
 use app::{ErrorBody, Task, TaskId, TaskStatus, Timestamp, WorkerId};
+use tokio::time::Instant;
 use tokio_util::time::delay_queue;
+
+use super::depth::{Depth, KindDepth};
 
 use super::limits::Limits;
 use super::ports::ClientId;
@@ -17,6 +20,8 @@ use super::queue::{KindQueues, Place};
 use super::retention::{Payload, payload_bytes, strip_payload};
 use super::stats::Counters;
 use crate::kinds::Class;
+
+mod prune;
 
 /// One task and what the scheduler needs to know about it.
 pub(super) struct Entry {
@@ -32,6 +37,9 @@ pub(super) struct Entry {
     pub payload: Payload,
     /// The client that submitted it, while it is unfinished.
     owner: Option<ClientId>,
+    /// When it became queued (while queued) or running (while running):
+    /// its queue wait and run time.
+    pub since: Instant,
 }
 
 /// What the scheduler still has to undo for a task that left `running`.
@@ -40,6 +48,8 @@ pub(super) struct Left {
     pub timer: Option<delay_queue::Key>,
     /// The worker it ran on, if it was running.
     pub worker: Option<WorkerId>,
+    /// How long it ran, if it was running.
+    pub ran: Option<std::time::Duration>,
 }
 
 #[derive(Default)]
@@ -49,8 +59,8 @@ pub(super) struct TaskTable {
     queues: [KindQueues; 2],
     scheduled: usize,
     waiting: usize,
-    queued: usize,
-    running: usize,
+    /// Queued and running tasks, in all and by kind.
+    depth: Depth,
     /// Tasks by idempotency key: unfinished ones, and finished ones until
     /// they leave `keyed_finished`.
     keys: HashMap<String, TaskId>,
@@ -104,7 +114,7 @@ impl TaskTable {
     }
 
     pub fn queued(&self) -> usize {
-        self.queued
+        self.depth.queued
     }
 
     pub fn scheduled(&self) -> usize {
@@ -126,7 +136,12 @@ impl TaskTable {
     }
 
     pub fn running(&self) -> usize {
-        self.running
+        self.depth.running
+    }
+
+    /// Queued and running tasks of each kind that has some.
+    pub fn by_kind(&self) -> impl Iterator<Item = (&String, &KindDepth)> {
+        self.depth.by_kind()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -204,12 +219,12 @@ impl TaskTable {
                         id,
                     },
                 );
-                self.queued += 1;
+                self.depth.queue(&task.kind);
             }
             // Only restored tasks come in running (their worker died with
             // the server: the caller requeues or fails them at once) or
             // final (as stored, unless changed since).
-            TaskStatus::Running => self.running += 1,
+            TaskStatus::Running => self.depth.run(&task.kind),
             status if status.is_final() => {
                 match task.key {
                     Some(_) => self.keyed_finished.push_back(id),
@@ -230,6 +245,7 @@ impl TaskTable {
             dirty,
             payload,
             owner,
+            since: Instant::now(),
         };
         self.tasks.insert(id, Box::new(entry));
     }
@@ -276,7 +292,8 @@ impl TaskTable {
             _ => return false,
         }
         entry.task.status = TaskStatus::Queued;
-        self.queued += 1;
+        entry.since = Instant::now();
+        self.depth.queue(&entry.task.kind);
         self.queues[queue_index(entry.class)].push(
             &entry.task.kind,
             Place {
@@ -321,11 +338,12 @@ impl TaskTable {
             .tasks
             .get_mut(&id)
             .filter(|e| e.task.status == TaskStatus::Running)?;
-        self.running -= 1;
+        self.depth.unrun(&entry.task.kind);
         match status {
-            TaskStatus::Queued => self.queued += 1,
+            TaskStatus::Queued => self.depth.queue(&entry.task.kind),
             _ => self.scheduled += 1,
         }
+        entry.since = Instant::now();
         let task = &mut entry.task;
         task.status = status;
         task.started_at = None;
@@ -333,6 +351,7 @@ impl TaskTable {
         let left = Left {
             timer: entry.timer.take(),
             worker: task.worker.take(),
+            ran: None,
         };
         self.stopped_running(id);
         Some(left)
@@ -375,8 +394,9 @@ impl TaskTable {
             .tasks
             .get_mut(&id)
             .filter(|e| e.task.status == TaskStatus::Queued)?;
-        self.queued -= 1;
-        self.running += 1;
+        self.depth.unqueue(&entry.task.kind);
+        self.depth.run(&entry.task.kind);
+        entry.since = Instant::now();
         let task = &mut entry.task;
         task.status = TaskStatus::Running;
         task.attempt += 1;
@@ -430,17 +450,18 @@ impl TaskTable {
                 None
             }
             TaskStatus::Queued => {
-                self.queued -= 1;
+                self.depth.unqueue(&entry.task.kind);
                 None
             }
             TaskStatus::Running => {
-                self.running -= 1;
+                self.depth.unrun(&entry.task.kind);
                 entry.task.worker.clone()
             }
             _ => return None,
         };
         let owner = entry.owner.take();
         let timer = entry.timer.take();
+        let entry_since = entry.since;
         let task = &mut entry.task;
         task.status = status;
         task.output = output;
@@ -453,7 +474,8 @@ impl TaskTable {
         if was_running {
             self.stopped_running(id);
         }
-        Some(Left { timer, worker })
+        let ran = was_running.then(|| entry_since.elapsed());
+        Some(Left { timer, worker, ran })
     }
 
     /// Removes a task as if it had never been submitted (its submission
@@ -471,8 +493,9 @@ impl TaskTable {
         match entry.task.status {
             TaskStatus::Scheduled => self.scheduled -= 1,
             TaskStatus::Waiting => self.waiting -= 1,
-            TaskStatus::Queued => self.queued -= 1, // its place in line is skipped
-            TaskStatus::Running => self.running -= 1,
+            // Its place in line is skipped.
+            TaskStatus::Queued => self.depth.unqueue(&entry.task.kind),
+            TaskStatus::Running => self.depth.unrun(&entry.task.kind),
             done => {
                 // Its place among the finished is skipped by `prune`.
                 self.counters.uncount(done);
@@ -519,67 +542,5 @@ impl TaskTable {
             Some(_) => self.keyed_finished.push_back(id),
             None => self.finished.push_back(id),
         }
-    }
-
-    /// Drops the oldest finished tasks while there are more than `count`,
-    /// their kept payloads take more than `bytes`, or they finished before
-    /// `oldest_kept` (ms since the epoch); returns their ids. Tasks with an
-    /// idempotency key are kept while they finished at or after
-    /// `keys_since`, whatever the rest says.
-    pub fn prune(
-        &mut self,
-        count: usize,
-        bytes: usize,
-        oldest_kept: i64,
-        keys_since: i64,
-    ) -> Vec<TaskId> {
-        let mut dropped = self.prune_keyed(count, oldest_kept, keys_since);
-        while let Some(&old) = self.finished.front() {
-            let too_many = self.finished.len() > count || self.kept_bytes > bytes;
-            let too_old = self
-                .tasks
-                .get(&old)
-                .and_then(|e| e.task.finished_at)
-                .is_none_or(|t| t.millis() < oldest_kept);
-            if !too_many && !too_old {
-                break;
-            }
-            self.finished.pop_front();
-            if let Some(Payload::Kept(b)) = self.tasks.remove(&old).map(|e| e.payload) {
-                self.kept_bytes -= b;
-            }
-            dropped.push(old);
-        }
-        dropped
-    }
-
-    /// Drops the oldest finished tasks with a key once out of the dedup
-    /// window and also too many or too old.
-    fn prune_keyed(&mut self, count: usize, oldest_kept: i64, keys_since: i64) -> Vec<TaskId> {
-        let mut dropped = Vec::new();
-        while let Some(&old) = self.keyed_finished.front() {
-            let finished = self
-                .tasks
-                .get(&old)
-                .and_then(|e| e.task.finished_at)
-                .map_or(i64::MIN, |t| t.millis());
-            let too_many = self.keyed_finished.len() > count;
-            if finished >= keys_since || (!too_many && finished >= oldest_kept) {
-                break;
-            }
-            self.keyed_finished.pop_front();
-            if let Some(entry) = self.tasks.remove(&old) {
-                if let Payload::Kept(b) = entry.payload {
-                    self.kept_bytes -= b;
-                }
-                if let Some(key) = &entry.task.key
-                    && self.keys.get(key) == Some(&old)
-                {
-                    self.keys.remove(key);
-                }
-            }
-            dropped.push(old);
-        }
-        dropped
     }
 }
