@@ -1,8 +1,11 @@
 //! The `taskwire` command line: `serve`, the internal `worker`, the
-//! client commands `submit`, `status`, `cancel` and `schedule`, and `bench`.
+//! client commands `submit`, `status`, `cancel`, `retry`, `watch` and
+//! `schedule`, and `bench`. Errors end it with one line (see [`report`]).
 
 pub mod bench;
+pub mod report;
 pub mod schedule;
+pub mod watch;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +45,12 @@ pub enum Command {
     Status(TaskArgs),
     /// Cancel a task and print it as JSON.
     Cancel(TaskArgs),
+    /// Run a failed, cancelled or timed-out task again: print the new task
+    /// as JSON.
+    Retry(TaskArgs),
+    /// A live view of the queue: per kind queued, running, paused and
+    /// latencies, the workers, the throughput.
+    Watch(watch::WatchArgs),
     /// Recurring schedules: add (or replace), list, rm.
     Schedule(schedule::ScheduleArgs),
     /// Run this binary's kinds for a server, connected over Socket.IO.
@@ -178,6 +187,8 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Cancel(args) => cancel(args).await,
+            Command::Retry(args) => retry(args).await,
+            Command::Watch(args) => watch::run(args).await,
             Command::Schedule(args) => Ok(schedule::run(args).await),
             Command::Bench(args) => run_bench(args).await,
             Command::RemoteWorker(args) => {
@@ -329,6 +340,15 @@ async fn status(args: TaskArgs) -> anyhow::Result<ExitCode> {
 async fn cancel(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let client = connect(&args.server).await?;
     let task = client.cancel(args.id).await?;
+    print_task(&task)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn retry(args: TaskArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&args.server).await?;
+    let payload = serde_json::json!({ "task_id": args.id });
+    let ack = client.ack(app::events::RETRY, payload).await?;
+    let task = ack.task.context("the server's answer has no task")?;
     print_task(&task)?;
     Ok(ExitCode::SUCCESS)
 }
