@@ -174,6 +174,8 @@ fn describe() {
         WORKER_RESTARTS,
         "Worker processes started again after they died."
     );
+    // Shown from the start, at 0.
+    counter!(WORKER_RESTARTS).increment(0);
     describe_histogram!(WAIT, Unit::Seconds, "Time from queued to running, by kind.");
     describe_histogram!(RUN, Unit::Seconds, "Time from running to final, by kind.");
     describe_gauge!(QUEUE_DEPTH, "Queued tasks, by kind.");

@@ -241,10 +241,7 @@ impl Store {
     /// of its own, once, when the schedules actor starts (before it
     /// writes any).
     pub fn load_schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.file.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = self.read_only()?;
         let mut stmt = conn.prepare("SELECT name, body FROM schedules ORDER BY name")?;
         let rows = stmt.query_map([], |row| {
             Ok(StoredSchedule {

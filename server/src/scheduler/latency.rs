@@ -21,14 +21,15 @@ const SLICES: u32 = 10;
 /// Largest latency told apart, in microseconds (about 19 hours); longer
 /// ones count as that.
 const MAX_MICROS: u64 = 1 << 36;
-/// Two significant digits: 1 % resolution.
+/// Two significant digits: 1 % resolution. (Counts are `u32`: a slice
+/// holds 30 s of one kind's tasks.)
 const SIGFIG: u8 = 2;
 
 /// A kind's two latencies.
 #[derive(Clone)]
 pub struct Pair {
-    pub wait: Histogram<u64>,
-    pub run: Histogram<u64>,
+    pub wait: Histogram<u32>,
+    pub run: Histogram<u32>,
 }
 
 impl Pair {
@@ -47,7 +48,7 @@ impl Pair {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+fn histogram() -> Histogram<u32> {
     Histogram::new_with_max(MAX_MICROS, SIGFIG).expect("constant bounds are valid")
 }
 
@@ -126,7 +127,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// p50/p95/p99 in milliseconds of what `h` holds.
-pub fn summary(h: &Histogram<u64>) -> Latency {
+pub fn summary(h: &Histogram<u32>) -> Latency {
     let count = h.len();
     let at = |q: f64| (count > 0).then(|| h.value_at_quantile(q) as f64 / 1000.0);
     Latency {
@@ -139,16 +140,17 @@ pub fn summary(h: &Histogram<u64>) -> Latency {
 
 /// A histogram as `[value, count]` pairs of its recorded values (what a
 /// cluster node publishes with its heartbeat).
-pub fn to_pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+pub fn to_pairs(h: &Histogram<u32>) -> Vec<(u64, u64)> {
     h.iter_recorded()
-        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .map(|v| (v.value_iterated_to(), u64::from(v.count_at_value())))
         .collect()
 }
 
 /// The histogram `to_pairs` described.
-pub fn from_pairs(pairs: &[(u64, u64)]) -> Histogram<u64> {
+pub fn from_pairs(pairs: &[(u64, u64)]) -> Histogram<u32> {
     let mut h = histogram();
     for &(value, count) in pairs {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
         let _ = h.record_n(value.min(MAX_MICROS), count);
     }
     h

@@ -18,13 +18,18 @@ pub(super) fn apply(
 }
 
 impl Store {
+    /// A connection of its own that only reads (the writer thread goes on).
+    pub(super) fn read_only(&self) -> rusqlite::Result<Connection> {
+        Connection::open_with_flags(
+            &self.file.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+
     /// The paused kinds, by name. Read on a connection of its own, once,
     /// when the server starts (before any pause is written).
     pub fn load_paused(&self) -> Result<Vec<String>, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.file.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = self.read_only()?;
         let mut stmt = conn.prepare("SELECT kind FROM paused_kinds ORDER BY kind")?;
         let rows = stmt.query_map([], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)

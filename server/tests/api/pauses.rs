@@ -153,7 +153,7 @@ async fn an_unknown_kind_is_404_and_the_routes_need_the_token() {
 }
 
 /// The line of `text` for `series` (name and labels), as a number.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map(|v| v.trim().parse().expect("a number"))
@@ -217,6 +217,7 @@ async fn metrics_count_what_ran_by_kind() {
         ("taskwire_tasks{status=\"failed\"}", 3.0),
         ("taskwire_tasks{status=\"queued\"}", 2.0),
         ("taskwire_workers", 2.0),
+        ("taskwire_worker_restarts_total", 0.0),
     ];
     for (series, want) in expect {
         assert_eq!(sample(&text, series), Some(want), "{series} in\n{text}");

@@ -1,5 +1,5 @@
-//! Paused kinds (v1.1) in the cluster's database, and the per-kind counts
-//! of `stats.kinds`.
+//! What `stats` reads from the cluster's database: the counts by status
+//! and (v1.1 `stats.kinds`) by kind; and paused kinds (v1.1).
 //!
 //! A pause and the claims are ordered by one advisory lock: every claim
 //! holds it shared for its whole transaction, and reads `paused_kinds` in
@@ -25,6 +25,43 @@ pub struct KindCount {
 }
 
 impl Db {
+    /// Counts of tasks by status across the cluster. Finished ones come
+    /// from `finished_counts` (kept by the statements that finish tasks, so
+    /// 10^6 finished rows cost nothing here); the others are counted over
+    /// the partial indexes that hold only them.
+    pub async fn counts(&self) -> Result<Counts> {
+        let rows = sqlx::query(
+            "SELECT 'scheduled' AS status, count(*) AS n FROM tasks WHERE status = 'scheduled'
+             UNION ALL
+             SELECT 'waiting', count(*) FROM tasks WHERE status = 'waiting'
+             UNION ALL
+             SELECT 'queued', count(*) FROM tasks WHERE status = 'queued'
+             UNION ALL
+             -- The owner is set exactly while running (a check), and indexed so.
+             SELECT 'running', count(*) FROM tasks WHERE owner IS NOT NULL
+             UNION ALL
+             SELECT status, sum(n)::bigint FROM finished_counts GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = Counts::default();
+        for row in &rows {
+            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default();
+            let slot = match status(row.try_get("status")?)? {
+                TaskStatus::Scheduled => &mut counts.scheduled,
+                TaskStatus::Waiting => &mut counts.waiting,
+                TaskStatus::Queued => &mut counts.queued,
+                TaskStatus::Running => &mut counts.running,
+                TaskStatus::Succeeded => &mut counts.succeeded,
+                TaskStatus::Failed => &mut counts.failed,
+                TaskStatus::Cancelled => &mut counts.cancelled,
+                TaskStatus::TimedOut => &mut counts.timed_out,
+            };
+            *slot = n;
+        }
+        Ok(counts)
+    }
+
     /// Pauses (`paused`) or resumes `kind` for every node, after the
     /// claims in flight ended.
     pub async fn set_paused(&self, kind: &str, paused: bool) -> Result<()> {
