@@ -283,6 +283,7 @@ mod tests {
             schedules_page: None,
             schedules: crate::schedules::Schedules::unsupported(),
             lookup: Default::default(),
+            metrics: Default::default(),
         };
         let options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)

@@ -73,9 +73,11 @@ async fn load_kinds() -> Vec<String> {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        let fetch = send_wrapper::SendWrapper::new(io::fetch_json::<Vec<String>>("/kinds"));
+        let fetch = send_wrapper::SendWrapper::new(
+            io::fetch_json::<Vec<crate::protocol::KindInfo>>("/kinds"),
+        );
         if let Ok(kinds) = fetch.await {
-            return kinds;
+            return kinds.into_iter().map(|k| k.kind).collect();
         }
     }
     builtin::KINDS.iter().map(|k| (*k).to_owned()).collect()

@@ -1,13 +1,12 @@
 //! HTTP routes: `POST /tasks` (JSON → `202`, no-JS form → `303`),
 //! `GET /tasks/{id}`, `DELETE /tasks/{id}`, the lookups (see
-//! [`super::lookup`]), `GET /kinds`, `GET /healthz`,
-//! `GET /metrics`, and the schedules' routes (see [`super::schedules`]).
+//! [`super::lookup`]), `GET /healthz`, `GET /metrics`, the kinds' routes
+//! (see [`super::kinds`]) and the schedules' routes (see
+//! [`super::schedules`]).
 //! Bodies are the task itself; errors are `{"error": {"code", "message"}}`
 //! with the status of their code.
 //! A body is JSON only when its `Content-Type` says so: a page of another
 //! site may send `text/plain` without the browser asking anyone.
-
-use std::fmt::Write as _;
 
 use app::{ErrorBody, ErrorCode, HttpError, TaskId, TaskSpec};
 use axum::Json;
@@ -23,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::auth::{self, AccessToken};
-use super::schedules;
+use super::{kinds, schedules};
 
 /// The API routes. With `--token`, every one but `GET /healthz` requires
 /// `Authorization: Bearer <token>`; `GET /schedules` checks it itself, as
@@ -34,7 +33,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/tasks/{id}", get(read).delete(cancel))
         .route("/tasks/{id}/retry", post(retry))
         .route("/tasks/{id}/attempts", get(super::lookup::attempts))
-        .route("/kinds", get(kinds))
+        .route("/kinds", get(kinds::list))
+        .route("/kinds/{kind}/pause", post(kinds::pause))
+        .route("/kinds/{kind}/resume", post(kinds::resume))
         .route(
             "/schedules/{name}",
             put(schedules::put).delete(schedules::delete),
@@ -325,10 +326,6 @@ async fn retry(
     })
 }
 
-async fn kinds(State(state): State<AppState>) -> Json<Vec<String>> {
-    Json(state.kinds())
-}
-
 /// `200 ok`, or `503` with the reason while the server is degraded (its
 /// task store cannot write, say).
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -342,54 +339,16 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition of the scheduler's counters.
+/// The Prometheus text of this server's metrics (see [`crate::metrics`]),
+/// its gauges as of now.
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let s = state.dispatcher.stats().await?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP taskwire_tasks Tasks by status (scheduled/waiting/queued/running now; final ones since start)."
-    );
-    let _ = writeln!(out, "# TYPE taskwire_tasks gauge");
-    for (status, n) in [
-        ("scheduled", s.scheduled),
-        ("waiting", s.waiting),
-        ("queued", s.queued),
-        ("running", s.running),
-        ("succeeded", s.succeeded),
-        ("failed", s.failed),
-        ("cancelled", s.cancelled),
-        ("timed_out", s.timed_out),
-    ] {
-        let _ = writeln!(out, "taskwire_tasks{{status=\"{status}\"}} {n}");
-    }
-    let _ = writeln!(out, "# HELP taskwire_workers Connected workers.");
-    let _ = writeln!(out, "# TYPE taskwire_workers gauge");
-    let _ = writeln!(out, "taskwire_workers {}", s.workers.len());
-    let _ = writeln!(
-        out,
-        "# HELP taskwire_throughput_per_second Tasks finished per second, recent average."
-    );
-    let _ = writeln!(out, "# TYPE taskwire_throughput_per_second gauge");
-    let _ = writeln!(out, "taskwire_throughput_per_second {}", s.throughput_per_s);
-    let _ = writeln!(
-        out,
-        "# HELP taskwire_worker_tasks_done Tasks each worker ran to the end."
-    );
-    let _ = writeln!(out, "# TYPE taskwire_worker_tasks_done counter");
-    for w in &s.workers {
-        let _ = writeln!(
-            out,
-            "taskwire_worker_tasks_done{{worker=\"{}\"}} {}",
-            w.id, w.tasks_done
-        );
-    }
+    let stats = state.dispatcher.stats().await?;
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        state.metrics.render(&stats),
     )
         .into_response())
 }

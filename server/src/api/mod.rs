@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod http;
 pub mod lookup;
+pub mod kinds;
 pub mod origin;
 pub mod publish;
 pub mod schedules;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub schedules: crate::schedules::Schedules,
     /// Where `list` and attempts are read.
     pub lookup: crate::lookup::Lookup,
+    /// What `GET /metrics` shows.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A task's page for a browser (`GET /tasks/{id}` with `Accept:
