@@ -127,6 +127,9 @@ fn backend(state: &AppState, trusted: bool) -> Backend {
                 }
             })
         }),
+        // Wired to the server's lookups once they exist (branch ops-store).
+        list: Arc::new(|_| Box::pin(async { None })),
+        attempts: Arc::new(|_| Box::pin(async { None })),
     }
 }
 

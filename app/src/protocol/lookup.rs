@@ -146,10 +146,10 @@ impl ListQuery {
             .as_ref()
             .is_some_and(|k| k.chars().count() > MAX_KEY_CHARS + 1)
         {
-            return Err(
-                ErrorBody::invalid(format!("key must be at most {MAX_KEY_CHARS} characters"))
-                    .with_field(Field::from_name("key")),
-            );
+            return Err(ErrorBody::invalid(format!(
+                "key must be at most {MAX_KEY_CHARS} characters"
+            ))
+            .with_field(Field::from_name("key")));
         }
         let limit = match given("limit")? {
             None => DEFAULT_LIST_LIMIT,

@@ -1,5 +1,6 @@
 //! `/tasks/{id}`: one task, rendered on the server (the no-JS form's `303`
-//! lands here), live after hydration.
+//! lands here), live after hydration, with its attempts and, once it
+//! failed, was cancelled or timed out, a Retry button.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -7,6 +8,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::live::{Live, short_id};
 use super::load_task;
+use super::task_ops::TaskOps;
 use super::task_view::TaskDetail;
 use crate::protocol::TaskId;
 
@@ -37,8 +39,9 @@ pub fn TaskPage() -> impl IntoView {
                         Effect::new(move |_| live.follow(initial.clone()));
                         view! {
                             <Title text=title/>
-                            <TaskDetail initial=t/>
-                            <p><a href="/">"← Console"</a></p>
+                            <TaskDetail initial=t.clone()/>
+                            <TaskOps initial=t/>
+                            <p class="back"><a href="/tasks">"← Tasks"</a>" · "<a href="/">"Console"</a></p>
                         }
                         .into_any()
                     }
@@ -46,7 +49,7 @@ pub fn TaskPage() -> impl IntoView {
                         <Title text="No such task · Taskwire"/>
                         <h1>"No such task"</h1>
                         <p class="empty">"The server has no task with this id (it may have been pruned)."</p>
-                        <p><a href="/">"← Console"</a></p>
+                        <p class="back"><a href="/tasks">"← Tasks"</a>" · "<a href="/">"Console"</a></p>
                     }
                     .into_any(),
                 }
