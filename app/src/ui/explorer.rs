@@ -386,7 +386,7 @@ pub fn summary(task: &Task) -> String {
 fn ExplorerRow(initial: Task) -> impl IntoView {
     let live = Live::get();
     let id = initial.id;
-    let task = Memo::new(move |_| live.row(id).unwrap_or_else(|| initial.clone()));
+    let task = live.current(initial);
     move || {
         let t = task.get();
         let status = t.status;

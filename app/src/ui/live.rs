@@ -397,6 +397,14 @@ impl Live {
         self.book.with_value(|b| b.get(&id).cloned())
     }
 
+    /// A task's current state, `initial` until this page knows it (a
+    /// task's page, an explorer row); a memo, so readers re-run only when
+    /// the task changes.
+    pub fn current(self, initial: Task) -> Memo<Task> {
+        let id = initial.id;
+        Memo::new(move |_| self.row(id).unwrap_or_else(|| initial.clone()))
+    }
+
     /// Up to `limit` ids for `filter`, newest first, and the total matching.
     pub fn visible(self, filter: Filter, limit: usize) -> (Vec<TaskId>, usize) {
         self.list.track();

@@ -51,8 +51,7 @@ pub fn retryable(status: TaskStatus) -> bool {
 pub fn TaskOps(initial: Task) -> impl IntoView {
     let live = Live::get();
     let id = initial.id;
-    let fallback = initial.clone();
-    let task = Memo::new(move |_| live.row(id).unwrap_or_else(|| fallback.clone()));
+    let task = live.current(initial);
     let status = Memo::new(move |_| task.with(|t| t.status));
     view! {
         {move || retryable(status.get()).then(|| view! { <RetryButton id/> })}
