@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::{
-    Ack, Batch, ErrorBody, ProgressEvent, Schedule, SchedulesEvent, Stats, StatusEvent, Task,
-    TaskId, TaskRef, TaskSpec, events,
+    Ack, Batch, ErrorBody, ListPage, ProgressEvent, Schedule, SchedulesEvent, Stats, StatusEvent,
+    Task, TaskId, TaskRef, TaskSpec, events,
 };
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
@@ -260,6 +260,16 @@ impl Client {
         self.ack(events::UNSCHEDULE, json!({ "name": name }))
             .await
             .map(drop)
+    }
+
+    /// `list`: one page of every client's tasks, newest first.
+    pub async fn list(&self, query: Value) -> Result<ListPage, ClientError> {
+        let raw = self.request(events::LIST, query).await?;
+        if raw.get("ok") == Some(&Value::Bool(true)) {
+            return decode(raw);
+        }
+        decode::<Ack>(raw)?.into_result()?;
+        Err(ClientError::Malformed("list ack without ok".into()))
     }
 
     /// The next push, or `None` once the connection is gone.

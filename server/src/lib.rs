@@ -8,6 +8,7 @@
 //! - [`startup`]: `Application::build` wires everything on one port;
 //! - [`serve`]: the accept loop and the limits of each connection;
 //! - [`api`]: Socket.IO handlers and HTTP routes, thin edges;
+//! - [`lookup`]: `list` pages and attempts, from wherever tasks are kept;
 //! - [`scheduler`]: the actor that owns tasks, queues, slots and timers;
 //! - [`schedules`]: recurring schedules: the actor that fires them;
 //! - [`pool`]: worker processes: framing, spawning, supervision, the worker side;
@@ -29,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod kinds;
+pub mod lookup;
 pub mod pool;
 pub mod remote;
 pub mod scheduler;

@@ -285,6 +285,7 @@ mod tests {
             task_page: None,
             schedules_page: None,
             schedules: crate::schedules::Schedules::unsupported(),
+            lookup: Default::default(),
         };
         let options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)

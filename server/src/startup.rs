@@ -135,6 +135,7 @@ impl Application {
             task_page: site.clone().map(site::task_pages),
             schedules_page: site.clone().map(site::schedules_pages),
             schedules,
+            lookup: Default::default(),
         };
         let api = http::routes(&state)
             .with_state(state.clone())
@@ -194,6 +195,7 @@ impl Application {
                     side,
                     health: health.clone(),
                 };
+                state.lookup.from_cluster(db.clone());
                 schedules_kept = Keep::Cluster(db);
                 (backing, None, publisher)
             }
@@ -201,6 +203,7 @@ impl Application {
                 let (durable, dir) = open_store(&settings, addr, &state.registry, health)?;
                 let backing = match durable {
                     Some(durable) => {
+                        state.lookup.from_store(durable.store.clone());
                         schedules_kept = Keep::Store(durable.store.clone());
                         Backing::Durable(durable)
                     }

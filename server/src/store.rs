@@ -14,9 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread;
 
-use app::{Task, TaskId, TaskStatus};
+use app::{Attempt, Task, TaskId, TaskStatus};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
+
+mod lookup;
+mod schema;
+
+pub use schema::SchemaError;
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,8 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("the task database {path} cannot be used: {source}")]
+    Schema { path: PathBuf, source: SchemaError },
     #[error("task {id} in the database is unreadable: {source}")]
     Row {
         id: String,
@@ -64,7 +71,8 @@ pub struct StoredSchedule {
     pub body: String,
 }
 
-/// One write: the task's current snapshot, or its removal; or a
+/// One write: the task's current snapshot, or its removal (its attempts
+/// with it); an attempt that ended while its task went on; or a
 /// schedule's (see [`crate::schedules`]).
 #[derive(Debug)]
 pub enum Write {
@@ -73,9 +81,17 @@ pub enum Write {
         seq: u64,
         status: TaskStatus,
         finished_at: Option<i64>,
+        /// Written with the task's first snapshot; never change.
+        kind: String,
+        key: Option<String>,
         body: String,
     },
     Delete(TaskId),
+    PutAttempt {
+        id: TaskId,
+        attempt: u32,
+        body: String,
+    },
     PutSchedule {
         name: String,
         body: String,
@@ -91,7 +107,18 @@ impl Write {
             seq,
             status: task.status,
             finished_at: task.finished_at.map(|t| t.millis()),
+            kind: task.kind.clone(),
+            key: task.key.clone(),
             body: serde_json::to_string(task)?,
+        })
+    }
+
+    /// The write that stores an attempt of task `id` that ended.
+    pub fn put_attempt(id: TaskId, attempt: &Attempt) -> Result<Self, serde_json::Error> {
+        Ok(Self::PutAttempt {
+            id,
+            attempt: attempt.attempt,
+            body: serde_json::to_string(attempt)?,
         })
     }
 }
@@ -106,12 +133,14 @@ struct ReadJob {
     done: oneshot::Sender<Result<Option<Task>, String>>,
 }
 
-/// Handle to the store's threads: one writer (group commit) and one
-/// reader (finished tasks whose payloads are no longer held in memory).
+/// Handle to the store's threads: one writer (group commit), one reader
+/// (finished tasks whose payloads are no longer held in memory), and one
+/// for lookups (`list`, attempts), so a long page never delays a read.
 #[derive(Clone)]
 pub struct Store {
     jobs: std_mpsc::Sender<Job>,
     reads: std_mpsc::Sender<ReadJob>,
+    lookups: std_mpsc::Sender<lookup::Job>,
     file: FileIdentity,
 }
 
@@ -179,7 +208,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(open_err)?;
+        let mut conn = Connection::open(&path).map_err(open_err)?;
         conn.execute_batch(
             // WAL + FULL: a commit is on disk when it returns. A large page
             // cache and rarer checkpoints keep the writer thread's CPU low
@@ -188,27 +217,24 @@ impl Store {
              PRAGMA synchronous = FULL;
              PRAGMA cache_size = -65536;
              PRAGMA wal_autocheckpoint = 8192;
-             PRAGMA temp_store = MEMORY;
-             CREATE TABLE IF NOT EXISTS tasks (
-                 id          BLOB PRIMARY KEY,
-                 seq         INTEGER NOT NULL,
-                 status      TEXT NOT NULL,
-                 finished_at INTEGER,
-                 body        TEXT NOT NULL
-             ) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);
-             CREATE TABLE IF NOT EXISTS schedules (
-                 name TEXT PRIMARY KEY,
-                 body TEXT NOT NULL
-             ) WITHOUT ROWID;",
+             PRAGMA temp_store = MEMORY;",
         )
         .map_err(open_err)?;
+        schema::upgrade(&mut conn).map_err(|source| match source {
+            SchemaError::Sqlite(source) => open_err(source),
+            source => StoreError::Schema {
+                path: path.clone(),
+                source,
+            },
+        })?;
         let tasks = load(&conn)?;
         let file = FileIdentity::of(&path).map_err(dir_err)?;
         // WAL lets this connection read while the writer commits.
         let reader = Connection::open(&path).map_err(open_err)?;
+        let looker = Connection::open(&path).map_err(open_err)?;
         let (jobs, rx) = std_mpsc::channel();
         let (reads, read_rx) = std_mpsc::channel();
+        let (lookups, lookup_rx) = std_mpsc::channel();
         let writer_file = file.clone();
         thread::Builder::new()
             .name("taskwire-store".into())
@@ -218,7 +244,17 @@ impl Store {
             .name("taskwire-store-read".into())
             .spawn(move || read_loop(reader, read_rx))
             .map_err(dir_err)?;
-        Ok((Self { jobs, reads, file }, tasks))
+        thread::Builder::new()
+            .name("taskwire-store-lookup".into())
+            .spawn(move || lookup::serve(looker, lookup_rx))
+            .map_err(dir_err)?;
+        let store = Self {
+            jobs,
+            reads,
+            lookups,
+            file,
+        };
+        Ok((store, tasks))
     }
 
     /// Whether the database is still the file opened at start (see
@@ -350,11 +386,17 @@ fn apply<'a>(
     let tx = conn.transaction()?;
     {
         let mut put = tx.prepare_cached(
-            "INSERT INTO tasks (id, seq, status, finished_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO tasks (id, seq, status, finished_at, body, kind, key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (id) DO UPDATE SET
                  status = excluded.status, finished_at = excluded.finished_at, body = excluded.body",
         )?;
         let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
+        let mut delete_attempts = tx.prepare_cached("DELETE FROM attempts WHERE task = ?1")?;
+        let mut put_attempt = tx.prepare_cached(
+            "INSERT INTO attempts (task, attempt, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (task, attempt) DO UPDATE SET body = excluded.body",
+        )?;
         let mut put_schedule = tx.prepare_cached(
             "INSERT INTO schedules (name, body) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET body = excluded.body",
@@ -367,6 +409,8 @@ fn apply<'a>(
                     seq,
                     status,
                     finished_at,
+                    kind,
+                    key,
                     body,
                 } => {
                     put.execute(params![
@@ -374,11 +418,17 @@ fn apply<'a>(
                         i64::try_from(*seq).unwrap_or(i64::MAX),
                         status.as_str(),
                         finished_at,
-                        body
+                        body,
+                        kind,
+                        key
                     ])?;
                 }
                 Write::Delete(id) => {
                     delete.execute(params![id.0.as_bytes().as_slice()])?;
+                    delete_attempts.execute(params![id.0.as_bytes().as_slice()])?;
+                }
+                Write::PutAttempt { id, attempt, body } => {
+                    put_attempt.execute(params![id.0.as_bytes().as_slice(), attempt, body])?;
                 }
                 Write::PutSchedule { name, body } => {
                     put_schedule.execute(params![name, body])?;

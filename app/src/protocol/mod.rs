@@ -37,4 +37,6 @@ pub use task::*;
 pub use worker::*;
 
 #[cfg(test)]
+mod lookup_tests;
+#[cfg(test)]
 mod tests;

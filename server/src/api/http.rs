@@ -1,5 +1,6 @@
 //! HTTP routes: `POST /tasks` (JSON → `202`, no-JS form → `303`),
-//! `GET /tasks/{id}`, `DELETE /tasks/{id}`, `GET /kinds`, `GET /healthz`,
+//! `GET /tasks/{id}`, `DELETE /tasks/{id}`, the lookups (see
+//! [`super::lookup`]), `GET /kinds`, `GET /healthz`,
 //! `GET /metrics`, and the schedules' routes (see [`super::schedules`]).
 //! Bodies are the task itself; errors are `{"error": {"code", "message"}}`
 //! with the status of their code.
@@ -29,9 +30,10 @@ use super::schedules;
 /// a browser gets the schedules page there (see [`schedules_index`]).
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/tasks", post(create))
+        .route("/tasks", post(create).get(super::lookup::list))
         .route("/tasks/{id}", get(read).delete(cancel))
         .route("/tasks/{id}/retry", post(retry))
+        .route("/tasks/{id}/attempts", get(super::lookup::attempts))
         .route("/kinds", get(kinds))
         .route(
             "/schedules/{name}",
@@ -246,7 +248,7 @@ async fn create(
 }
 
 /// A task id from the path; anything that is not a UUID names no task.
-fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
+pub(super) fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
     raw.parse().map_err(|_| {
         ApiError(ErrorBody::new(
             ErrorCode::NotFound,

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod lookup;
 pub mod origin;
 pub mod publish;
 pub mod schedules;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub schedules_page: Option<SchedulesPage>,
     /// The recurring schedules (refusing everything in cluster mode).
     pub schedules: crate::schedules::Schedules,
+    /// Where `list` and attempts are read.
+    pub lookup: crate::lookup::Lookup,
 }
 
 /// A task's page for a browser (`GET /tasks/{id}` with `Accept:

@@ -1,6 +1,6 @@
 //! Socket.IO namespace `/`: `task`, `tasks`, `subscribe`, `unsubscribe`,
-//! `cancel`, `retry`, `dashboard`, and the schedules' events (see
-//! [`super::schedules`]). A bad payload gets an error ack and nothing else:
+//! `cancel`, `retry`, `dashboard`, `list` (see [`super::lookup`]) and the
+//! schedules' events (see [`super::schedules`]). A bad payload gets an error ack and nothing else:
 //! the socket stays connected and no other task is touched.
 
 use std::sync::Arc;
@@ -49,6 +49,7 @@ pub async fn register<A: Adapter>(
     socket.on(events::UNSUBSCRIBE, on_unsubscribe::<A>);
     socket.on(events::CANCEL, on_cancel::<A>);
     socket.on(events::RETRY, on_retry::<A>);
+    super::lookup::register(&socket);
     socket.on(events::SCHEDULE, schedules::on_schedule::<A>);
     socket.on(events::SCHEDULES, schedules::on_schedules::<A>);
     socket.on(events::UNSCHEDULE, schedules::on_unschedule::<A>);

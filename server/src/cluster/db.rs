@@ -194,6 +194,7 @@ macro_rules! failed_by_verdict {
 mod claim;
 mod deps;
 mod due;
+mod lookup;
 mod submit;
 pub use deps::Resolved;
 pub use due::Promoted;

@@ -103,6 +103,16 @@ impl Scheduler {
                 self.table.settle(id, TaskStatus::Failed, None, Some(error));
             } else {
                 requeued += 1;
+                let error = ErrorBody::new(
+                    ErrorCode::WorkerLost,
+                    format!("the server stopped during attempt {attempt}"),
+                );
+                // Only a durable store restores: its attempts are written.
+                if let Some(ended) = self.table.get(&id).and_then(|e| {
+                    crate::lookup::ended_attempt(&e.task, app::AttemptOutcome::WorkerLost, error)
+                }) {
+                    self.outbox.attempts.push((id, ended));
+                }
                 self.table.requeue(id, true);
             }
         }
@@ -236,6 +246,8 @@ impl Scheduler {
             Command::Cancel { id, reply } => self.cancel(id, reply).await,
             Command::Stats { reply } if self.cluster.is_some() => self.cluster_stats(Some(reply)),
             Command::Stats { reply } => reply.send(Ok(self.stats())),
+            Command::List { query, reply } => self.reply_list(query, reply),
+            Command::Attempts { id, reply } => self.reply_attempts(id, reply),
             Command::Signal(signal) => self.on_signal(signal).await,
             Command::Drain { grace, done } => {
                 tracing::info!(

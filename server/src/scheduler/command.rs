@@ -135,6 +135,16 @@ pub enum Command {
     Cancel { id: TaskId, reply: TaskReply },
     /// Counters and workers.
     Stats { reply: StatsReply },
+    /// A page of `list` (in-memory server).
+    List {
+        query: app::ListQuery,
+        reply: super::lookups::ListReply,
+    },
+    /// A task's attempts (in-memory server).
+    Attempts {
+        id: TaskId,
+        reply: super::lookups::AttemptsReply,
+    },
     /// A worker is ready for tasks.
     WorkerUp(WorkerLink),
     /// A worker is gone; what it ran goes back to the queue.
@@ -166,6 +176,8 @@ impl Command {
             | Self::Cancel { reply, .. } => reply.error(error),
             Self::Unsubscribe { reply, .. } => reply.send(Err(error)),
             Self::Stats { reply } => reply.send(Err(error)),
+            Self::List { reply, .. } => reply.send(Err(error)),
+            Self::Attempts { reply, .. } => reply.send(Err(error)),
             // Their senders see the closed channel themselves.
             Self::WorkerUp(_)
             | Self::WorkerDown { .. }
@@ -247,7 +259,7 @@ impl Dispatcher {
     }
 }
 
-fn stopped() -> ErrorBody {
+pub(super) fn stopped() -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, "the scheduler has stopped")
 }
 

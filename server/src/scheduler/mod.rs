@@ -22,6 +22,7 @@
 //! - `outbox`: commits to the store, and pushes that wait for them;
 //! - `retention`: finished tasks' results, payloads and pruning;
 //! - `stats`: counters and the `stats` push;
+//! - `lookups`: `list` and attempts in memory, and recording attempts;
 //! - `ports`: the traits workers, clients, rooms and the cluster are
 //!   reached through;
 //! - `cluster`: one node of a cluster (the queue in the database).
@@ -33,6 +34,7 @@ mod config;
 mod dispatch;
 mod lifecycle;
 mod limits;
+mod lookups;
 mod outbox;
 mod pending;
 mod ports;
@@ -109,7 +111,7 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     let mut actor = Scheduler::new(config, publisher, node);
     match backing {
-        Backing::Memory => {}
+        Backing::Memory => actor.table.keep_lookups(),
         Backing::Durable(durable) => {
             actor.restore(durable.recovered, &*durable.classify);
             actor.outbox.store = Some(durable.store);

@@ -30,6 +30,9 @@ pub(super) struct CommitDone {
     deferred: Vec<Deferred>,
     written: Vec<TaskId>,
     deleted: Vec<TaskId>,
+    /// Attempts that ended while their task went on (written again by a
+    /// later commit if this one failed).
+    attempts: Vec<lookups::RecordedAttempt>,
     /// Cluster writes not about a held task (give-backs).
     fenced: Vec<Fenced>,
     /// Commits are numbered in the order they started.
@@ -85,6 +88,8 @@ pub(super) struct Outbox {
     pub(super) dirty: Vec<TaskId>,
     /// Tasks to remove from the store at the next commit (retention).
     pub(super) deletes: Vec<TaskId>,
+    /// Attempts to store at the next commit (see `lookups`).
+    pub(super) attempts: Vec<lookups::RecordedAttempt>,
     pub(super) deferred: Vec<Deferred>,
     /// Commits under way, oldest first, with what waits for each.
     pub(super) commits: FuturesOrdered<PendingCommit>,
@@ -175,6 +180,7 @@ impl Scheduler {
         if self.outbox.dirty.is_empty()
             && self.outbox.deletes.is_empty()
             && self.outbox.deferred.is_empty()
+            && self.outbox.attempts.is_empty()
         {
             return;
         }
@@ -189,6 +195,15 @@ impl Scheduler {
                         written.push(id);
                     }
                     Err(err) => tracing::error!(task = %id, error = %err, "cannot serialize task"),
+                }
+            }
+        }
+        let attempts = std::mem::take(&mut self.outbox.attempts);
+        for (id, attempt) in &attempts {
+            match Write::put_attempt(*id, attempt) {
+                Ok(w) => writes.push(w),
+                Err(err) => {
+                    tracing::error!(task = %id, error = %err, "cannot serialize an attempt")
                 }
             }
         }
@@ -208,6 +223,7 @@ impl Scheduler {
                     deferred,
                     written,
                     deleted,
+                    attempts,
                     generation,
                     fenced: Vec::new(),
                 }
@@ -257,6 +273,7 @@ impl Scheduler {
                     deferred,
                     written,
                     deleted: Vec::new(),
+                    attempts: Vec::new(),
                     generation,
                     fenced,
                 }
@@ -274,6 +291,7 @@ impl Scheduler {
             deferred,
             written,
             deleted,
+            attempts,
             generation,
             fenced,
         } = done;
@@ -285,6 +303,7 @@ impl Scheduler {
             Ok(committed) => committed,
             Err(e) => {
                 self.outbox.fenced.extend(fenced);
+                self.outbox.attempts.extend(attempts);
                 return self.commit_failed(&e, deferred, written, deleted).await;
             }
         };

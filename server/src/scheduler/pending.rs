@@ -245,21 +245,22 @@ impl Scheduler {
         }
         let wait = backoff(task.backoff_ms, task.attempt);
         let run_at = Timestamp::now().plus_millis(wait.as_millis() as u64);
+        self.attempt_ended(id, lookups::retried_outcome(error), error.clone());
         let Some(Left { timer, worker }) = self.table.reschedule(id, run_at) else {
             return false;
         };
         if let Some(key) = timer {
             self.timers.remove(&key);
         }
-        if let Some(worker) = worker
-            && let Some(w) = self.workers.iter_mut().find(|w| w.id == worker)
+        if let Some(worker) = &worker
+            && let Some(w) = self.workers.iter_mut().find(|w| w.id == *worker)
         {
             w.tasks_done += 1;
         }
         tracing::debug!(task = %id, code = %error.code, ?wait, "attempt failed; retrying later");
         if self.cluster.is_some() {
             // Any node may run the retry: it waits in the database.
-            self.give_back_scheduled(id).await;
+            self.give_back_scheduled(id, error.clone(), worker).await;
             return true;
         }
         self.arm_due(id);

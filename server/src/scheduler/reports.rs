@@ -84,6 +84,11 @@ impl Scheduler {
                     .await;
                 continue;
             }
+            let e = ErrorBody::new(
+                ErrorCode::WorkerLost,
+                format!("worker {id} was lost on attempt {}", entry.task.attempt),
+            );
+            self.attempt_ended(task_id, app::AttemptOutcome::WorkerLost, e);
             self.requeue(task_id, true).await;
         }
     }

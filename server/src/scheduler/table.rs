@@ -18,6 +18,11 @@ use super::retention::{Payload, payload_bytes, strip_payload};
 use super::stats::Counters;
 use crate::kinds::Class;
 
+mod index;
+mod prune;
+
+use index::{Lookups, indexed, set_status, unindexed};
+
 /// One task and what the scheduler needs to know about it.
 pub(super) struct Entry {
     pub task: Task,
@@ -67,6 +72,8 @@ pub(super) struct TaskTable {
     unfinished: HashMap<ClientId, usize>,
     /// Payload bytes of the finished tasks kept in memory (no store).
     kept_bytes: usize,
+    /// `list` and attempts, on an in-memory server only (see `index`).
+    lookups: Option<Box<Lookups>>,
 }
 
 fn queue_index(class: Class) -> usize {
@@ -222,6 +229,7 @@ impl TaskTable {
             }
             _ => {}
         }
+        indexed(&mut self.lookups, &task, seq);
         let entry = Entry {
             task,
             class,
@@ -275,7 +283,7 @@ impl TaskTable {
             TaskStatus::Waiting => self.waiting -= 1,
             _ => return false,
         }
-        entry.task.status = TaskStatus::Queued;
+        set_status(&mut self.lookups, entry, TaskStatus::Queued);
         self.queued += 1;
         self.queues[queue_index(entry.class)].push(
             &entry.task.kind,
@@ -297,7 +305,7 @@ impl TaskTable {
         else {
             return false;
         };
-        entry.task.status = TaskStatus::Waiting;
+        set_status(&mut self.lookups, entry, TaskStatus::Waiting);
         self.scheduled -= 1;
         self.waiting += 1;
         true
@@ -326,8 +334,8 @@ impl TaskTable {
             TaskStatus::Queued => self.queued += 1,
             _ => self.scheduled += 1,
         }
+        set_status(&mut self.lookups, entry, status);
         let task = &mut entry.task;
-        task.status = status;
         task.started_at = None;
         task.progress = None;
         let left = Left {
@@ -377,8 +385,8 @@ impl TaskTable {
             .filter(|e| e.task.status == TaskStatus::Queued)?;
         self.queued -= 1;
         self.running += 1;
+        set_status(&mut self.lookups, entry, TaskStatus::Running);
         let task = &mut entry.task;
-        task.status = TaskStatus::Running;
         task.attempt += 1;
         task.worker = Some(worker);
         task.started_at = Some(Timestamp::now());
@@ -441,8 +449,8 @@ impl TaskTable {
         };
         let owner = entry.owner.take();
         let timer = entry.timer.take();
+        set_status(&mut self.lookups, entry, status);
         let task = &mut entry.task;
-        task.status = status;
         task.output = output;
         task.error = error;
         task.finished_at = Some(Timestamp::now());
@@ -463,6 +471,7 @@ impl TaskTable {
             self.stopped_running(id);
         }
         let mut entry = *self.tasks.remove(&id)?;
+        unindexed(&mut self.lookups, &entry.task, entry.seq);
         if let Some(key) = &entry.task.key
             && self.keys.get(key) == Some(&id)
         {
@@ -519,67 +528,5 @@ impl TaskTable {
             Some(_) => self.keyed_finished.push_back(id),
             None => self.finished.push_back(id),
         }
-    }
-
-    /// Drops the oldest finished tasks while there are more than `count`,
-    /// their kept payloads take more than `bytes`, or they finished before
-    /// `oldest_kept` (ms since the epoch); returns their ids. Tasks with an
-    /// idempotency key are kept while they finished at or after
-    /// `keys_since`, whatever the rest says.
-    pub fn prune(
-        &mut self,
-        count: usize,
-        bytes: usize,
-        oldest_kept: i64,
-        keys_since: i64,
-    ) -> Vec<TaskId> {
-        let mut dropped = self.prune_keyed(count, oldest_kept, keys_since);
-        while let Some(&old) = self.finished.front() {
-            let too_many = self.finished.len() > count || self.kept_bytes > bytes;
-            let too_old = self
-                .tasks
-                .get(&old)
-                .and_then(|e| e.task.finished_at)
-                .is_none_or(|t| t.millis() < oldest_kept);
-            if !too_many && !too_old {
-                break;
-            }
-            self.finished.pop_front();
-            if let Some(Payload::Kept(b)) = self.tasks.remove(&old).map(|e| e.payload) {
-                self.kept_bytes -= b;
-            }
-            dropped.push(old);
-        }
-        dropped
-    }
-
-    /// Drops the oldest finished tasks with a key once out of the dedup
-    /// window and also too many or too old.
-    fn prune_keyed(&mut self, count: usize, oldest_kept: i64, keys_since: i64) -> Vec<TaskId> {
-        let mut dropped = Vec::new();
-        while let Some(&old) = self.keyed_finished.front() {
-            let finished = self
-                .tasks
-                .get(&old)
-                .and_then(|e| e.task.finished_at)
-                .map_or(i64::MIN, |t| t.millis());
-            let too_many = self.keyed_finished.len() > count;
-            if finished >= keys_since || (!too_many && finished >= oldest_kept) {
-                break;
-            }
-            self.keyed_finished.pop_front();
-            if let Some(entry) = self.tasks.remove(&old) {
-                if let Payload::Kept(b) = entry.payload {
-                    self.kept_bytes -= b;
-                }
-                if let Some(key) = &entry.task.key
-                    && self.keys.get(key) == Some(&old)
-                {
-                    self.keys.remove(key);
-                }
-            }
-            dropped.push(old);
-        }
-        dropped
     }
 }

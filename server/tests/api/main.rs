@@ -19,6 +19,7 @@ mod errors;
 mod http;
 mod kinds;
 mod lifecycle;
+mod lookup;
 mod net;
 mod origin;
 mod pool;

@@ -165,12 +165,14 @@ async fn insert_tasks(
     has_dependents.resize(tasks.len(), false);
     sqlx::query(
         "INSERT INTO tasks (id, kind, priority, max_attempts, status, run_at, finished_at,
-                            error, has_dependents, concurrency_key, concurrency_limit, body)
+                            error, has_dependents, concurrency_key, concurrency_limit, key,
+                            body)
          SELECT (b->>'id')::uuid, b->>'kind', (b->>'priority')::int,
                 (b->>'max_attempts')::int, b->>'status', ($2::timestamptz[])[n],
                 ($3::timestamptz[])[n],
                 CASE WHEN json_typeof(b->'error') = 'object' THEN b->'error' END,
-                ($4::bool[])[n], b->>'concurrency_key', (b->>'concurrency_limit')::int, b
+                ($4::bool[])[n], b->>'concurrency_key', (b->>'concurrency_limit')::int,
+                b->>'key', b
          FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
          ORDER BY n",
     )

@@ -100,10 +100,20 @@ impl Scheduler {
     /// database: the task leaves this node (stored `scheduled`, its
     /// attempt fenced), then `scheduled` is pushed and every node is told
     /// when it is due.
-    pub(in crate::scheduler) async fn give_back_scheduled(&mut self, id: TaskId) {
-        let Some(entry) = self.table.withdraw(id) else {
+    pub(in crate::scheduler) async fn give_back_scheduled(
+        &mut self,
+        id: TaskId,
+        error: ErrorBody,
+        worker: Option<WorkerId>,
+    ) {
+        let Some(mut entry) = self.table.withdraw(id) else {
             return;
         };
+        // The attempt's error and worker go with the write; the database
+        // moves them to the attempt it records (migration 0007) and clears
+        // them from the task.
+        entry.task.error = Some(error);
+        entry.task.worker = worker;
         let run_at = entry.task.run_at.unwrap_or_else(Timestamp::now);
         let ev = status_of(&entry.task);
         self.outbox.fenced.push(Fenced::Put(entry.task));
