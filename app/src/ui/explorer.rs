@@ -156,7 +156,7 @@ fn Filters(view: Explore) -> impl IntoView {
             <div class="row">
                 <label for="filter-key">"Key"</label>
                 <input id="filter-key" name="key" type="search" placeholder="report:42 or report:*"
-                    prop:value=move || key.get() on:input=move |ev| key.set(event_target_value(&ev))/>
+                    value=view.key.clone() prop:value=move || key.get() on:input=move |ev| key.set(event_target_value(&ev))/>
             </div>
             <div class="row">
                 <label for="filter-limit">"Per page"</label>
@@ -176,7 +176,7 @@ fn Filters(view: Explore) -> impl IntoView {
         <form id="explorer-find" class="find-form" method="get" action="/tasks" on:submit=find>
             <label for="find-id">"Find by id"</label>
             <input id="find-id" name="id" type="search" spellcheck="false" autocomplete="off"
-                placeholder="0190a5c3-…" prop:value=move || id.get()
+                placeholder="0190a5c3-…" value=view.id.clone() prop:value=move || id.get()
                 on:input=move |ev| id.set(event_target_value(&ev))/>
             <button type="submit" class="secondary" id="find-button">"Find"</button>
         </form>

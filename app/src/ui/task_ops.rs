@@ -1,7 +1,8 @@
 //! What a task's page adds to its detail: the Retry button (a failed,
 //! cancelled or timed-out task runs again as a new task, whose page opens)
-//! and the table of its attempts (`GET /tasks/{id}/attempts`), read again
-//! whenever the task's status or attempt changes (pushes, not a timer).
+//! and the table of its attempts (read with the task while the page is
+//! rendered; in the browser `GET /tasks/{id}/attempts` again whenever the
+//! task's status or attempt changes: pushes, not a timer).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -11,7 +12,7 @@ use super::live::{Live, short_id};
 use super::load_attempts;
 use super::task_view::{TaskLink, duration};
 use super::when::utc_time;
-use crate::protocol::{Attempt, AttemptOutcome, Task, TaskId, TaskStatus};
+use crate::protocol::{Attempt, AttemptOutcome, Attempts, Task, TaskId, TaskStatus};
 
 /// The outcome as the table shows it.
 pub fn outcome_label(outcome: AttemptOutcome) -> &'static str {
@@ -46,16 +47,16 @@ pub fn retryable(status: TaskStatus) -> bool {
 }
 
 /// The Retry button of a finished task that may run again, and the
-/// attempts of `initial` (kept current by the page's live state).
+/// attempts of `initial` (`attempts` as read with it).
 #[component]
-pub fn TaskOps(initial: Task) -> impl IntoView {
+pub fn TaskOps(initial: Task, attempts: Option<Attempts>) -> impl IntoView {
     let live = Live::get();
     let id = initial.id;
     let task = live.current(initial);
     let status = Memo::new(move |_| task.with(|t| t.status));
     view! {
         {move || retryable(status.get()).then(|| view! { <RetryButton id/> })}
-        <AttemptsTable id task/>
+        <AttemptsTable id task first=attempts/>
     }
 }
 
@@ -95,26 +96,34 @@ fn RetryButton(id: TaskId) -> impl IntoView {
     }
 }
 
-/// Every attempt of the task, oldest first; read again when the task's
-/// status or attempt number moves.
+/// Every attempt of the task, oldest first: `first` (as rendered), read
+/// again when the task's status or attempt number moves. (Not a resource:
+/// the page renders it with the task, so the server waits on one read.)
 #[component]
-fn AttemptsTable(id: TaskId, task: Memo<Task>) -> impl IntoView {
+fn AttemptsTable(id: TaskId, task: Memo<Task>, first: Option<Attempts>) -> impl IntoView {
+    let attempts = RwSignal::new(first);
     let moved = Memo::new(move |_| task.with(|t| (t.status, t.attempt)));
-    let attempts = Resource::new(move || (id, moved.get()), |(id, _)| load_attempts(id));
+    Effect::new(move |prev: Option<(TaskStatus, u32)>| {
+        let now = moved.get();
+        if prev.is_some_and(|p| p != now) {
+            spawn_local(async move {
+                if let Some(a) = load_attempts(id).await {
+                    attempts.set(Some(a));
+                }
+            });
+        }
+        now
+    });
     view! {
         <section class="attempts" aria-labelledby="attempts-title">
             <h3 id="attempts-title">"Attempts"</h3>
-            <Transition fallback=|| view! { <p class="empty">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match attempts.await {
-                        None => view! { <p class="empty">"The attempts could not be read."</p> }.into_any(),
-                        Some(a) if a.attempts.is_empty() => view! {
-                            <p class="empty" id="no-attempts">"Not started yet: no attempt."</p>
-                        }.into_any(),
-                        Some(a) => view! { <AttemptRows attempts=a.attempts/> }.into_any(),
-                    }
-                })}
-            </Transition>
+            {move || match attempts.get() {
+                None => view! { <p class="empty">"The attempts could not be read."</p> }.into_any(),
+                Some(a) if a.attempts.is_empty() => view! {
+                    <p class="empty" id="no-attempts">"Not started yet: no attempt."</p>
+                }.into_any(),
+                Some(a) => view! { <AttemptRows attempts=a.attempts/> }.into_any(),
+            }}
         </section>
     }
 }
