@@ -137,6 +137,7 @@ impl Application {
             local_workers: pool_config.workers > 0,
             task_page: site.clone().map(site::task_pages),
             schedules_page: site.clone().map(site::schedules_pages),
+            tasks_page: site.clone().map(site::tasks_pages),
             schedules,
             lookup: Default::default(),
             metrics: metrics.clone(),

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -25,11 +25,11 @@ use super::auth::{self, AccessToken};
 use super::{kinds, schedules};
 
 /// The API routes. With `--token`, every one but `GET /healthz` requires
-/// `Authorization: Bearer <token>`; `GET /schedules` checks it itself, as
-/// a browser gets the schedules page there (see [`schedules_index`]).
+/// `Authorization: Bearer <token>`; `GET /schedules` and `GET /tasks` check
+/// it themselves, as a browser gets a page there (see [`schedules_index`]).
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/tasks", post(create).get(super::lookup::list))
+        .route("/tasks", post(create))
         .route("/tasks/{id}", get(read).delete(cancel))
         .route("/tasks/{id}/retry", post(retry))
         .route("/tasks/{id}/attempts", get(super::lookup::attempts))
@@ -44,6 +44,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         // Only the routes above: health checks stay open.
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/schedules", get(schedules_index))
+        .route("/tasks", get(tasks_index))
         .route("/healthz", get(healthz))
 }
 
@@ -302,6 +303,25 @@ async fn schedules_index(
         return Ok(unauthorized());
     }
     schedules::list(State(state)).await
+}
+
+/// `GET /tasks`: for a browser, the task explorer when the web UI is
+/// built (served as the schedules page is); else the `list` page as JSON
+/// (see [`super::lookup::list`]), with the token as every API route.
+async fn tasks_index(
+    State(state): State<AppState>,
+    query: RawQuery,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if wants_html(req.headers())
+        && let Some(page) = state.tasks_page.clone()
+    {
+        return Ok(page(state, req).await);
+    }
+    if !state.token.allows(auth::bearer_token(req.headers())) {
+        return Ok(unauthorized());
+    }
+    super::lookup::list(State(state), query).await
 }
 
 async fn cancel(

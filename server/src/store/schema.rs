@@ -29,7 +29,7 @@ const TABLES: &str = "
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS paused_kinds (
         kind TEXT PRIMARY KEY
-    ) WITHOUT ROWID;
+    ) WITHOUT ROWID;";
 
 /// Version 1's additions to version 0 (after its columns exist).
 const LOOKUPS: &str = "
