@@ -4,8 +4,8 @@
 
 pub mod auth;
 pub mod http;
-pub mod lookup;
 pub mod kinds;
+pub mod lookup;
 pub mod origin;
 pub mod publish;
 pub mod schedules;
