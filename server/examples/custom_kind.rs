@@ -42,6 +42,6 @@ impl Handler for Upper {
     }
 }
 
-fn main() -> anyhow::Result<ExitCode> {
-    taskwire::cli::main_with(Registry::builtin().with(Upper))
+fn main() -> ExitCode {
+    taskwire::cli::report::main_or_report(Registry::builtin().with(Upper))
 }

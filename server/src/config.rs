@@ -232,6 +232,7 @@ impl Settings {
             exe,
             kinds: Vec::new(),
             id_prefix: String::new(),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 

@@ -15,6 +15,7 @@
 //! - [`store`]: the durable SQLite store (group commit, recovery);
 //! - [`cluster`]: cluster mode (PostgreSQL, Redis, leases and fencing);
 //! - [`health`]: healthy or degraded, for `GET /healthz`;
+//! - [`metrics`]: what `GET /metrics` shows (a Prometheus recorder per server);
 //! - [`kinds`]: the `Handler` trait, the registry and the built-in kinds;
 //! - [`client`]: a Rust Socket.IO client of the protocol (CLI, tests);
 //! - [`remote`]: the remote worker SDK (`taskwire remote-worker`);
@@ -31,6 +32,7 @@ pub mod config;
 pub mod health;
 pub mod kinds;
 pub mod lookup;
+pub mod metrics;
 pub mod pool;
 pub mod remote;
 pub mod scheduler;

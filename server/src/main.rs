@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<ExitCode> {
+fn main() -> ExitCode {
     // mimalloc asks for transparent huge pages, and the kernel then zeroes
     // 2 MiB at every first touch: while the task table grows that was a
     // fifth of the server's CPU time. Small pages fault in far cheaper.
@@ -22,5 +22,5 @@ fn main() -> anyhow::Result<ExitCode> {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    taskwire::cli::main_with(taskwire::Registry::builtin())
+    taskwire::cli::report::main_or_report(taskwire::Registry::builtin())
 }

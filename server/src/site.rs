@@ -21,7 +21,7 @@ use leptos_axum::{
     render_app_async_with_context,
 };
 
-use crate::api::{AppState, SchedulesPage, TaskPage, auth};
+use crate::api::{AppState, ExplorerPage, SchedulesPage, TaskPage, auth};
 
 /// The name cargo-leptos gives the site's JS, WASM and CSS files.
 pub const OUTPUT_NAME: &str = "taskwire";
@@ -33,6 +33,9 @@ const TASK_PAGE: &str = "/tasks/{id}";
 /// The schedules page's route, shared with `GET /schedules` as the task
 /// page's is.
 const SCHEDULES_PAGE: &str = "/schedules";
+
+/// The task explorer's route, shared with `GET /tasks` (`list` as JSON).
+const EXPLORER_PAGE: &str = "/tasks";
 
 /// The site's options, or `None` when the site has not been built.
 pub fn options(site_root: &Path, addr: SocketAddr) -> Option<LeptosOptions> {
@@ -100,6 +103,8 @@ fn backend(state: &AppState, trusted: bool) -> Backend {
     let for_kinds = state.clone();
     let dispatcher = state.dispatcher.clone();
     let schedules = state.schedules.clone();
+    let for_list = state.clone();
+    let for_attempts = state.clone();
     Backend {
         kinds: Arc::new(move || {
             if trusted {
@@ -126,6 +131,25 @@ fn backend(state: &AppState, trusted: bool) -> Backend {
                     }
                 }
             })
+        }),
+        list: Arc::new(move |query| {
+            let state = for_list.clone();
+            Box::pin(async move {
+                if !trusted {
+                    return None;
+                }
+                match state.lookup.list(&state.dispatcher, query).await {
+                    Ok(page) => Some(page),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list the tasks for a page");
+                        None
+                    }
+                }
+            })
+        }),
+        attempts: Arc::new(move |id| {
+            let state = for_attempts.clone();
+            Box::pin(async move { state.lookup.attempts(&state.dispatcher, id).await.ok() })
         }),
     }
 }
@@ -154,7 +178,7 @@ fn viewer_trusted(state: &AppState, request: Option<&Parts>) -> bool {
 pub fn router(options: LeptosOptions, state: &AppState) -> Router {
     let routes = generate_route_list(App)
         .into_iter()
-        .filter(|r| r.path() != TASK_PAGE && r.path() != SCHEDULES_PAGE)
+        .filter(|r| ![TASK_PAGE, SCHEDULES_PAGE, EXPLORER_PAGE].contains(&r.path()))
         .collect();
     let state = state.clone();
     let reload = reload_port(&options);
@@ -214,12 +238,18 @@ async fn task_page(
 
 /// The API's renderer of the schedules page (see [`SchedulesPage`]).
 pub fn schedules_pages(options: LeptosOptions) -> SchedulesPage {
-    Arc::new(move |state, req| Box::pin(schedules_page(state, options.clone(), req)))
+    Arc::new(move |state, req| Box::pin(viewer_page(state, options.clone(), req)))
 }
 
-/// `GET /schedules` from a browser: the page, with the schedules in it for
-/// a viewer who may see them (the API did not check the token).
-async fn schedules_page(state: AppState, options: LeptosOptions, req: Request) -> Response {
+/// The API's renderer of the task explorer (see [`ExplorerPage`]).
+pub fn tasks_pages(options: LeptosOptions) -> ExplorerPage {
+    Arc::new(move |state, req| Box::pin(viewer_page(state, options.clone(), req)))
+}
+
+/// `GET /schedules` or `GET /tasks` from a browser: the page, with the
+/// schedules or tasks in it for a viewer who may see them (the API did not
+/// check the token).
+async fn viewer_page(state: AppState, options: LeptosOptions, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let trusted = viewer_trusted(&state, Some(&parts));
     let backend = backend(&state, trusted);
@@ -281,8 +311,10 @@ mod tests {
             local_workers: false,
             task_page: None,
             schedules_page: None,
+            tasks_page: None,
             schedules: crate::schedules::Schedules::unsupported(),
             lookup: Default::default(),
+            metrics: Default::default(),
         };
         let options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)

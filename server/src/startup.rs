@@ -124,6 +124,9 @@ impl Application {
         let health = Health::default();
         let mut pool_config = settings.pool().context("cannot find the worker binary")?;
         pool_config.kinds = registry.kinds();
+        let metrics = crate::metrics::Metrics::new();
+        metrics.spawn_upkeep(shutdown.clone());
+        pool_config.metrics = metrics.clone();
         let state = AppState {
             dispatcher: dispatcher.clone(),
             health: health.clone(),
@@ -134,8 +137,10 @@ impl Application {
             local_workers: pool_config.workers > 0,
             task_page: site.clone().map(site::task_pages),
             schedules_page: site.clone().map(site::schedules_pages),
+            tasks_page: site.clone().map(site::tasks_pages),
             schedules,
             lookup: Default::default(),
+            metrics: metrics.clone(),
         };
         let api = http::routes(&state)
             .with_state(state.clone())
@@ -218,6 +223,7 @@ impl Application {
             publisher.clone(),
             node,
             backing,
+            metrics,
             shutdown.clone(),
         );
         let announce: Arc<dyn Announce> = match &io {
@@ -389,10 +395,14 @@ fn open_store(
     };
     let (store, recovered) = Store::open(&dir)?;
     tracing::info!(data_dir = %dir.display(), "durable task store");
+    let paused = store
+        .load_paused()
+        .context("cannot read the paused kinds back")?;
     let registry = registry.clone();
     let durable = scheduler::Durable {
         store,
         recovered,
+        paused,
         health,
         classify: Box::new(move |kind| registry.get(kind).map_or(Class::Cpu, |h| h.class())),
     };

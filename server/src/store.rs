@@ -19,6 +19,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
 mod lookup;
+mod paused;
 mod schema;
 
 pub use schema::SchemaError;
@@ -97,6 +98,11 @@ pub enum Write {
         body: String,
     },
     DeleteSchedule(String),
+    /// A kind paused (kept in `paused_kinds`) or resumed (removed).
+    Pause {
+        kind: String,
+        paused: bool,
+    },
 }
 
 impl Write {
@@ -267,10 +273,7 @@ impl Store {
     /// of its own, once, when the schedules actor starts (before it
     /// writes any).
     pub fn load_schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.file.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = self.read_only()?;
         let mut stmt = conn.prepare("SELECT name, body FROM schedules ORDER BY name")?;
         let rows = stmt.query_map([], |row| {
             Ok(StoredSchedule {
@@ -436,6 +439,7 @@ fn apply<'a>(
                 Write::DeleteSchedule(name) => {
                     delete_schedule.execute(params![name])?;
                 }
+                Write::Pause { kind, paused } => paused::apply(&tx, kind, *paused)?,
             }
         }
     }

@@ -1,8 +1,10 @@
 // Takes the README's screenshots of the web UI, from a real server and
 // Debian's headless Chromium:
 //   docs/screenshots/console.png    the console with a handful of varied tasks
-//   docs/screenshots/dashboard.png  the dashboard after ~10 s of mixed load
+//   docs/screenshots/dashboard.png  the dashboard after ~10 s of mixed load, latency per kind
 //   docs/screenshots/schedules.png  the schedules page with a few schedules
+//   docs/screenshots/explorer.png   the task explorer over every client's tasks
+//   docs/screenshots/task-attempts.png  a failed task's page: its attempts, Retry
 // Run from the repository root: `node tests/browser/screenshots.js` (the
 // site must be built: `cargo leptos build`). Same environment variables as
 // the tests.
@@ -108,6 +110,28 @@ async function schedulesShot(page, server) {
   }
 }
 
+/** A task that failed three times (retried on failure), on its own page. */
+async function attemptsShot(page, server, socket) {
+  const res = await ack(socket, 'task', {
+    kind: 'fail', input: { message: 'upstream refused the upload (on purpose)' },
+    max_attempts: 3, retry_on_failure: true, backoff_ms: 200, key: 'upload:2026-12:report',
+  });
+  if (!res?.ok) throw new Error(`refused: ${JSON.stringify(res)}`);
+  const id = res.task.id;
+  await openLive(page, server.url, `/tasks/${id}`);
+  await page.waitForSelector(`article.task-page[data-status="failed"]`, { timeout: WAIT_MS });
+  await page.waitForSelector('table#attempts tbody tr[data-attempt="3"]', { timeout: WAIT_MS });
+  await page.screenshot({ path: path.join(OUT, 'task-attempts.png'), fullPage: true });
+}
+
+/** The explorer's newest page, every kind, after the mixed load. */
+async function explorerShot(page, server) {
+  await openLive(page, server.url, '/tasks?limit=20');
+  await page.waitForSelector('table#explorer tbody tr[data-task-id]', { timeout: WAIT_MS });
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.screenshot({ path: path.join(OUT, 'explorer.png') });
+}
+
 /** About `seconds` of mixed tasks from Node, at a rate that rises and falls. */
 async function mixedLoad(socket, seconds) {
   const end = Date.now() + seconds * 1000;
@@ -157,12 +181,18 @@ async function main() {
       const p = (await dashboard.getAttribute('svg#throughput polyline.line', 'points')) ?? '';
       return p.trim().split(/\s+/).length >= 20;
     }, 'a throughput line with some history', WAIT_MS);
-    await dashboard.screenshot({ path: path.join(OUT, 'dashboard.png') });
+    await dashboard.locator('table#kinds tbody tr[data-kind="sha256"] td.run').filter({ hasText: /\d/ })
+      .waitFor({ timeout: WAIT_MS });
+    await dashboard.screenshot({ path: path.join(OUT, 'dashboard.png'), fullPage: true });
     console.log(`wrote ${path.join(OUT, 'dashboard.png')}`);
 
     await page.bringToFront();
     await schedulesShot(page, server);
     console.log(`wrote ${path.join(OUT, 'schedules.png')}`);
+    await explorerShot(page, server);
+    console.log(`wrote ${path.join(OUT, 'explorer.png')}`);
+    await attemptsShot(page, server, socket);
+    console.log(`wrote ${path.join(OUT, 'task-attempts.png')}`);
   } finally {
     await browser.close();
     await server.stop();

@@ -1,12 +1,14 @@
-//! `/dashboard`: counters, the last minute's throughput, the nodes (one on
-//! a single server, every node of a cluster) and the workers, all from
-//! `stats` pushes (the page joins the `dashboard` room).
+//! `/dashboard`: counters, the last minute's throughput, each kind's queue,
+//! latencies and pause button, the nodes (one on a single server, every
+//! node of a cluster) and the workers, all from `stats` pushes (the page
+//! joins the `dashboard` room).
 
 use std::collections::VecDeque;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use super::kinds_table::KindsTable;
 use super::live::{CHART_SECONDS, Live, short_id};
 use crate::protocol::Stats;
 
@@ -27,6 +29,10 @@ pub fn Dashboard() -> impl IntoView {
             <section class="panel" aria-labelledby="chart-title">
                 <h2 id="chart-title">"Throughput, last minute"</h2>
                 <Chart/>
+            </section>
+            <section class="panel kinds-panel" aria-labelledby="kinds-title">
+                <h2 id="kinds-title">"Kinds"</h2>
+                <KindsTable/>
             </section>
             <section class="panel" aria-labelledby="nodes-title">
                 <h2 id="nodes-title">"Nodes"</h2>

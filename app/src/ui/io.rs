@@ -98,7 +98,7 @@ mod browser {
 
     /// The access token the page was given (`?token=` once, then kept in
     /// this browser's local storage), for servers run with `--token`.
-    fn token() -> Option<String> {
+    pub(super) fn token() -> Option<String> {
         let window = web_sys::window()?;
         let storage = window.local_storage().ok().flatten();
         let from_url = window
@@ -145,7 +145,11 @@ mod browser {
         serde_json::from_str(&text).map_err(|e| e.to_string())
     }
 
-    pub async fn emit<T: Serialize>(event: &str, payload: &T) -> Result<Ack, ErrorBody> {
+    /// Sends `event` and parses its ack as `R` once it says `ok`.
+    pub async fn request<T: Serialize, R: DeserializeOwned>(
+        event: &str,
+        payload: &T,
+    ) -> Result<R, ErrorBody> {
         let data = to_js(payload)?;
         let promise = Promise::new(&mut |resolve, _reject| {
             let ack = Closure::once_into_js(move |err: JsValue, ack: JsValue| {
@@ -166,8 +170,9 @@ mod browser {
                 ACK_TIMEOUT_MS / 1000
             )));
         }
-        let ack: Ack = from_js(&pair.get(1)).map_err(|e| internal(format!("bad ack: {e}")))?;
-        ack.into_result()
+        let ack: serde_json::Value =
+            from_js(&pair.get(1)).map_err(|e| internal(format!("bad ack: {e}")))?;
+        parse_ack(ack)
     }
 
     pub fn on<T: DeserializeOwned + 'static>(event: &'static str, handler: impl Fn(T) + 'static) {
@@ -213,15 +218,35 @@ mod browser {
 /// Sends `event` with its payload and waits for the ack; a refusal
 /// (`{ok: false}`) is the `Err`.
 pub async fn emit<T: Serialize>(event: &str, payload: &T) -> Result<Ack, ErrorBody> {
+    request(event, payload).await
+}
+
+/// Sends `event` with its payload and parses its ack as `R` (for acks
+/// [`Ack`] does not cover, such as `list`'s page); a refusal is the `Err`.
+pub async fn request<T: Serialize, R: DeserializeOwned>(
+    event: &str,
+    payload: &T,
+) -> Result<R, ErrorBody> {
     #[cfg(target_arch = "wasm32")]
     {
-        browser::emit(event, payload).await
+        browser::request(event, payload).await
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
         let _ = (event, serde_json::to_value(payload));
         Err(internal("no socket outside the browser"))
     }
+}
+
+/// An ack as `R`, or its error when it is `{ok: false, error}`.
+pub fn parse_ack<R: DeserializeOwned>(ack: serde_json::Value) -> Result<R, ErrorBody> {
+    if ack.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
+        let refused: Ack =
+            serde_json::from_value(ack).map_err(|e| internal(format!("bad ack: {e}")))?;
+        refused.into_result()?;
+        return Err(internal("ack without ok"));
+    }
+    serde_json::from_value(ack).map_err(|e| internal(format!("bad ack: {e}")))
 }
 
 /// Calls `handler` with every `event` push that parses as `T`.
@@ -243,29 +268,55 @@ pub fn on_state(handler: impl Fn(ConnState) + 'static) {
 
 /// `GET url` as JSON (same origin). Browser only.
 pub async fn fetch_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+    fetch("GET", url).await
+}
+
+/// `POST url` without a body, its answer as JSON (same origin). Browser
+/// only.
+pub async fn post_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+    fetch("POST", url).await
+}
+
+/// `method url`, with the page's access token (if it has one) as the API
+/// asks for it, and the answer as JSON; an error status is the `Err`, with
+/// the API's message when it sent one.
+async fn fetch<T: DeserializeOwned>(method: &str, url: &str) -> Result<T, String> {
     #[cfg(target_arch = "wasm32")]
     {
         use wasm_bindgen::JsCast;
         use wasm_bindgen_futures::JsFuture;
         let window = web_sys::window().ok_or("no window")?;
-        let res: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
-            .await
-            .map_err(|_| format!("GET {url} failed"))?
-            .unchecked_into();
-        if !res.ok() {
-            return Err(format!("GET {url}: HTTP {}", res.status()));
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        if let Some(token) = browser::token() {
+            let headers = web_sys::Headers::new().map_err(|_| "no headers")?;
+            headers
+                .set("authorization", &format!("Bearer {token}"))
+                .map_err(|_| "bad token")?;
+            init.set_headers(&headers);
         }
-        let body = res.json().map_err(|_| "no body".to_owned())?;
-        let value = JsFuture::from(body)
+        let res: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
             .await
-            .map_err(|_| "bad JSON".to_owned())?;
-        let text: String = js_sys::JSON::stringify(&value)
-            .map_err(|_| "bad JSON".to_owned())?
-            .into();
-        serde_json::from_str(&text).map_err(|e| e.to_string())
+            .map_err(|_| format!("{method} {url} failed"))?
+            .unchecked_into();
+        let status = res.status();
+        let body = res.json().map_err(|_| "no body".to_owned())?;
+        let value = JsFuture::from(body).await.ok();
+        let text: Option<String> = value
+            .as_ref()
+            .and_then(|v| js_sys::JSON::stringify(v).ok())
+            .map(Into::into);
+        if !res.ok() {
+            let why = text
+                .and_then(|t| serde_json::from_str::<crate::protocol::HttpError>(&t).ok())
+                .map(|e| e.error.message)
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            return Err(format!("{method} {url}: {why}"));
+        }
+        serde_json::from_str(&text.ok_or("bad JSON")?).map_err(|e| e.to_string())
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        Err(format!("cannot fetch {url} outside the browser"))
+        Err(format!("cannot {method} {url} outside the browser"))
     }
 }

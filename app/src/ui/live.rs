@@ -215,6 +215,15 @@ impl Live {
         }
     }
 
+    /// Follows a task another client may have submitted (the explorer's
+    /// rows): recorded and subscribed unless this page follows it already
+    /// (then its row is at least as new as `task`, which is not applied).
+    pub fn watch(self, task: Task) {
+        if self.book.with_value(|b| b.get(&task.id).is_none()) {
+            self.follow(task);
+        }
+    }
+
     fn subscribe(self, id: TaskId) {
         spawn_local(async move {
             match io::emit(events::SUBSCRIBE, &TaskRef::from(id)).await {
@@ -244,6 +253,17 @@ impl Live {
             self.upsert(task);
         }
         Ok(())
+    }
+
+    /// Runs a failed, cancelled or timed-out task again (`retry`); the new
+    /// task is followed, as a submission is.
+    pub async fn retry(self, id: TaskId) -> Result<Task, ErrorBody> {
+        let ack = io::emit(events::RETRY, &TaskRef::from(id)).await?;
+        let task = ack
+            .task
+            .ok_or_else(|| ErrorBody::new(ErrorCode::Internal, "ack without task"))?;
+        self.follow(task.clone());
+        Ok(task)
     }
 
     /// Joins the `dashboard` room (again after every reconnect).
@@ -375,6 +395,14 @@ impl Live {
             t.track();
         }
         self.book.with_value(|b| b.get(&id).cloned())
+    }
+
+    /// A task's current state, `initial` until this page knows it (a
+    /// task's page, an explorer row); a memo, so readers re-run only when
+    /// the task changes.
+    pub fn current(self, initial: Task) -> Memo<Task> {
+        let id = initial.id;
+        Memo::new(move |_| self.row(id).unwrap_or_else(|| initial.clone()))
     }
 
     /// Up to `limit` ids for `filter`, newest first, and the total matching.

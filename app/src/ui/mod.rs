@@ -2,22 +2,28 @@
 //! component tree hydrated in the browser.
 //!
 //! Pages: the console (`/`: submit panel and live task list), the dashboard
-//! (`/dashboard`), the recurring schedules (`/schedules`) and one task's
-//! page (`/tasks/{id}`); each is rendered on the server, so it reads
-//! without JavaScript, and live once hydrated.
+//! (`/dashboard`), the recurring schedules (`/schedules`), the task
+//! explorer (`/tasks`: every client's tasks) and one task's page
+//! (`/tasks/{id}`); each is rendered on the server, so it reads without
+//! JavaScript, and live once hydrated.
 
 pub mod book;
+pub mod bulk;
 pub mod console;
 pub mod dashboard;
+pub mod explore;
+pub mod explorer;
 pub mod fields;
 pub mod io;
 mod kind_form;
+pub mod kinds_table;
 pub mod live;
 pub mod run_options;
 pub mod schedule_form;
 pub mod schedules;
 pub mod submit;
 pub mod task_input;
+pub mod task_ops;
 pub mod task_page;
 pub mod task_view;
 pub mod when;
@@ -29,7 +35,7 @@ use leptos_router::{SsrMode, StaticSegment, path};
 
 pub use live::Live;
 
-use crate::protocol::{Schedule, Task, TaskId, builtin};
+use crate::protocol::{Attempts, ListPage, ListQuery, Schedule, Task, TaskId, builtin};
 
 /// The text of the `<title>`, for every page (the formatter of the root
 /// `<Title>` applies to those below it).
@@ -62,6 +68,13 @@ pub struct Backend {
     /// Every schedule, sorted by name; `None` when the viewer may not see
     /// them (the access token) or the server cannot list them.
     pub schedules: std::sync::Arc<dyn Fn() -> BackendFuture<Option<Vec<Schedule>>> + Send + Sync>,
+    /// One page of every client's tasks (the explorer); `None` when the
+    /// viewer may not see them (the access token) or the server cannot
+    /// list them.
+    pub list: std::sync::Arc<dyn Fn(ListQuery) -> BackendFuture<Option<ListPage>> + Send + Sync>,
+    /// A task's attempts (its page); `None` when there is no such task or
+    /// they cannot be read.
+    pub attempts: std::sync::Arc<dyn Fn(TaskId) -> BackendFuture<Option<Attempts>> + Send + Sync>,
 }
 
 /// The kinds the server runs: from the server itself while rendering, from
@@ -73,9 +86,11 @@ async fn load_kinds() -> Vec<String> {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        let fetch = send_wrapper::SendWrapper::new(io::fetch_json::<Vec<String>>("/kinds"));
+        let fetch = send_wrapper::SendWrapper::new(
+            io::fetch_json::<Vec<crate::protocol::KindInfo>>("/kinds"),
+        );
         if let Ok(kinds) = fetch.await {
-            return kinds;
+            return kinds.into_iter().map(|k| k.kind).collect();
         }
     }
     builtin::KINDS.iter().map(|k| (*k).to_owned()).collect()
@@ -110,6 +125,53 @@ async fn load_schedules() -> Option<Vec<Schedule>> {
         return (backend.schedules)().await;
     }
     None
+}
+
+/// One page of the explorer: from the server while rendering (`None` for
+/// a viewer who may not see it: the browser then asks over its socket), by
+/// `list` over the socket in the browser. `Err` says why `list` refused.
+async fn load_list(
+    query: ListQuery,
+    payload: serde_json::Value,
+) -> Result<Option<ListPage>, String> {
+    #[cfg(feature = "ssr")]
+    if let Some(backend) = use_context::<Backend>() {
+        return Ok((backend.list)(query).await);
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = query;
+        let ask = send_wrapper::SendWrapper::new(io::request::<_, ListPage>(
+            crate::protocol::events::LIST,
+            &payload,
+        ));
+        return ask.await.map(Some).map_err(|e| e.message);
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (query, payload);
+        Ok(None)
+    }
+}
+
+/// A task's attempts: from the server while rendering, from `GET
+/// /tasks/{id}/attempts` in the browser.
+async fn load_attempts(id: TaskId) -> Option<Attempts> {
+    #[cfg(feature = "ssr")]
+    if let Some(backend) = use_context::<Backend>() {
+        return (backend.attempts)(id).await;
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let url = format!("/tasks/{id}/attempts");
+        let fetch = send_wrapper::SendWrapper::new(io::fetch_json::<Attempts>(&url));
+        return fetch.await.ok();
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = id;
+        None
+    }
 }
 
 /// The whole document, rendered on the server.
@@ -160,6 +222,7 @@ pub fn App() -> impl IntoView {
                 <a class="brand" href="/">"Taskwire"</a>
                 <nav aria-label="Main">
                     <A href="/">"Console"</A>
+                    <A href="/tasks">"Tasks"</A>
                     <A href="/dashboard">"Dashboard"</A>
                     <A href="/schedules">"Schedules"</A>
                 </nav>
@@ -172,6 +235,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=console::Console ssr=SsrMode::Async/>
                     <Route path=StaticSegment("dashboard") view=dashboard::Dashboard ssr=SsrMode::Async/>
                     <Route path=StaticSegment("schedules") view=schedules::SchedulesPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("tasks") view=explorer::TasksPage ssr=SsrMode::Async/>
                     <Route path=path!("/tasks/:id") view=task_page::TaskPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

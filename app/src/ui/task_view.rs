@@ -224,7 +224,7 @@ pub fn TaskRow(id: TaskId) -> impl IntoView {
 pub fn TaskDetail(initial: Task) -> impl IntoView {
     let live = Live::get();
     let id = initial.id;
-    let task = Memo::new(move |_| live.row(id).unwrap_or_else(|| initial.clone()));
+    let task = live.current(initial);
     move || {
         let t = task.get();
         let status = t.status;

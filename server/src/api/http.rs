@@ -1,20 +1,19 @@
 //! HTTP routes: `POST /tasks` (JSON → `202`, no-JS form → `303`),
 //! `GET /tasks/{id}`, `DELETE /tasks/{id}`, the lookups (see
-//! [`super::lookup`]), `GET /kinds`, `GET /healthz`,
-//! `GET /metrics`, and the schedules' routes (see [`super::schedules`]).
+//! [`super::lookup`]), `GET /healthz`, `GET /metrics`, the kinds' routes
+//! (see [`super::kinds`]) and the schedules' routes (see
+//! [`super::schedules`]).
 //! Bodies are the task itself; errors are `{"error": {"code", "message"}}`
 //! with the status of their code.
 //! A body is JSON only when its `Content-Type` says so: a page of another
 //! site may send `text/plain` without the browser asking anyone.
-
-use std::fmt::Write as _;
 
 use app::{ErrorBody, ErrorCode, HttpError, TaskId, TaskSpec};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -23,18 +22,20 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::auth::{self, AccessToken};
-use super::schedules;
+use super::{kinds, schedules};
 
 /// The API routes. With `--token`, every one but `GET /healthz` requires
-/// `Authorization: Bearer <token>`; `GET /schedules` checks it itself, as
-/// a browser gets the schedules page there (see [`schedules_index`]).
+/// `Authorization: Bearer <token>`; `GET /schedules` and `GET /tasks` check
+/// it themselves, as a browser gets a page there (see [`schedules_index`]).
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/tasks", post(create).get(super::lookup::list))
+        .route("/tasks", post(create))
         .route("/tasks/{id}", get(read).delete(cancel))
         .route("/tasks/{id}/retry", post(retry))
         .route("/tasks/{id}/attempts", get(super::lookup::attempts))
-        .route("/kinds", get(kinds))
+        .route("/kinds", get(kinds::list))
+        .route("/kinds/{kind}/pause", post(kinds::pause))
+        .route("/kinds/{kind}/resume", post(kinds::resume))
         .route(
             "/schedules/{name}",
             put(schedules::put).delete(schedules::delete),
@@ -43,6 +44,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         // Only the routes above: health checks stay open.
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/schedules", get(schedules_index))
+        .route("/tasks", get(tasks_index))
         .route("/healthz", get(healthz))
 }
 
@@ -303,6 +305,25 @@ async fn schedules_index(
     schedules::list(State(state)).await
 }
 
+/// `GET /tasks`: for a browser, the task explorer when the web UI is
+/// built (served as the schedules page is); else the `list` page as JSON
+/// (see [`super::lookup::list`]), with the token as every API route.
+async fn tasks_index(
+    State(state): State<AppState>,
+    query: RawQuery,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if wants_html(req.headers())
+        && let Some(page) = state.tasks_page.clone()
+    {
+        return Ok(page(state, req).await);
+    }
+    if !state.token.allows(auth::bearer_token(req.headers())) {
+        return Ok(unauthorized());
+    }
+    super::lookup::list(State(state), query).await
+}
+
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -325,10 +346,6 @@ async fn retry(
     })
 }
 
-async fn kinds(State(state): State<AppState>) -> Json<Vec<String>> {
-    Json(state.kinds())
-}
-
 /// `200 ok`, or `503` with the reason while the server is degraded (its
 /// task store cannot write, say).
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -342,54 +359,16 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition of the scheduler's counters.
+/// The Prometheus text of this server's metrics (see [`crate::metrics`]),
+/// its gauges as of now.
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let s = state.dispatcher.stats().await?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP taskwire_tasks Tasks by status (scheduled/waiting/queued/running now; final ones since start)."
-    );
-    let _ = writeln!(out, "# TYPE taskwire_tasks gauge");
-    for (status, n) in [
-        ("scheduled", s.scheduled),
-        ("waiting", s.waiting),
-        ("queued", s.queued),
-        ("running", s.running),
-        ("succeeded", s.succeeded),
-        ("failed", s.failed),
-        ("cancelled", s.cancelled),
-        ("timed_out", s.timed_out),
-    ] {
-        let _ = writeln!(out, "taskwire_tasks{{status=\"{status}\"}} {n}");
-    }
-    let _ = writeln!(out, "# HELP taskwire_workers Connected workers.");
-    let _ = writeln!(out, "# TYPE taskwire_workers gauge");
-    let _ = writeln!(out, "taskwire_workers {}", s.workers.len());
-    let _ = writeln!(
-        out,
-        "# HELP taskwire_throughput_per_second Tasks finished per second, recent average."
-    );
-    let _ = writeln!(out, "# TYPE taskwire_throughput_per_second gauge");
-    let _ = writeln!(out, "taskwire_throughput_per_second {}", s.throughput_per_s);
-    let _ = writeln!(
-        out,
-        "# HELP taskwire_worker_tasks_done Tasks each worker ran to the end."
-    );
-    let _ = writeln!(out, "# TYPE taskwire_worker_tasks_done counter");
-    for w in &s.workers {
-        let _ = writeln!(
-            out,
-            "taskwire_worker_tasks_done{{worker=\"{}\"}} {}",
-            w.id, w.tasks_done
-        );
-    }
+    let stats = state.dispatcher.stats().await?;
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        state.metrics.render(&stats),
     )
         .into_response())
 }

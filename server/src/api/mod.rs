@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod kinds;
 pub mod lookup;
 pub mod origin;
 pub mod publish;
@@ -65,10 +66,14 @@ pub struct AppState {
     pub task_page: Option<TaskPage>,
     /// Renders the schedules page, when the web UI's site was built.
     pub schedules_page: Option<SchedulesPage>,
+    /// Renders the task explorer, when the web UI's site was built.
+    pub tasks_page: Option<ExplorerPage>,
     /// The recurring schedules (refusing everything in cluster mode).
     pub schedules: crate::schedules::Schedules,
     /// Where `list` and attempts are read.
     pub lookup: crate::lookup::Lookup,
+    /// What `GET /metrics` shows.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A task's page for a browser (`GET /tasks/{id}` with `Accept:
@@ -82,6 +87,10 @@ pub type TaskPage =
 /// text/html`), which the site renders as [`TaskPage`] renders a task's.
 pub type SchedulesPage =
     Arc<dyn Fn(AppState, Request) -> BoxFuture<'static, Response> + Send + Sync>;
+
+/// The task explorer for a browser (`GET /tasks` with `Accept:
+/// text/html`), rendered as the schedules page is.
+pub type ExplorerPage = SchedulesPage;
 
 /// Kinds offered by connected remote workers that this server's registry
 /// does not have: submissions of them are accepted (their input can only be

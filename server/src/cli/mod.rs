@@ -1,10 +1,13 @@
 //! The `taskwire` command line: `serve`, the internal `worker`, the
-//! client commands `submit`, `status`, `cancel` and `schedule`, and `bench`.
+//! client commands `submit`, `status`, `cancel`, `retry`, `watch` and
+//! `schedule`, and `bench`. Errors end it with one line (see [`report`]).
 
 pub mod bench;
 pub mod list;
+pub mod report;
 pub mod schedule;
 mod table;
+pub mod watch;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,6 +47,12 @@ pub enum Command {
     Status(TaskArgs),
     /// Cancel a task and print it as JSON.
     Cancel(TaskArgs),
+    /// Run a failed, cancelled or timed-out task again: print the new task
+    /// as JSON.
+    Retry(TaskArgs),
+    /// A live view of the queue: per kind queued, running, paused and
+    /// latencies, the workers, the throughput.
+    Watch(watch::WatchArgs),
     /// Recurring schedules: add (or replace), list, rm.
     Schedule(schedule::ScheduleArgs),
     /// List every client's tasks, newest first, with filters.
@@ -182,6 +191,8 @@ pub fn main_with(registry: Registry) -> anyhow::Result<ExitCode> {
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Cancel(args) => cancel(args).await,
+            Command::Retry(args) => retry(args).await,
+            Command::Watch(args) => watch::run(args).await,
             Command::Schedule(args) => Ok(schedule::run(args).await),
             Command::List(args) => Ok(list::run(args).await),
             Command::Bench(args) => run_bench(args).await,
@@ -334,6 +345,15 @@ async fn status(args: TaskArgs) -> anyhow::Result<ExitCode> {
 async fn cancel(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let client = connect(&args.server).await?;
     let task = client.cancel(args.id).await?;
+    print_task(&task)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn retry(args: TaskArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&args.server).await?;
+    let payload = serde_json::json!({ "task_id": args.id });
+    let ack = client.ack(app::events::RETRY, payload).await?;
+    let task = ack.task.context("the server's answer has no task")?;
     print_task(&task)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -195,6 +195,7 @@ mod claim;
 mod deps;
 mod due;
 mod lookup;
+pub mod pause;
 mod submit;
 pub use deps::Resolved;
 pub use due::Promoted;
@@ -378,11 +379,13 @@ impl Db {
     /// back): it must drop the tasks it runs.
     pub async fn heartbeat(&self, state: &NodeState) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE nodes SET heartbeat = now(), workers = $2, running = $3 WHERE id = $1",
+            "UPDATE nodes SET heartbeat = now(), workers = $2, running = $3, latencies = $4
+             WHERE id = $1",
         )
         .bind(&state.info.id.0)
         .bind(Json(&state.workers))
         .bind(i64::try_from(state.running).unwrap_or(i64::MAX))
+        .bind(Json(&state.latencies))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -415,49 +418,13 @@ impl Db {
         Ok(reaped)
     }
 
-    /// Counts of tasks by status across the cluster. Finished ones come
-    /// from `finished_counts` (kept by the statements that finish tasks, so
-    /// 10^6 finished rows cost nothing here); the others are counted over
-    /// the partial indexes that hold only them.
-    pub async fn counts(&self) -> Result<Counts> {
-        let rows = sqlx::query(
-            "SELECT 'scheduled' AS status, count(*) AS n FROM tasks WHERE status = 'scheduled'
-             UNION ALL
-             SELECT 'waiting', count(*) FROM tasks WHERE status = 'waiting'
-             UNION ALL
-             SELECT 'queued', count(*) FROM tasks WHERE status = 'queued'
-             UNION ALL
-             -- The owner is set exactly while running (a check), and indexed so.
-             SELECT 'running', count(*) FROM tasks WHERE owner IS NOT NULL
-             UNION ALL
-             SELECT status, sum(n)::bigint FROM finished_counts GROUP BY status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut counts = Counts::default();
-        for row in &rows {
-            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default();
-            let slot = match status(row.try_get("status")?)? {
-                TaskStatus::Scheduled => &mut counts.scheduled,
-                TaskStatus::Waiting => &mut counts.waiting,
-                TaskStatus::Queued => &mut counts.queued,
-                TaskStatus::Running => &mut counts.running,
-                TaskStatus::Succeeded => &mut counts.succeeded,
-                TaskStatus::Failed => &mut counts.failed,
-                TaskStatus::Cancelled => &mut counts.cancelled,
-                TaskStatus::TimedOut => &mut counts.timed_out,
-            };
-            *slot = n;
-        }
-        Ok(counts)
-    }
-
     /// Every registered node, oldest first, as of its last heartbeat. A
     /// node that stopped heartbeating is listed until a reaper removes it
     /// (within a lease of its last heartbeat, as every node reaps).
     pub async fn nodes(&self) -> Result<Vec<NodeState>> {
         let rows = sqlx::query(
-            "SELECT id, addr, started_at, workers, running FROM nodes ORDER BY started_at, id",
+            "SELECT id, addr, started_at, workers, running, latencies FROM nodes
+             ORDER BY started_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -471,6 +438,7 @@ impl Db {
                     },
                     workers: row.try_get::<Json<_>, _>("workers")?.0,
                     running: u64::try_from(row.try_get::<i64, _>("running")?).unwrap_or_default(),
+                    latencies: row.try_get::<Json<_>, _>("latencies")?.0,
                 })
             })
             .collect()

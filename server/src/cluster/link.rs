@@ -169,9 +169,18 @@ impl ClusterPort for Link {
 
     fn overview(&self) -> ClusterFuture<(Counts, Vec<NodeState>)> {
         self.db(|db| async move {
-            let counts = db.counts().await?;
+            let mut counts = db.counts().await?;
+            counts.kinds = db.kind_counts().await?;
             Ok((counts, db.nodes().await?))
         })
+    }
+
+    fn set_paused(&self, kind: String, paused: bool) -> ClusterFuture<()> {
+        self.db(|db| async move { db.set_paused(&kind, paused).await })
+    }
+
+    fn paused_kinds(&self) -> ClusterFuture<Vec<String>> {
+        self.db(|db| async move { db.paused_kinds().await })
     }
 
     fn leave(&self) -> ClusterFuture<()> {

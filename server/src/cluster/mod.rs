@@ -57,6 +57,18 @@ pub struct NodeState {
     pub workers: Vec<WorkerInfo>,
     /// Tasks it runs as of its last heartbeat.
     pub running: u64,
+    /// Its queue waits and run times of the last minutes, by kind, as of
+    /// its last heartbeat (v1.1 `stats.kinds`).
+    #[serde(default)]
+    pub latencies: std::collections::BTreeMap<String, KindLatencies>,
+}
+
+/// One kind's latency observations on one node: each a histogram as
+/// `[value, count]` pairs, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindLatencies {
+    pub wait: Vec<(u64, u64)>,
+    pub run: Vec<(u64, u64)>,
 }
 
 /// Counts of tasks by status across the cluster.
@@ -70,6 +82,8 @@ pub struct Counts {
     pub failed: u64,
     pub cancelled: u64,
     pub timed_out: u64,
+    /// Per kind: paused, queued and running (v1.1 `stats.kinds`).
+    pub kinds: std::collections::BTreeMap<String, db::pause::KindCount>,
 }
 
 /// A task claimed by this node: `running` in the database (owner = this

@@ -35,6 +35,8 @@ pub struct PoolConfig {
     /// Put before each worker's id (`<prefix>local-<n>`): the node's id
     /// and a slash in a cluster, where worker ids must be unique.
     pub id_prefix: String,
+    /// Where worker restarts are counted.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Starts one supervisor per worker; they stop when `shutdown` is cancelled

@@ -64,6 +64,7 @@ pub async fn supervise(
             () = tokio::time::sleep(backoff) => {}
             () = shutdown.cancelled() => return,
         }
+        config.metrics.worker_restarted();
     }
 }
 

@@ -52,6 +52,10 @@ pub(super) struct Scheduler {
     pub(super) cluster: Option<ClusterSide>,
     /// Tasks waiting for others, and those that ended.
     pub(super) pending: pending::Pending,
+    /// Paused kinds and latencies by kind.
+    pub(super) by_kind: kinds::ByKind,
+    /// What `/metrics` shows.
+    pub(super) metrics: Metrics,
 }
 
 impl Scheduler {
@@ -75,6 +79,8 @@ impl Scheduler {
             node,
             cluster: None,
             pending: pending::Pending::default(),
+            by_kind: kinds::ByKind::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -249,6 +255,7 @@ impl Scheduler {
             Command::List { query, reply } => self.reply_list(query, reply),
             Command::Attempts { id, reply } => self.reply_attempts(id, reply),
             Command::Signal(signal) => self.on_signal(signal).await,
+            Command::Kinds(cmd) => self.on_kinds(cmd),
             Command::Drain { grace, done } => {
                 tracing::info!(
                     running = self.table.running(),

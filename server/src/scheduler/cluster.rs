@@ -33,6 +33,7 @@ use tokio_util::time::delay_queue;
 mod deps;
 mod done;
 mod due;
+mod kinds;
 mod submit;
 
 use super::*;
@@ -263,6 +264,7 @@ impl Scheduler {
     pub(super) fn cluster_tick(&mut self) {
         self.promote();
         let running = self.table.running() as u64;
+        let latencies = self.latency_pairs();
         let workers: Vec<WorkerInfo> = self.workers.iter().map(|w| self.worker_info(w)).collect();
         let Some(side) = &mut self.cluster else {
             return;
@@ -284,6 +286,7 @@ impl Scheduler {
                 info: side.link.node().clone(),
                 workers,
                 running,
+                latencies,
             };
             let beat = side.link.heartbeat(state);
             let reap = side.link.reap();

@@ -157,6 +157,8 @@ pub enum Command {
     },
     /// A signal from another node of the cluster.
     Signal(crate::cluster::Signal),
+    /// Pausing, resuming and listing kinds (see `kinds`).
+    Kinds(KindsCommand),
     /// Graceful shutdown: refuse new tasks, start no more, let running ones
     /// finish within `grace`, then put the rest back in the queue (stored,
     /// attempt not counted) and answer `done`.
@@ -178,6 +180,7 @@ impl Command {
             Self::Stats { reply } => reply.send(Err(error)),
             Self::List { reply, .. } => reply.send(Err(error)),
             Self::Attempts { reply, .. } => reply.send(Err(error)),
+            Self::Kinds(cmd) => cmd.refuse(error),
             // Their senders see the closed channel themselves.
             Self::WorkerUp(_)
             | Self::WorkerDown { .. }

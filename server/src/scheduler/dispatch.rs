@@ -10,10 +10,9 @@ impl Scheduler {
             return;
         }
         for class in [Class::Cpu, Class::Io] {
-            while let Some(id) = self
-                .table
-                .next_runnable(class, |kind| can_run(&self.workers, class, kind))
-            {
+            while let Some(id) = self.table.next_runnable(class, |kind| {
+                can_run(&self.workers, class, kind) && !self.by_kind.paused.contains(kind)
+            }) {
                 let Some(w) = self.table.get(&id).and_then(|e| {
                     pick_worker(&self.workers, &mut self.round_worker, class, &e.task.kind)
                 }) else {
@@ -22,10 +21,14 @@ impl Scheduler {
                     self.table.unpop(id);
                     break;
                 };
+                let waited = self.waited(&id);
                 let worker = &mut self.workers[w];
                 let Some(entry) = self.table.start(id, worker.id.clone()) else {
                     continue;
                 };
+                if let Some(wait) = waited {
+                    self.by_kind.waited(&self.metrics, &entry.task.kind, wait);
+                }
                 let timeout = entry
                     .task
                     .timeout_ms
@@ -40,6 +43,22 @@ impl Scheduler {
                 self.emit(Deferred::Status(ev)).await;
             }
         }
+    }
+
+    /// How long queued task `id` waited: since it was queued here, or in
+    /// a cluster since it could first run (its submission, or its
+    /// `run_at`), as its node only holds it from its claim on.
+    fn waited(&self, id: &TaskId) -> Option<Duration> {
+        let entry = self.table.get(id)?;
+        if self.cluster.is_none() {
+            return Some(entry.since.elapsed());
+        }
+        let task = &entry.task;
+        let from = task
+            .run_at
+            .map_or(task.created_at, |r| r.max(task.created_at));
+        let ms = Timestamp::now().millis().saturating_sub(from.millis());
+        Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
     }
 
     /// Writes what the workers were handed in this round.

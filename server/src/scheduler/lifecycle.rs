@@ -37,6 +37,9 @@ impl Scheduler {
             let tasks = tasks
                 .into_iter()
                 .map(|(mut task, _)| {
+                    if task.retry_of.is_some() {
+                        self.metrics.retried(&task.kind, Retry::Manual);
+                    }
                     if task.run_at.is_some_and(|at| at > now) {
                         task.status = TaskStatus::Scheduled;
                     }
@@ -209,9 +212,12 @@ impl Scheduler {
         output: Option<serde_json::Value>,
         error: Option<ErrorBody>,
     ) -> bool {
-        let Some(Left { timer, worker }) = self.table.settle(id, status, output, error) else {
+        let Some(Left { timer, worker, ran }) = self.table.settle(id, status, output, error) else {
             return false;
         };
+        if let Some(e) = self.table.get(&id) {
+            self.by_kind.ended(&self.metrics, &e.task.kind, status, ran);
+        }
         if let Some(key) = timer {
             self.timers.remove(&key);
         }

@@ -31,7 +31,10 @@ mod actor;
 mod cluster;
 mod command;
 mod config;
+mod depth;
 mod dispatch;
+mod kinds;
+mod latency;
 mod lifecycle;
 mod limits;
 mod lookups;
@@ -71,6 +74,7 @@ pub use command::{
     channel,
 };
 pub use config::SchedulerConfig;
+pub use kinds::{KindReply, KindsCommand, KindsReply};
 pub use outbox::Durable;
 pub use ports::{
     Client, ClientId, ClientPort, ClusterFuture, ClusterPort, PortError, Publisher, Report,
@@ -83,6 +87,7 @@ use crate::cluster::db::Committed;
 use crate::cluster::{Fenced, NodeInfo};
 use crate::health::Health;
 use crate::kinds::Class;
+use crate::metrics::{Metrics, Retry};
 use crate::store::{Store, StoredTask, Write};
 use actor::{Scheduler, Timer};
 use config::PREALLOCATED_TASKS;
@@ -99,21 +104,24 @@ pub enum Backing {
     Cluster { side: ClusterSide, health: Health },
 }
 
-/// Starts the scheduler actor of server `node`; it runs until `shutdown`
-/// is cancelled or every dispatcher is dropped.
+/// Starts the scheduler actor of server `node`, recording into `metrics`;
+/// it runs until `shutdown` is cancelled or every dispatcher is dropped.
 pub fn spawn(
     mailbox: Mailbox,
     config: SchedulerConfig,
     publisher: Arc<dyn Publisher>,
     node: NodeInfo,
     backing: Backing,
+    metrics: Metrics,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let mut actor = Scheduler::new(config, publisher, node);
+    actor.metrics = metrics;
     match backing {
         Backing::Memory => actor.table.keep_lookups(),
         Backing::Durable(durable) => {
             actor.restore(durable.recovered, &*durable.classify);
+            actor.by_kind.paused = durable.paused.into_iter().collect();
             actor.outbox.store = Some(durable.store);
             actor.outbox.health = durable.health;
         }

@@ -9,6 +9,8 @@ use super::*;
 pub struct Durable {
     pub store: Store,
     pub recovered: Vec<StoredTask>,
+    /// The kinds it holds paused.
+    pub paused: Vec<String>,
     /// The class of a kind (recovered tasks go back to their class's queue).
     pub classify: Box<dyn Fn(&str) -> Class + Send>,
     /// Where the scheduler reports that the store cannot write.

@@ -110,6 +110,9 @@ impl Scheduler {
             (Deps::Met, false) => TaskStatus::Queued,
         };
         let status = task.status;
+        if task.retry_of.is_some() {
+            self.metrics.retried(&task.kind, Retry::Manual);
+        }
         self.table.enqueue(task, class, owner, durable);
         match deps {
             Deps::Failed(dep, dep_status) => {
@@ -243,10 +246,11 @@ impl Scheduler {
         if !retried {
             return false;
         }
+        self.metrics.retried(&task.kind, Retry::Failure);
         let wait = backoff(task.backoff_ms, task.attempt);
         let run_at = Timestamp::now().plus_millis(wait.as_millis() as u64);
         self.attempt_ended(id, lookups::retried_outcome(error), error.clone());
-        let Some(Left { timer, worker }) = self.table.reschedule(id, run_at) else {
+        let Some(Left { timer, worker, .. }) = self.table.reschedule(id, run_at) else {
             return false;
         };
         if let Some(key) = timer {

@@ -163,8 +163,13 @@ pub trait ClusterPort: Send + Sync {
     fn rejoin(&self) -> ClusterFuture<()>;
     /// Takes back the running tasks of nodes whose lease ran out.
     fn reap(&self) -> ClusterFuture<Vec<Reaped>>;
-    /// Counts by status and the live nodes, for `stats`.
+    /// Counts by status and by kind, and the live nodes, for `stats`.
     fn overview(&self) -> ClusterFuture<(Counts, Vec<NodeState>)>;
+    /// Pauses or resumes a kind for every node: once it resolves, no node
+    /// claims a task of a paused kind.
+    fn set_paused(&self, kind: String, paused: bool) -> ClusterFuture<()>;
+    /// The paused kinds, by name.
+    fn paused_kinds(&self) -> ClusterFuture<Vec<String>>;
     /// Leaves the cluster (graceful shutdown, after its tasks were released).
     fn leave(&self) -> ClusterFuture<()>;
 }

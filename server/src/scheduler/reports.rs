@@ -88,6 +88,7 @@ impl Scheduler {
                 ErrorCode::WorkerLost,
                 format!("worker {id} was lost on attempt {}", entry.task.attempt),
             );
+            self.metrics.retried(&entry.task.kind, Retry::WorkerLost);
             self.attempt_ended(task_id, app::AttemptOutcome::WorkerLost, e);
             self.requeue(task_id, true).await;
         }

@@ -84,7 +84,7 @@ impl Scheduler {
             workers,
             nodes: vec![node],
             throughput_per_s: throughput(&self.history, total),
-            kinds: Vec::new(),
+            kinds: self.kind_lines(),
             at: Timestamp::now(),
         }
     }

@@ -9,7 +9,10 @@
 use std::collections::{HashMap, VecDeque};
 
 use app::{ErrorBody, Task, TaskId, TaskStatus, Timestamp, WorkerId};
+use tokio::time::Instant;
 use tokio_util::time::delay_queue;
+
+use super::depth::{Depth, KindDepth};
 
 use super::limits::Limits;
 use super::ports::ClientId;
@@ -37,6 +40,9 @@ pub(super) struct Entry {
     pub payload: Payload,
     /// The client that submitted it, while it is unfinished.
     owner: Option<ClientId>,
+    /// When it became queued (while queued) or running (while running):
+    /// its queue wait and run time.
+    pub since: Instant,
 }
 
 /// What the scheduler still has to undo for a task that left `running`.
@@ -45,6 +51,8 @@ pub(super) struct Left {
     pub timer: Option<delay_queue::Key>,
     /// The worker it ran on, if it was running.
     pub worker: Option<WorkerId>,
+    /// How long it ran, if it was running.
+    pub ran: Option<std::time::Duration>,
 }
 
 #[derive(Default)]
@@ -54,8 +62,8 @@ pub(super) struct TaskTable {
     queues: [KindQueues; 2],
     scheduled: usize,
     waiting: usize,
-    queued: usize,
-    running: usize,
+    /// Queued and running tasks, in all and by kind.
+    depth: Depth,
     /// Tasks by idempotency key: unfinished ones, and finished ones until
     /// they leave `keyed_finished`.
     keys: HashMap<String, TaskId>,
@@ -111,7 +119,7 @@ impl TaskTable {
     }
 
     pub fn queued(&self) -> usize {
-        self.queued
+        self.depth.queued
     }
 
     pub fn scheduled(&self) -> usize {
@@ -133,7 +141,12 @@ impl TaskTable {
     }
 
     pub fn running(&self) -> usize {
-        self.running
+        self.depth.running
+    }
+
+    /// Queued and running tasks of each kind that has some.
+    pub fn by_kind(&self) -> impl Iterator<Item = (&String, &KindDepth)> {
+        self.depth.by_kind()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -211,12 +224,12 @@ impl TaskTable {
                         id,
                     },
                 );
-                self.queued += 1;
+                self.depth.queue(&task.kind);
             }
             // Only restored tasks come in running (their worker died with
             // the server: the caller requeues or fails them at once) or
             // final (as stored, unless changed since).
-            TaskStatus::Running => self.running += 1,
+            TaskStatus::Running => self.depth.run(&task.kind),
             status if status.is_final() => {
                 match task.key {
                     Some(_) => self.keyed_finished.push_back(id),
@@ -238,6 +251,7 @@ impl TaskTable {
             dirty,
             payload,
             owner,
+            since: Instant::now(),
         };
         self.tasks.insert(id, Box::new(entry));
     }
@@ -284,7 +298,8 @@ impl TaskTable {
             _ => return false,
         }
         set_status(&mut self.lookups, entry, TaskStatus::Queued);
-        self.queued += 1;
+        entry.since = Instant::now();
+        self.depth.queue(&entry.task.kind);
         self.queues[queue_index(entry.class)].push(
             &entry.task.kind,
             Place {
@@ -329,18 +344,20 @@ impl TaskTable {
             .tasks
             .get_mut(&id)
             .filter(|e| e.task.status == TaskStatus::Running)?;
-        self.running -= 1;
+        self.depth.unrun(&entry.task.kind);
         match status {
-            TaskStatus::Queued => self.queued += 1,
+            TaskStatus::Queued => self.depth.queue(&entry.task.kind),
             _ => self.scheduled += 1,
         }
         set_status(&mut self.lookups, entry, status);
+        entry.since = Instant::now();
         let task = &mut entry.task;
         task.started_at = None;
         task.progress = None;
         let left = Left {
             timer: entry.timer.take(),
             worker: task.worker.take(),
+            ran: None,
         };
         self.stopped_running(id);
         Some(left)
@@ -383,9 +400,10 @@ impl TaskTable {
             .tasks
             .get_mut(&id)
             .filter(|e| e.task.status == TaskStatus::Queued)?;
-        self.queued -= 1;
-        self.running += 1;
+        self.depth.unqueue(&entry.task.kind);
+        self.depth.run(&entry.task.kind);
         set_status(&mut self.lookups, entry, TaskStatus::Running);
+        entry.since = Instant::now();
         let task = &mut entry.task;
         task.attempt += 1;
         task.worker = Some(worker);
@@ -438,11 +456,11 @@ impl TaskTable {
                 None
             }
             TaskStatus::Queued => {
-                self.queued -= 1;
+                self.depth.unqueue(&entry.task.kind);
                 None
             }
             TaskStatus::Running => {
-                self.running -= 1;
+                self.depth.unrun(&entry.task.kind);
                 entry.task.worker.clone()
             }
             _ => return None,
@@ -450,6 +468,7 @@ impl TaskTable {
         let owner = entry.owner.take();
         let timer = entry.timer.take();
         set_status(&mut self.lookups, entry, status);
+        let entry_since = entry.since;
         let task = &mut entry.task;
         task.output = output;
         task.error = error;
@@ -461,7 +480,8 @@ impl TaskTable {
         if was_running {
             self.stopped_running(id);
         }
-        Some(Left { timer, worker })
+        let ran = was_running.then(|| entry_since.elapsed());
+        Some(Left { timer, worker, ran })
     }
 
     /// Removes a task as if it had never been submitted (its submission
@@ -480,8 +500,9 @@ impl TaskTable {
         match entry.task.status {
             TaskStatus::Scheduled => self.scheduled -= 1,
             TaskStatus::Waiting => self.waiting -= 1,
-            TaskStatus::Queued => self.queued -= 1, // its place in line is skipped
-            TaskStatus::Running => self.running -= 1,
+            // Its place in line is skipped.
+            TaskStatus::Queued => self.depth.unqueue(&entry.task.kind),
+            TaskStatus::Running => self.depth.unrun(&entry.task.kind),
             done => {
                 // Its place among the finished is skipped by `prune`.
                 self.counters.uncount(done);

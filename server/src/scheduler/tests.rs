@@ -132,6 +132,7 @@ impl Harness {
                 started_at: Timestamp::now(),
             },
             Backing::Memory,
+            crate::metrics::Metrics::default(),
             shutdown.clone(),
         );
         Self {
@@ -531,4 +532,5 @@ async fn a_client_joins_its_tasks_rooms_and_is_held_to_its_limit() {
     assert_eq!(rx.await.unwrap().unwrap().len(), 1);
 }
 
+mod pauses;
 mod pending;

@@ -5,7 +5,7 @@
 //! - 0: `tasks` (id, seq, status, finished_at, body) and `schedules`;
 //! - 1: `tasks` gains `kind` and `key` (filled from the bodies), indexes
 //!   that serve every filter of `list` newest first, and `attempts` (the
-//!   attempts that ended while their task went on).
+//!   attempts that ended while their task went on), and `paused_kinds`.
 
 use rusqlite::Connection;
 
@@ -26,6 +26,9 @@ const TABLES: &str = "
     CREATE TABLE IF NOT EXISTS schedules (
         name TEXT PRIMARY KEY,
         body TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS paused_kinds (
+        kind TEXT PRIMARY KEY
     ) WITHOUT ROWID;";
 
 /// Version 1's additions to version 0 (after its columns exist).

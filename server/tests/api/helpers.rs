@@ -296,6 +296,16 @@ pub async fn result_of(client: &mut Client, id: TaskId) -> Task {
         .expect("connection lost")
 }
 
+/// Task `id` once final: as `subscribe` answers if it is already, else
+/// its `result`.
+pub async fn final_of(client: &mut Client, id: TaskId) -> Task {
+    let snapshot = client.subscribe(id).await.expect("subscribe");
+    match snapshot.status.is_final() {
+        true => snapshot,
+        false => result_of(client, id).await,
+    }
+}
+
 /// Waits for the first push matching `pick`.
 pub async fn push_where<T>(client: &mut Client, mut pick: impl FnMut(Push) -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -168,11 +168,13 @@ async fn health_metrics_and_kinds() {
         "{text}"
     );
     assert!(text.contains("taskwire_workers 2\n"), "{text}");
-    let kinds: Vec<String> = reqwest::get(server.at("/kinds"))
+    let kinds: Vec<app::KindInfo> = reqwest::get(server.at("/kinds"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(kinds, ["echo", "fail", "primes", "sha256", "sleep"]);
+    let names: Vec<&str> = kinds.iter().map(|k| k.kind.as_str()).collect();
+    assert_eq!(names, ["echo", "fail", "primes", "sha256", "sleep"]);
+    assert!(kinds.iter().all(|k| !k.paused));
 }

@@ -44,6 +44,28 @@ async fn a_killed_busy_worker_is_replaced_and_its_task_retried() {
     assert_eq!(workers.len(), 1, "pool back to size");
     assert_ne!(workers[0].pid, Some(old_pid));
     assert!(killed_at.elapsed() < Duration::from_secs(10));
+    let text = reqwest::get(server.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, want) in [
+        ("taskwire_worker_restarts_total", 1.0),
+        (
+            "taskwire_task_retries_total{kind=\"sleep\",reason=\"worker_lost\"}",
+            1.0,
+        ),
+        (
+            "taskwire_tasks_finished_total{kind=\"sleep\",status=\"succeeded\"}",
+            1.0,
+        ),
+        ("taskwire_task_run_seconds_count{kind=\"sleep\"}", 1.0),
+        ("taskwire_task_wait_seconds_count{kind=\"sleep\"}", 2.0),
+    ] {
+        let got = crate::pauses::sample(&text, series);
+        assert_eq!(got, Some(want), "{series} in\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -150,13 +150,13 @@ async fn remote_kinds_are_capped_in_total() {
     );
     // Kinds already offered take no room.
     held.push(worker(&server, hello(&["w0k0"])).await.expect("known kind"));
-    let kinds: Vec<String> = reqwest::get(server.at("/kinds"))
+    let kinds: Vec<app::KindInfo> = reqwest::get(server.at("/kinds"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert!(!kinds.contains(&"one-more".to_owned()));
+    assert!(!kinds.iter().any(|k| k.kind == "one-more"));
     // A worker leaving makes room.
     let gone = held.remove(0);
     gone.disconnect().await.unwrap();

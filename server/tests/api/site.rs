@@ -168,3 +168,96 @@ async fn without_a_built_site_browsers_get_json_task_and_a_hint() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res.text().await.unwrap().contains("cargo leptos build"));
 }
+
+const TOKEN: &str = "s3cret";
+
+#[tokio::test]
+async fn the_explorer_shows_every_clients_tasks_to_a_viewer_with_the_token() {
+    let site = fake_site();
+    let root = site.path().to_str().unwrap();
+    let server = TestServer::start(&["--site-root", root, "--token", TOKEN]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let res = http
+        .post(server.at("/tasks"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"kind": "echo", "input": {"x": 1}, "key": "explorer:1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let task: Task = res.json().await.unwrap();
+    let row = format!(r#"data-task-id="{}""#, task.id);
+
+    // Without the token: the page, but not the tasks (its socket lists them).
+    let (status, html) = browse(&http, &server, "/tasks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"<table id="explorer""#), "{html}");
+    assert!(!html.contains(&row), "{html}");
+    assert!(html.contains("The tasks show once the page is connected."));
+    // With it (`?token=` as the console is first opened), filtered by key.
+    let linked = format!("/tasks?token={TOKEN}&key=explorer%3A%2A");
+    let (status, html) = browse(&http, &server, &linked).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&row), "{html}");
+    assert!(
+        html.contains(r#"value="explorer:*""#),
+        "the filter is in the form: {html}"
+    );
+    let (_, html) = browse(&http, &server, &format!("/tasks?token={TOKEN}&key=other")).await;
+    assert!(!html.contains(&row) && html.contains("No task matches these filters."));
+    // What `list` refuses, the page says.
+    let (_, html) = browse(&http, &server, &format!("/tasks?token={TOKEN}&status=done")).await;
+    assert!(html.contains("status must be one of"), "{html}");
+
+    // JSON clients get `list`'s page, with the token only.
+    let res = http.get(server.at("/tasks")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = http
+        .get(server.at("/tasks?key=explorer:1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let listed: app::ListPage = res.json().await.unwrap();
+    assert_eq!(
+        listed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [task.id]
+    );
+
+    // A finished task's page lists its attempt.
+    let path = format!("/tasks/{}", task.id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let res = http
+            .get(server.at(&path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if res.json::<Task>().await.unwrap().status == TaskStatus::Succeeded {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task {} did not succeed",
+            task.id
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let res = http
+        .get(server.at(&path))
+        .bearer_auth(TOKEN)
+        .header(ACCEPT, HTML)
+        .send()
+        .await
+        .unwrap();
+    let (status, html) = page(res).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"<table id="attempts""#), "{html}");
+    assert!(html.contains(r#"data-outcome="succeeded""#), "{html}");
+}

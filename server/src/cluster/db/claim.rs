@@ -2,8 +2,10 @@
 //! concurrency keys (a key's tasks never run more than their limit at
 //! once, cluster-wide).
 //!
-//! A task without a key is claimed by one statement. One with a key is
-//! only picked by it: it is claimed in a transaction that first takes the
+//! A claim is one transaction that holds the pause lock shared (so a
+//! paused kind is never claimed once its pause returned, see `pause`). A
+//! task without a key is claimed by one statement. One with a key is only
+//! picked by it: it is claimed by a later statement that first takes the
 //! key's advisory lock, so claims of one key follow each other, each
 //! counting the key's running tasks after the one before committed. A
 //! key's running tasks are counted from the tasks themselves, so every
@@ -35,6 +37,15 @@ impl Db {
         }
         let kinds: Vec<&str> = wants.iter().map(|w| w.kind.as_str()).collect();
         let slots: Vec<i64> = wants.iter().map(|w| i64::from(w.slots)).collect();
+        // Held shared until the claim commits: a pause waits for it, and
+        // the statement below sees every pause made before (v1.1, see
+        // `pause`).
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+            .bind(pause::PAUSE_LOCK.0)
+            .bind(pause::PAUSE_LOCK.1)
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query(concat!(
             // Holding the node row (key share) keeps a reaper from deleting
             // it, or makes this wait for the reaper and find it gone.
@@ -51,6 +62,7 @@ impl Db {
                      SELECT q.id, q.priority, q.seq, q.concurrency_key IS NOT NULL AS keyed
                      FROM tasks q
                      WHERE q.status = 'queued' AND q.kind = w.kind
+                       AND NOT EXISTS (SELECT 1 FROM paused_kinds p WHERE p.kind = w.kind)
                        AND NOT EXISTS (
                            SELECT 1 FROM running r
                            WHERE r.key = q.concurrency_key AND r.n >= q.concurrency_limit
@@ -76,7 +88,7 @@ impl Db {
         .bind(&kinds)
         .bind(&slots)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut keyed = Vec::new();
@@ -91,10 +103,9 @@ impl Db {
             }
         }
         if !keyed.is_empty() {
-            let mut tx = self.pool.begin().await?;
             claimed.extend(claim_keyed(&mut tx, node, &keyed).await?);
-            tx.commit().await?;
         }
+        tx.commit().await?;
         claimed.sort_by_key(|c| (std::cmp::Reverse(c.task.priority), c.seq));
         Ok(claimed)
     }

@@ -237,6 +237,7 @@ impl Scheduler {
     /// `stats` of the whole cluster: counts from the database, workers and
     /// nodes as of their last heartbeats (this node's as it is now).
     fn cluster_overview(&mut self, counts: Counts, nodes: Vec<NodeState>) -> Stats {
+        let kinds = self.cluster_kind_lines(&counts, &nodes);
         let me = self.node.id.clone();
         let mut workers = Vec::new();
         let mut summaries = Vec::new();
@@ -281,7 +282,7 @@ impl Scheduler {
             workers,
             nodes: summaries,
             throughput_per_s: throughput,
-            kinds: Vec::new(),
+            kinds,
             at: Timestamp::now(),
         }
     }

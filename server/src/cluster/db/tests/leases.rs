@@ -106,6 +106,7 @@ async fn a_silent_nodes_tasks_are_taken_back() {
         },
         workers: Vec::new(),
         running: 3,
+        latencies: Default::default(),
     };
     assert!(!db.heartbeat(&state).await.unwrap());
     assert!(
@@ -243,6 +244,8 @@ async fn counts_follow_every_path_to_a_final_status() {
         failed: 1,
         cancelled: 2,
         timed_out: 1,
+        // Per kind only in `overview` (`kind_counts`).
+        kinds: Default::default(),
     };
     assert_eq!(counts, expected);
     test.drop().await.unwrap();
@@ -271,12 +274,22 @@ async fn nodes_are_listed_oldest_first_and_leave_once_their_tasks_are_back() {
             node: "older".into(),
         }],
         running: 1,
+        latencies: [(
+            "echo".to_owned(),
+            crate::cluster::KindLatencies {
+                wait: vec![(1000, 2)],
+                run: vec![(5000, 1), (9000, 1)],
+            },
+        )]
+        .into(),
     };
     assert!(db.heartbeat(&state).await.unwrap());
     let nodes = db.nodes().await.unwrap();
     assert_eq!(nodes.len(), 2);
     assert_eq!(nodes[0].info.id, older.id);
     assert_eq!(nodes[0].workers, state.workers);
+    assert_eq!(nodes[0].latencies, state.latencies);
+    assert!(nodes[1].latencies.is_empty());
     assert_eq!((nodes[0].running, nodes[1].running), (1, 0));
     assert_eq!(nodes[1].info.id, young);
 
