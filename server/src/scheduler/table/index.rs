@@ -392,3 +392,36 @@ mod tests {
         }
     }
 }
+
+/// What the index costs per task: `TW_LOOKUPS=0|1 cargo test -p taskwire
+/// --lib index_cost -- --ignored --nocapture` (RSS growth of this process
+/// for 10^6 queued `echo` tasks, without or with the index; one process
+/// each, so neither reuses the other's memory).
+#[cfg(test)]
+#[test]
+#[ignore]
+fn index_cost() {
+    use app::{TaskSpec, Timestamp};
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    }
+    const N: usize = 1_000_000;
+    let lookups = std::env::var("TW_LOOKUPS").is_ok_and(|v| v == "1");
+    let before = rss_kib();
+    let mut table = TaskTable::with_capacity(N);
+    if lookups {
+        table.keep_lookups();
+    }
+    for n in 0..N {
+        let spec = TaskSpec::new("echo", serde_json::json!({"seq": n, "text": "hello"}));
+        let task = Task::new(uuid::Uuid::now_v7().into(), spec, Timestamp::now());
+        table.enqueue(task, crate::kinds::Class::Cpu, None, false);
+    }
+    let per_task = (rss_kib() - before) * 1024 / N as u64;
+    println!("bytes per queued task, lookups {lookups}: {per_task}");
+}
