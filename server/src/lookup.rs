@@ -12,8 +12,8 @@
 use std::sync::{Arc, OnceLock};
 
 use app::{
-    Attempt, AttemptOutcome, Attempts, ErrorBody, ErrorCode, ListPage, ListQuery, Task, TaskId,
-    TaskStatus,
+    Attempt, AttemptOutcome, Attempts, Cursor, ErrorBody, ErrorCode, ListPage, ListQuery, Task,
+    TaskId, TaskStatus,
 };
 
 use crate::cluster::db::{Db, DbError};
@@ -69,6 +69,22 @@ impl Lookup {
         };
         found.ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, format!("no task {id}")))
     }
+}
+
+/// A page from tasks read newest first with their submission order: a
+/// read asks for one task past the page (`want` = limit + 1), so finding
+/// it means an older page exists, which starts after the last one kept.
+pub fn page_of(mut found: Vec<(i64, Task)>, want: usize) -> ListPage {
+    let next = match found.len() == want {
+        true => {
+            found.pop();
+            found
+                .last()
+                .map(|&(seq, _)| Cursor(u64::try_from(seq).unwrap_or_default()))
+        }
+        false => None,
+    };
+    ListPage::new(found.into_iter().map(|(_, t)| t).collect(), next)
 }
 
 fn store_error(e: StoreError) -> ErrorBody {

@@ -6,7 +6,7 @@
 
 use std::sync::mpsc as std_mpsc;
 
-use app::{Attempt, Attempts, Cursor, KeyMatch, ListPage, ListQuery, Task, TaskId};
+use app::{Attempt, Attempts, KeyMatch, ListPage, ListQuery, Task, TaskId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 use tokio::sync::oneshot;
@@ -125,20 +125,11 @@ fn list(conn: &Connection, q: &ListQuery) -> Result<ListPage, LookupError> {
         Some(KeyMatch::Prefix(prefix)) => walk(conn, q, prefix, want)?,
         _ => None,
     };
-    let mut found = match walked {
+    let found = match walked {
         Some(found) => found,
         None => read(conn, q, want)?,
     };
-    let next = (found.len() == want).then(|| {
-        found.pop();
-        found
-            .last()
-            .map(|&(seq, _)| Cursor(u64::try_from(seq).unwrap_or_default()))
-    });
-    Ok(ListPage::new(
-        found.into_iter().map(|(_, t)| t).collect(),
-        next.flatten(),
-    ))
+    Ok(crate::lookup::page_of(found, want))
 }
 
 /// The first `want` tasks passing `q`.

@@ -3,7 +3,7 @@
 //! 0007 has the indexes that serve every filter in `seq` order, and the
 //! trigger that records attempts.
 
-use app::{Attempt, AttemptOutcome, Attempts, Cursor, KeyMatch, ListPage, ListQuery, WorkerId};
+use app::{Attempt, AttemptOutcome, Attempts, KeyMatch, ListPage, ListQuery, WorkerId};
 use sqlx::Arguments as _;
 use sqlx::postgres::PgArguments;
 
@@ -28,23 +28,14 @@ impl Db {
             Some(KeyMatch::Prefix(prefix)) => self.walk(q, prefix, want).await?,
             _ => None,
         };
-        let mut found = match walked {
+        let found = match walked {
             Some(found) => found,
             None => {
                 let (sql, args) = statement(q, Shape::Page(want as i64)).map_err(encode)?;
                 self.tasks(sql, args).await?
             }
         };
-        let next = (found.len() == want).then(|| {
-            found.pop();
-            found
-                .last()
-                .map(|&(seq, _)| Cursor(u64::try_from(seq).unwrap_or_default()))
-        });
-        Ok(ListPage::new(
-            found.into_iter().map(|(_, t)| t).collect(),
-            next.flatten(),
-        ))
+        Ok(crate::lookup::page_of(found, want))
     }
 
     /// The first `want` tasks passing `q` among the [`PREFIX_WALK`] newest
