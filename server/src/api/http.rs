@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post, put};
+use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
 
 use super::AppState;
@@ -49,15 +50,23 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 }
 
 /// `router` with requests whose declared `Content-Length` is over `max`
-/// refused with `413` `payload_too_large` before their body is read.
-/// Reading it, even to find it too large, would first tell a client that
-/// sent `Expect: 100-continue` to go ahead and upload it all.
+/// refused with `413` `payload_too_large` before their body is parsed.
+/// A client that sent `Expect: 100-continue` is refused without reading
+/// its body (reading would tell it to go ahead and upload it all); one
+/// that is already sending a body of at most [`DRAIN_MAX`] bytes has it
+/// read and dropped first (for at most [`DRAIN_TIME`]), so that it reads
+/// the `413` instead of a connection reset in the middle of its upload.
 pub fn with_content_length_limit<S>(router: Router<S>, max: usize) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     router.layer(middleware::from_fn_with_state(max, check_content_length))
 }
+
+/// Largest too-large body read (and dropped) before it is refused.
+const DRAIN_MAX: u64 = 16 << 20;
+/// Longest time spent reading a too-large body before it is refused.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn check_content_length(State(max): State<usize>, req: Request, next: Next) -> Response {
     let declared = req
@@ -67,6 +76,11 @@ async fn check_content_length(State(max): State<usize>, req: Request, next: Next
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
         Some(len) if len > u64::try_from(max).unwrap_or(u64::MAX) => {
+            if !req.headers().contains_key(header::EXPECT) && len <= DRAIN_MAX {
+                let mut body = req.into_body().into_data_stream();
+                let drain = async { while let Some(Ok(_)) = body.next().await {} };
+                let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            }
             let error = ErrorBody::new(
                 ErrorCode::PayloadTooLarge,
                 format!("a body of {len} bytes is over the limit of {max} bytes"),
