@@ -12,6 +12,21 @@ fn stdout(out: &Output) -> String {
 }
 
 /// The task JSON printed after the id line.
+/// `taskwire submit --wait` of a `fail` task with message "no".
+async fn submit_failing(url: &str) -> Output {
+    taskwire(&[
+        "submit",
+        "--url",
+        url,
+        "--kind",
+        "fail",
+        "--input",
+        r#"{"message":"no"}"#,
+        "--wait",
+    ])
+    .await
+}
+
 fn printed_task(out: &Output) -> Task {
     let text = stdout(out);
     let json = text.split_once('\n').expect("id line").1;
@@ -41,17 +56,7 @@ async fn submit_wait_status_cancel() {
         (TaskStatus::Succeeded, Some(json!({"count": 168})))
     );
 
-    let out = taskwire(&[
-        "submit",
-        "--url",
-        url,
-        "--kind",
-        "fail",
-        "--input",
-        r#"{"message":"no"}"#,
-        "--wait",
-    ])
-    .await;
+    let out = submit_failing(url).await;
     assert!(!out.status.success(), "a failed task exits non-zero");
     assert_eq!(printed_task(&out).status, TaskStatus::Failed);
 
@@ -98,17 +103,7 @@ fn stderr(out: &Output) -> String {
 async fn retry_runs_a_failed_task_again() {
     let server = TestServer::start(&[]).await;
     let url = server.url.as_str();
-    let out = taskwire(&[
-        "submit",
-        "--url",
-        url,
-        "--kind",
-        "fail",
-        "--input",
-        r#"{"message":"no"}"#,
-        "--wait",
-    ])
-    .await;
+    let out = submit_failing(url).await;
     let failed = printed_task(&out);
     assert_eq!(failed.status, TaskStatus::Failed);
     let id = failed.id.to_string();
