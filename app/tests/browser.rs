@@ -68,7 +68,7 @@ fn book_stays_bounded_in_the_browser() {
     for n in 0..10_000 {
         let mut t = task(n, "echo");
         t.status = TaskStatus::Succeeded;
-        t.output = Some(json!(n as u64));
+        t.output = Some(json!(n as u64).into());
         book.upsert(t);
     }
     assert_eq!(book.len(), KEEP_FINISHED);
@@ -140,7 +140,7 @@ async fn list_is_keyed_newest_first_and_progress_touches_one_row() {
     let mut done = a.clone();
     done.status = TaskStatus::Succeeded;
     done.attempt = 1;
-    done.output = Some(json!({"count": 4}));
+    done.output = Some(json!({"count": 4}).into());
     done.finished_at = Some(Timestamp::now());
     live.upsert(done);
     tick(100).await;

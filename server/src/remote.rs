@@ -217,7 +217,7 @@ impl Jobs {
         let running = self.running.clone();
         let cpu = self.cpu.clone();
         tokio::spawn(async move {
-            let outcome = run_handler(handler, task.input, ctx, &cpu).await;
+            let outcome = run_handler(handler, task.input.to_value(), ctx, &cpu).await;
             running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -227,7 +227,7 @@ impl Jobs {
                     events::DONE,
                     &WorkerDone {
                         task_id: id,
-                        output,
+                        output: output.into(),
                     },
                 ),
                 Err(HandlerError::Failed(message)) => {

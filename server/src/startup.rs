@@ -34,7 +34,7 @@ use crate::cluster::{NodeId, NodeInfo};
 use crate::config::{DataDir, Settings};
 use crate::health::Health;
 use crate::kinds::{Class, Registry};
-use crate::scheduler::{Backing, ClusterSide, Command, Publisher};
+use crate::scheduler::{Backing, ClusterSide, Command, Publisher, SchedulerConfig};
 use crate::schedules::{Announce, Clock, Keep};
 use crate::store::Store;
 use crate::{api, pool, scheduler, schedules, site};
@@ -217,9 +217,14 @@ impl Application {
                 (backing, dir, publisher)
             }
         };
+        let scheduler_config = SchedulerConfig {
+            // Rooms in Redis are how other processes' pushes reach a socket.
+            submitters_follow: matches!(io, Io::Local(_)),
+            ..settings.scheduler()
+        };
         scheduler::spawn(
             commands,
-            settings.scheduler(),
+            scheduler_config,
             publisher.clone(),
             node,
             backing,

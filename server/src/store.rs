@@ -476,7 +476,7 @@ mod tests {
                 .await
                 .unwrap();
             b.status = TaskStatus::Succeeded;
-            b.output = Some(json!({"n": 2}));
+            b.output = Some(json!({"n": 2}).into());
             store
                 .commit(vec![Write::put(&b, 2).unwrap(), Write::Delete(c.id)])
                 .await
@@ -502,7 +502,7 @@ mod tests {
             got,
             vec![(1, TaskStatus::Queued), (2, TaskStatus::Succeeded)]
         );
-        assert_eq!(tasks[1].task.output, Some(json!({"n": 2})));
+        assert_eq!(tasks[1].task.output, Some(json!({"n": 2}).into()));
     }
 
     #[tokio::test]

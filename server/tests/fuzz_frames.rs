@@ -160,7 +160,7 @@ fn json() -> impl Strategy<Value = Value> {
     })
 }
 
-fn from_worker() -> impl Strategy<Value = FromWorker> {
+fn from_worker() -> impl Strategy<Value = FromWorker<Value>> {
     prop_oneof![
         (
             task_id(),
@@ -185,7 +185,7 @@ fn to_worker() -> impl Strategy<Value = ToWorker<'static>> {
         3 => (task_id(), string(), json()).prop_map(|(id, kind, input)| ToWorker::Run {
             id,
             kind: Cow::Owned(kind),
-            input: Cow::Owned(input),
+            input,
         }),
         1 => task_id().prop_map(|id| ToWorker::Stop { id }),
     ]
@@ -399,7 +399,7 @@ proptest! {
             &[ToWorker::Run {
                 id,
                 kind: Cow::Borrowed("echo"),
-                input: Cow::Owned(float(f)),
+                input: float(f),
             }],
             &chunks,
         )?;
@@ -413,7 +413,7 @@ proptest! {
     ) {
         let mut bytes = frames(&msgs).to_vec();
         bytes.extend_from_slice(&tail);
-        let fed = feed::<FromWorker>(&bytes, &chunks);
+        let fed = feed::<FromWorker<Value>>(&bytes, &chunks);
         prop_assert!(fed.msgs.len() >= msgs.len());
         prop_assert_eq!(&fed.msgs[..msgs.len()], &msgs[..]);
     }

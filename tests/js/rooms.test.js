@@ -103,6 +103,26 @@ for (const transport of TRANSPORTS) {
       } finally { a.close(); e.close(); w.close(); }
     });
 
+    test('a submitter that subscribes to its own task, or unsubscribes and subscribes again, gets each push once', async () => {
+      const a = await server.connect(transport);
+      try {
+        const t1 = await a.submit({ kind: 'sleep', input: { ms: 600 } });
+        const t2 = await a.submit({ kind: 'sleep', input: { ms: 600 } });
+        assert.equal((await a.ack('subscribe', { task_id: t1.id })).ok, true);
+        assert.equal((await a.ack('unsubscribe', { task_id: t2.id })).ok, true);
+        assert.equal((await a.ack('subscribe', { task_id: t2.id })).ok, true);
+        const r1 = await a.waitResult(t1.id);
+        const r2 = await a.waitResult(t2.id);
+        assert.deepEqual([r1.status, r2.status], ['succeeded', 'succeeded']);
+        await sleep(ABSENCE_MS);
+        for (const t of [t1, t2]) {
+          assert.equal(a.all('result', (x) => x.id === t.id).length, 1, `${t.id}: result exactly once`);
+          const running = a.all('status', (x) => x.task_id === t.id && x.status === 'running');
+          assert.ok(running.length <= 1, `${t.id}: status running ${running.length} times`);
+        }
+      } finally { a.close(); }
+    });
+
     test('a subscriber of a queued-then-running task sees status running and progress', async () => {
       const a = await server.connect(transport);
       const c = await server.connect(transport);

@@ -68,14 +68,14 @@ pub struct Progress {
 pub struct Task {
     pub id: TaskId,
     pub kind: String,
-    pub input: Value,
+    pub input: Json,
     pub priority: i32,
     pub status: TaskStatus,
     pub attempt: u32,
     pub max_attempts: u32,
     pub timeout_ms: Option<u64>,
     pub progress: Option<Progress>,
-    pub output: Option<Value>,
+    pub output: Option<Json>,
     pub error: Option<ErrorBody>,
     pub worker: Option<WorkerId>,
     pub created_at: Timestamp,
@@ -137,7 +137,7 @@ impl Task {
         Self {
             id,
             kind: spec.kind,
-            input: spec.input,
+            input: Json::from_value(&spec.input),
             priority: spec.priority,
             status: TaskStatus::Queued,
             attempt: 0,
@@ -165,7 +165,7 @@ impl Task {
     pub fn spec(&self) -> TaskSpec {
         TaskSpec {
             kind: self.kind.clone(),
-            input: self.input.clone(),
+            input: self.input.to_value(),
             priority: self.priority,
             timeout_ms: self.timeout_ms,
             max_attempts: self.max_attempts,

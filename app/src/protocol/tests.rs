@@ -162,7 +162,7 @@ fn typed_payloads_are_the_documented_json() {
     assert_eq!(
         serde_json::to_value(WorkerDone {
             task_id: id,
-            output: json!({"n": 1})
+            output: json!({"n": 1}).into()
         })
         .unwrap(),
         json!({"task_id": id, "output": {"n": 1}})

@@ -79,7 +79,7 @@ impl WorkerHello {
 pub struct WorkerDone {
     pub task_id: TaskId,
     #[serde(default)]
-    pub output: Value,
+    pub output: Json,
 }
 
 /// A remote worker's `fail`: `{task_id, error: {code, message}}`. The task

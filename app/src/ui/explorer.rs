@@ -419,9 +419,9 @@ mod tests {
             Timestamp::now(),
         );
         assert_eq!(summary(&t), "");
-        t.output = Some(serde_json::json!({"a": [1, 2]}));
+        t.output = Some(serde_json::json!({"a": [1, 2]}).into());
         assert_eq!(summary(&t), r#"{ "a": [ 1, 2 ] }"#);
-        t.output = Some(serde_json::json!("x".repeat(100)));
+        t.output = Some(serde_json::json!("x".repeat(100)).into());
         assert_eq!(summary(&t).chars().count(), 80);
         assert!(summary(&t).ends_with('…'));
         t.error = Some(ErrorBody::new(ErrorCode::TaskFailed, "boom"));

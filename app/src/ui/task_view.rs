@@ -33,8 +33,8 @@ pub fn durations(task: &Task, now: i64) -> (i64, Option<i64>) {
 }
 
 /// JSON as indented text.
-pub fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+pub fn pretty(value: &crate::protocol::Json) -> String {
+    serde_json::to_string_pretty(&value.to_value()).unwrap_or_else(|_| value.to_string())
 }
 
 #[component]

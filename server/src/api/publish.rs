@@ -1,6 +1,7 @@
 //! The scheduler's ports on Socket.IO: pushes to rooms (`status`,
 //! `progress`, `result` to a task's room, `stats` to the dashboard), a
-//! client socket joining and leaving rooms, and replies that are acks.
+//! client socket joining and leaving rooms or getting a task's pushes as
+//! its follower, and replies that are acks.
 //! Emit failures are logged, never ignored silently: the task's state is
 //! already stored, so a client that missed a push gets the task again with
 //! `subscribe`.
@@ -123,6 +124,27 @@ impl<A: Adapter> ClientPort for SocketClient<A> {
 
     fn leave(&self, room: String) {
         self.0.leave(room);
+    }
+
+    fn status(&self, ev: &StatusEvent) {
+        self.push(events::STATUS, ev);
+    }
+
+    fn progress(&self, ev: &ProgressEvent) {
+        self.push(events::PROGRESS, ev);
+    }
+
+    fn result(&self, task: &Task) {
+        self.push(events::RESULT, task);
+    }
+}
+
+impl<A: Adapter> SocketClient<A> {
+    fn push<T: Serialize + ?Sized>(&self, event: &str, data: &T) {
+        // A socket that is gone gets nothing, as a room would do.
+        if let Err(e) = self.0.emit(event, data) {
+            tracing::debug!(event, error = %e, "push not delivered to its follower");
+        }
     }
 }
 

@@ -38,7 +38,7 @@ where
     while let Some(frame) = frames.next().await {
         match frame? {
             ToWorker::Run { id, kind, input } => {
-                run(&registry, id, &kind, input.into_owned(), &running, &tx);
+                run(&registry, id, &kind, input, &running, &tx);
             }
             ToWorker::Stop { id } => {
                 let token = running
@@ -64,7 +64,7 @@ fn run(
     kind: &str,
     input: Value,
     running: &Running,
-    tx: &mpsc::UnboundedSender<FromWorker>,
+    tx: &mpsc::UnboundedSender<FromWorker<Value>>,
 ) {
     let Some(handler) = registry.get(kind).cloned() else {
         let message = format!("this worker has no kind {kind:?}");
@@ -130,7 +130,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Writes answers to `output`, every frame that is ready in one write.
 async fn write_frames<W: AsyncWrite + Unpin>(
-    mut rx: mpsc::UnboundedReceiver<FromWorker>,
+    mut rx: mpsc::UnboundedReceiver<FromWorker<Value>>,
     mut output: W,
 ) {
     let mut batch = Vec::with_capacity(256);
@@ -146,7 +146,7 @@ async fn write_frames<W: AsyncWrite + Unpin>(
                     | FromWorker::Progress { id, .. } => id,
                 };
                 let message = format!("output cannot be sent: {e}");
-                if encode(&FromWorker::Failed { id, message }, &mut buf).is_err() {
+                if encode(&FromWorker::<Value>::Failed { id, message }, &mut buf).is_err() {
                     return;
                 }
             }
@@ -170,7 +170,7 @@ mod tests {
     /// answer reader.
     async fn worker() -> (
         mpsc::UnboundedSender<ToWorker<'static>>,
-        mpsc::UnboundedReceiver<FromWorker>,
+        mpsc::UnboundedReceiver<FromWorker<Value>>,
     ) {
         let (to_child, child_in) = tokio::io::duplex(1 << 16);
         let (child_out, mut from_child) = tokio::io::duplex(1 << 16);
@@ -186,7 +186,7 @@ mod tests {
         });
         let (atx, arx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let mut codec = FrameCodec::<FromWorker>::default();
+            let mut codec = FrameCodec::<FromWorker<Value>>::default();
             let mut buf = BytesMut::new();
             loop {
                 while let Some(f) = codec.decode(&mut buf).unwrap() {
@@ -204,7 +204,7 @@ mod tests {
         ToWorker::Run {
             id,
             kind: Cow::Borrowed(kind),
-            input: Cow::Owned(input),
+            input,
         }
     }
 

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::io;
 use std::marker::PhantomData;
 
-use app::TaskId;
+use app::{Json, TaskId};
 use bytes::{BufMut, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -17,24 +17,27 @@ use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 /// the message size limit, which is far below this.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
-/// Server → worker. It borrows, so the scheduler encodes a task's input
-/// straight from its own copy.
+/// Server → worker. The server sends a task's input as the text it holds
+/// (`ToWorker<&Json>`, borrowed from its own copy); the worker reads it as
+/// the `Value` its handler takes (`ToWorker<Value>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ToWorker<'a> {
+pub enum ToWorker<'a, I = Value> {
     /// Start a task in a free slot.
     Run {
         id: TaskId,
         kind: Cow<'a, str>,
-        input: Cow<'a, Value>,
+        input: I,
     },
     /// Stop a running task (cancelled or timed out).
     Stop { id: TaskId },
 }
 
 /// Worker → server. Every `Run` is answered by exactly one of `Done`,
-/// `Failed` or `Stopped`, which frees its slot.
+/// `Failed` or `Stopped`, which frees its slot. The worker writes its
+/// handler's `Value` (`FromWorker<Value>`); the server reads the output as
+/// text (`FromWorker<Json>`), which it keeps and sends on without a tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum FromWorker {
+pub enum FromWorker<O = Json> {
     Progress {
         id: TaskId,
         done: u64,
@@ -43,7 +46,7 @@ pub enum FromWorker {
     },
     Done {
         id: TaskId,
-        output: Value,
+        output: O,
     },
     Failed {
         id: TaskId,
@@ -120,7 +123,7 @@ mod tests {
             ToWorker::Run {
                 id: id(),
                 kind: "echo".into(),
-                input: Cow::Owned(json!({"z": 1, "a": [true, null]})),
+                input: json!({"z": 1, "a": [true, null]}),
             },
             ToWorker::Stop { id: id() },
         ];
@@ -138,8 +141,38 @@ mod tests {
     }
 
     #[test]
+    fn payloads_cross_as_text_on_the_server_and_values_in_the_worker() {
+        let input = Json::from_value(&json!({"z": 1, "a": [true, null]}));
+        let run = ToWorker::Run {
+            id: id(),
+            kind: "echo".into(),
+            input: &input,
+        };
+        let mut buf = BytesMut::new();
+        encode(&run, &mut buf).unwrap();
+        let got = FrameCodec::<ToWorker>::default().decode(&mut buf).unwrap();
+        let Some(ToWorker::Run { input: value, .. }) = got else {
+            panic!("{got:?}");
+        };
+        assert_eq!(value, json!({"z": 1, "a": [true, null]}));
+
+        let done = FromWorker::Done {
+            id: id(),
+            output: json!({"count": 4, "text": "é"}),
+        };
+        encode(&done, &mut buf).unwrap();
+        let got = FrameCodec::<FromWorker>::default()
+            .decode(&mut buf)
+            .unwrap();
+        let Some(FromWorker::Done { output, .. }) = got else {
+            panic!("{got:?}");
+        };
+        assert_eq!(output.get(), r#"{"count":4,"text":"é"}"#);
+    }
+
+    #[test]
     fn partial_frames_wait_for_more() {
-        let msg = FromWorker::Done {
+        let msg = FromWorker::<Value>::Done {
             id: id(),
             output: json!({"count": 4}),
         };

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use app::{Task, TaskId};
+use app::{Json, Task, TaskId};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,14 +36,15 @@ impl WorkerPort for LocalPort {
         let frame = ToWorker::Run {
             id: task.id,
             kind: Cow::Borrowed(&task.kind),
-            input: Cow::Borrowed(&task.input),
+            input: &task.input,
         };
         encode(&frame, &mut self.out).map_err(|e| PortError(e.to_string()))
     }
 
     /// The child answers `Stopped` once the handler is gone.
     fn stop(&mut self, id: TaskId) -> Stopping {
-        if let Err(e) = encode(&ToWorker::Stop { id }, &mut self.out) {
+        let stop: ToWorker<&Json> = ToWorker::Stop { id };
+        if let Err(e) = encode(&stop, &mut self.out) {
             tracing::error!(task = %id, error = %e, "cannot send stop");
         }
         Stopping::Confirmed

@@ -230,8 +230,10 @@ impl Scheduler {
                 self.cluster_read(id, Some(reply), Some(client), None);
             }
             Command::Subscribe { id, client, reply } => {
+                // Its follower gets its pushes already.
                 if let Some(e) = self.table.get(&id)
                     && !e.task.status.is_final()
+                    && e.follower.as_ref().is_none_or(|f| f.id() != client.id())
                 {
                     client.join(vec![id.room()]);
                 }
@@ -243,6 +245,11 @@ impl Scheduler {
             }
             Command::Unsubscribe { id, client, reply } => {
                 client.leave(id.room());
+                if let Some(e) = self.table.get_mut(&id)
+                    && e.follower.as_ref().is_some_and(|f| f.id() == client.id())
+                {
+                    e.follower = None;
+                }
                 match self.table.contains(&id) {
                     true => reply.send(Ok(())),
                     false => reply.send(Err(not_found(id))),

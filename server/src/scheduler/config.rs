@@ -26,6 +26,11 @@ pub struct SchedulerConfig {
     pub stats_interval: Duration,
     /// Unfinished tasks one socket may have submitted.
     pub max_unfinished_per_socket: usize,
+    /// Whether a submitting socket gets its tasks' pushes from the
+    /// scheduler instead of through their rooms (see `ClientPort`). Only
+    /// when rooms are this process's own: a room shared with other
+    /// processes (Redis) is how their pushes reach the submitter.
+    pub submitters_follow: bool,
 }
 
 impl SchedulerConfig {
@@ -40,6 +45,7 @@ impl SchedulerConfig {
         stop_grace: Duration::from_secs(2),
         stats_interval: Duration::from_millis(500),
         max_unfinished_per_socket: 10_000,
+        submitters_follow: true,
     };
 }
 

@@ -54,8 +54,15 @@ impl Scheduler {
             Err(e) => return reply.error(e),
         };
         let fresh = existing.iter().filter(|e| e.is_none()).count();
-        let owner = client.as_ref().map(|c| c.id());
-        if let Some(sid) = owner {
+        // The submitter follows its new tasks if it can: it gets their
+        // pushes without joining their rooms.
+        let follows = self.config.submitters_follow;
+        let owner = client.map(|client| Owner {
+            id: client.id(),
+            client,
+            follows,
+        });
+        if let Some(sid) = owner.as_ref().map(|o| o.id) {
             let mine = self.table.unfinished_of(sid);
             if mine + fresh > self.config.max_unfinished_per_socket {
                 return reply.error(ErrorBody::new(
@@ -85,14 +92,26 @@ impl Scheduler {
             .map(|((t, _), e)| e.unwrap_or(t.id))
             .collect();
         let deduplicated: Vec<bool> = existing.iter().map(Option::is_some).collect();
-        if let Some(client) = &client {
-            // A finished task's room is closed: the ack holds its result.
-            let rooms = ids
+        if let Some(owner) = &owner {
+            // Rooms of new tasks it does not follow, and of existing ones a
+            // key named, unless finished (the room is closed: the ack holds
+            // the result) or followed by this client already.
+            let rooms: Vec<String> = ids
                 .iter()
-                .filter(|id| self.table.get(id).is_none_or(|e| !e.task.status.is_final()))
+                .zip(&existing)
+                .filter(|(_, e)| e.is_some() || !follows)
+                .map(|(id, _)| id)
+                .filter(|id| {
+                    self.table.get(id).is_none_or(|e| {
+                        !e.task.status.is_final()
+                            && e.follower.as_ref().is_none_or(|f| f.id() != owner.id)
+                    })
+                })
                 .map(TaskId::room)
                 .collect();
-            client.join(rooms);
+            if !rooms.is_empty() {
+                owner.client.join(rooms);
+            }
         }
         let durable = self.outbox.durable();
         let mut failed = Vec::new();
@@ -104,7 +123,7 @@ impl Scheduler {
             // With a store the work may start while its commit is under way:
             // the ack still goes first, since every push about the task
             // waits behind that commit.
-            if self.admit(task, class, owner, durable) {
+            if self.admit(task, class, owner.as_ref(), durable) {
                 failed.push(id);
             }
         }
@@ -190,7 +209,7 @@ impl Scheduler {
         &mut self,
         id: TaskId,
         status: TaskStatus,
-        output: Option<serde_json::Value>,
+        output: Option<app::Json>,
         error: Option<ErrorBody>,
     ) {
         if status == TaskStatus::Failed
@@ -209,7 +228,7 @@ impl Scheduler {
         &mut self,
         id: TaskId,
         status: TaskStatus,
-        output: Option<serde_json::Value>,
+        output: Option<app::Json>,
         error: Option<ErrorBody>,
     ) -> bool {
         let Some(Left { timer, worker, ran }) = self.table.settle(id, status, output, error) else {

@@ -51,7 +51,7 @@ mod worker;
 
 use outbox::*;
 
-use table::{Left, TaskTable};
+use table::{Left, Owner, TaskTable};
 
 use std::collections::VecDeque;
 use std::sync::Arc;

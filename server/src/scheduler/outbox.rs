@@ -431,10 +431,16 @@ impl Scheduler {
             },
             Deferred::Result(id) => self.publish(id).await,
             // Nothing about a withdrawn task goes out.
-            Deferred::Status(ev) if self.table.contains(&ev.task_id) => {
+            Deferred::Status(ev) if let Some(e) = self.table.get(&ev.task_id) => {
+                if let Some(follower) = &e.follower {
+                    follower.status(&ev);
+                }
                 self.publisher.status(&ev).await;
             }
-            Deferred::Progress(ev) if self.table.contains(&ev.task_id) => {
+            Deferred::Progress(ev) if let Some(e) = self.table.get(&ev.task_id) => {
+                if let Some(follower) = &e.follower {
+                    follower.progress(&ev);
+                }
                 self.publisher.progress(&ev).await;
             }
             Deferred::GivenBack(ev) => self.publisher.status(&ev).await,

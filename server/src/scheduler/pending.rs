@@ -97,7 +97,7 @@ impl Scheduler {
         &mut self,
         mut task: Task,
         class: Class,
-        owner: Option<ClientId>,
+        owner: Option<&Owner>,
         durable: bool,
     ) -> bool {
         let id = task.id;

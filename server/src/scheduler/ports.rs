@@ -64,7 +64,7 @@ pub enum Report {
     },
     Done {
         id: TaskId,
-        output: serde_json::Value,
+        output: app::Json,
     },
     Failed {
         id: TaskId,
@@ -79,13 +79,19 @@ pub enum Report {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientId(pub [u8; 16]);
 
-/// A client that submits and follows tasks: it joins a task's room to get
-/// its pushes.
+/// A client that submits and follows tasks. It gets a task's pushes by
+/// joining its room, or, for a task it submitted to a single server, by
+/// being its follower: the scheduler then sends it each push itself, which
+/// costs no room (a map entry and two strings per task in the adapter).
 pub trait ClientPort: Send + Sync {
     fn id(&self) -> ClientId;
     /// Joins these rooms, before any push to them can be sent.
     fn join(&self, rooms: Vec<String>);
     fn leave(&self, room: String);
+    /// Pushes to this client alone, as a follower.
+    fn status(&self, ev: &StatusEvent);
+    fn progress(&self, ev: &ProgressEvent);
+    fn result(&self, task: &Task);
 }
 
 /// A shared handle to a client.

@@ -16,39 +16,17 @@ pub(super) enum Payload {
 
 /// Drops what a finished task holds besides its state and times.
 pub(super) fn strip_payload(task: &mut Task) {
-    task.input = serde_json::Value::Null;
+    task.input = app::Json::null();
     task.output = None;
     task.error = None;
     task.progress = None;
 }
 
-/// The memory a task's payload (input, output, error) takes, estimated
-/// from its parsed form: a JSON number costs a whole `Value`, so 1 MB of
-/// JSON can take 30 MB once parsed, and the budget must count that.
+/// The memory a task's payload takes: the text of its input and output
+/// (held as text, never parsed) and its error's message.
 pub(super) fn payload_bytes(task: &Task) -> usize {
     let error = task.error.as_ref().map_or(0, |e| e.message.capacity());
-    value_bytes(&task.input) + task.output.as_ref().map_or(0, value_bytes) + error
-}
-
-/// Estimated bytes of a parsed JSON value, itself included.
-pub(super) fn value_bytes(value: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    // An object entry: its key, its value and the map's own bookkeeping
-    // (hash and index of an insertion-ordered map).
-    const ENTRY_OVERHEAD: usize = 2 * std::mem::size_of::<usize>();
-    std::mem::size_of::<Value>()
-        + match value {
-            Value::String(s) => s.capacity(),
-            Value::Array(items) => {
-                items.iter().map(value_bytes).sum::<usize>()
-                    + (items.capacity() - items.len()) * std::mem::size_of::<Value>()
-            }
-            Value::Object(map) => map
-                .iter()
-                .map(|(k, v)| k.capacity() + value_bytes(v) + ENTRY_OVERHEAD)
-                .sum(),
-            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-        }
+    task.input.heap_bytes() + task.output.as_ref().map_or(0, app::Json::heap_bytes) + error
 }
 
 impl Scheduler {
@@ -80,9 +58,12 @@ impl Scheduler {
 
     /// Pushes a final task's `result`, closes its room and applies retention.
     pub(super) async fn publish(&mut self, id: TaskId) {
-        let Some(entry) = self.table.get(&id) else {
+        let Some(entry) = self.table.get_mut(&id) else {
             return; // withdrawn
         };
+        if let Some(follower) = entry.follower.take() {
+            follower.result(&entry.task);
+        }
         self.publisher.result(&entry.task).await;
         if self.cluster.is_some() {
             return self.cluster_published(id);

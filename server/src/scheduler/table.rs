@@ -15,7 +15,7 @@ use tokio_util::time::delay_queue;
 use super::depth::{Depth, KindDepth};
 
 use super::limits::Limits;
-use super::ports::ClientId;
+use super::ports::{Client, ClientId};
 use super::queue::{KindQueues, Place};
 use super::retention::{Payload, payload_bytes, strip_payload};
 use super::stats::Counters;
@@ -40,9 +40,22 @@ pub(super) struct Entry {
     pub payload: Payload,
     /// The client that submitted it, while it is unfinished.
     owner: Option<ClientId>,
+    /// The client that gets its pushes without being in its room (its
+    /// submitter on a single server), until its `result` went out.
+    pub follower: Option<Client>,
     /// When it became queued (while queued) or running (while running):
     /// its queue wait and run time.
     pub since: Instant,
+}
+
+/// The client submitting tasks: counted against its limit of unfinished
+/// tasks, and, when `follows`, their follower (see [`ClientPort`]).
+///
+/// [`ClientPort`]: super::ports::ClientPort
+pub(super) struct Owner {
+    pub id: ClientId,
+    pub client: Client,
+    pub follows: bool,
 }
 
 /// What the scheduler still has to undo for a task that left `running`.
@@ -181,12 +194,13 @@ impl TaskTable {
         self.tasks.keys().copied().collect()
     }
 
-    /// A new task, `queued`, last in line among its priority.
-    pub fn enqueue(&mut self, task: Task, class: Class, owner: Option<ClientId>, dirty: bool) {
+    /// A new task, `queued`, last in line among its priority, with the
+    /// client that submitted it and whether that client follows it.
+    pub fn enqueue(&mut self, task: Task, class: Class, owner: Option<&Owner>, dirty: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if let Some(client) = owner {
-            *self.unfinished.entry(client).or_default() += 1;
+        if let Some(owner) = owner {
+            *self.unfinished.entry(owner.id).or_default() += 1;
         }
         self.insert(task, class, seq, dirty, owner);
     }
@@ -205,7 +219,7 @@ impl TaskTable {
         class: Class,
         seq: u64,
         dirty: bool,
-        owner: Option<ClientId>,
+        owner: Option<&Owner>,
     ) {
         let id = task.id;
         let mut payload = Payload::Live;
@@ -250,7 +264,8 @@ impl TaskTable {
             timer: None,
             dirty,
             payload,
-            owner,
+            owner: owner.map(|o| o.id),
+            follower: owner.and_then(|o| o.follows.then(|| o.client.clone())),
             since: Instant::now(),
         };
         self.tasks.insert(id, Box::new(entry));
@@ -441,7 +456,7 @@ impl TaskTable {
         &mut self,
         id: TaskId,
         status: TaskStatus,
-        output: Option<serde_json::Value>,
+        output: Option<app::Json>,
         error: Option<ErrorBody>,
     ) -> Option<Left> {
         let entry = self.tasks.get_mut(&id)?;

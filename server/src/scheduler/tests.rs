@@ -83,10 +83,12 @@ impl Publisher for Recorder {
     }
 }
 
-/// A client that records the rooms it joined.
+/// A client that records the rooms it joined and the pushes it got as a
+/// follower.
 struct FakeClient {
     id: ClientId,
     rooms: Mutex<Vec<String>>,
+    pushes: Mutex<Vec<Push>>,
 }
 
 impl ClientPort for FakeClient {
@@ -100,6 +102,22 @@ impl ClientPort for FakeClient {
 
     fn leave(&self, room: String) {
         self.rooms.lock().unwrap().retain(|r| *r != room);
+    }
+
+    fn status(&self, ev: &StatusEvent) {
+        let push = Push::Status(ev.task_id, ev.status, ev.attempt);
+        self.pushes.lock().unwrap().push(push);
+    }
+
+    fn progress(&self, ev: &ProgressEvent) {
+        let push = Push::Progress(ev.task_id, ev.done, ev.total);
+        self.pushes.lock().unwrap().push(push);
+    }
+
+    fn result(&self, task: &Task) {
+        let code = task.error.as_ref().map(|e| e.code);
+        let push = Push::Result(task.id, task.status, code);
+        self.pushes.lock().unwrap().push(push);
     }
 }
 
@@ -249,7 +267,7 @@ impl Drop for Harness {
 fn done(id: TaskId) -> Report {
     Report::Done {
         id,
-        output: json!({ "ok": true }),
+        output: json!({ "ok": true }).into(),
     }
 }
 
@@ -419,7 +437,7 @@ async fn progress_and_output_reach_the_room_in_order() {
         ]
     );
     let task = h.dispatcher.get(id).await.unwrap();
-    assert_eq!(task.output, Some(json!({ "ok": true })));
+    assert_eq!(task.output, Some(json!({ "ok": true }).into()));
 }
 
 #[tokio::test(start_paused = true)]
@@ -484,14 +502,15 @@ async fn only_the_newest_finished_tasks_are_kept() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_client_joins_its_tasks_rooms_and_is_held_to_its_limit() {
-    let h = Harness::start(SchedulerConfig {
+async fn a_client_follows_its_tasks_without_rooms_and_is_held_to_its_limit() {
+    let mut h = Harness::start(SchedulerConfig {
         max_unfinished_per_socket: 2,
         ..SchedulerConfig::default()
     });
     let client = Arc::new(FakeClient {
         id: ClientId([7; 16]),
         rooms: Mutex::default(),
+        pushes: Mutex::default(),
     });
     let submit = |n: usize| {
         let tasks = (0..n)
@@ -520,13 +539,16 @@ async fn a_client_joins_its_tasks_rooms_and_is_held_to_its_limit() {
     let (cmd, rx) = submit(2);
     h.dispatcher.send(cmd).await.unwrap();
     let ids = rx.await.unwrap().unwrap();
-    let rooms: Vec<String> = ids.iter().map(TaskId::room).collect();
-    assert_eq!(*client.rooms.lock().unwrap(), rooms);
+    assert!(client.rooms.lock().unwrap().is_empty(), "no room joined");
     let (cmd, rx) = submit(1);
     h.dispatcher.send(cmd).await.unwrap();
     assert_eq!(rx.await.unwrap().unwrap_err().code, ErrorCode::RateLimited);
-    // A finished task no longer counts.
+    // A finished task no longer counts; its follower got its `result`, as
+    // its room did.
     h.dispatcher.cancel(ids[0]).await.unwrap();
+    let room = h.pushes_until_result(ids[0]).await;
+    let followed: Vec<Push> = client.pushes.lock().unwrap().clone();
+    assert_eq!(followed.last(), room.last(), "{followed:?}");
     let (cmd, rx) = submit(1);
     h.dispatcher.send(cmd).await.unwrap();
     assert_eq!(rx.await.unwrap().unwrap().len(), 1);

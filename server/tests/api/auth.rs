@@ -51,7 +51,10 @@ async fn socket_connections_need_the_token() {
     let done = result_of(&mut c, t.id).await;
     assert_eq!(
         (done.status, done.output),
-        (TaskStatus::Succeeded, Some(json!({"a": 1})))
+        (
+            TaskStatus::Succeeded,
+            Some(app::Json::from(json!({"a": 1})))
+        )
     );
     let stats = c.dashboard().await.expect("dashboard with the token");
     assert!(stats.succeeded >= 1);
@@ -227,7 +230,7 @@ async fn remote_workers_need_the_token() {
     let mut c = server.client().await;
     let t = c.submit(&spec("echo", json!("remote"))).await.unwrap();
     let done = result_of(&mut c, t.id).await;
-    assert_eq!(done.output, Some(json!("remote")));
+    assert_eq!(done.output, Some(app::Json::from(json!("remote"))));
     assert!(done.worker.unwrap().0.starts_with("rw#"));
 }
 
@@ -266,7 +269,7 @@ async fn the_cli_passes_the_token() {
     let out = cli(&["status", "--url", url, &id], Some(TOKEN)).await;
     assert!(out.status.success(), "{out:?}");
     let task: Task = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(task.output, Some(json!([1])));
+    assert_eq!(task.output, Some(app::Json::from(json!([1]))));
 
     for token in [None, Some("wrong")] {
         let out = cli(&submit, token).await;

@@ -28,7 +28,7 @@ async fn a_batch_of_1000_gets_all_1000_results() {
         match c.next_push_within(WAIT).await.expect("all results in time") {
             Push::Result(t) => {
                 let i = expected[&t.id];
-                assert_eq!(t.output, Some(json!({"i": i})));
+                assert_eq!(t.output, Some(app::Json::from(json!({"i": i}))));
                 assert!(results.insert(t.id, i).is_none(), "duplicate result");
             }
             Push::Status(_) | Push::Progress(_) => {}
@@ -54,7 +54,7 @@ async fn fifty_sockets_times_a_hundred_tasks_none_lost_or_duplicated() {
             while got.len() < 100 {
                 if let Push::Result(t) = c.next_push_within(WAIT).await.expect("results in time") {
                     let i = *mine.get(&t.id).expect("a result for another socket's task");
-                    assert_eq!(t.output, Some(json!([s, i])));
+                    assert_eq!(t.output, Some(app::Json::from(json!([s, i]))));
                     assert!(got.insert(t.id, ()).is_none(), "duplicate result");
                 }
             }

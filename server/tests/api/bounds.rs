@@ -125,7 +125,10 @@ async fn a_stalled_client_does_not_hold_up_others() {
     let mut c = server.client().await;
     for i in 0..50 {
         let t = c.submit(&spec("echo", json!(i))).await.unwrap();
-        assert_eq!(result_of(&mut c, t.id).await.output, Some(json!(i)));
+        assert_eq!(
+            result_of(&mut c, t.id).await.output,
+            Some(app::Json::from(json!(i)))
+        );
     }
     // And the stalled client's tasks all ran to the end all the same.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -164,7 +167,10 @@ async fn large_echoes(server: &ServerProcess) -> (u64, Vec<app::TaskId>) {
             .await
             .unwrap();
         let done = result_of(&mut c, t.id).await;
-        assert_eq!(done.output.as_ref().map(|o| &o["i"]), Some(&json!(i)));
+        assert_eq!(
+            done.output.map(|o| o.to_value()["i"].clone()),
+            Some(json!(i))
+        );
         ids.push(t.id);
     }
     (rss_kib(server.pid()).saturating_sub(before), ids)
@@ -182,23 +188,25 @@ async fn finished_tasks_payloads_leave_memory_and_are_read_from_the_store() {
     let c = server.client().await;
     for (i, id) in ids.iter().enumerate() {
         let t = c.subscribe(*id).await.unwrap();
-        assert_eq!(t.output, Some(json!({"i": i, "big": vec![7; LARGE]})));
+        assert_eq!(
+            t.output,
+            Some(app::Json::from(json!({"i": i, "big": vec![7; LARGE]})))
+        );
         assert_eq!(t.input, t.output.unwrap());
     }
     let res = reqwest::get(server.at(&format!("/tasks/{}", ids[0])))
         .await
         .unwrap();
     let t: app::Task = res.json().await.unwrap();
-    assert_eq!(t.output.map(|o| o["i"].clone()), Some(json!(0)));
+    assert_eq!(t.output.map(|o| o.to_value()["i"].clone()), Some(json!(0)));
 }
 
 #[tokio::test]
 async fn in_memory_finished_tasks_are_kept_within_a_byte_budget() {
-    // Each task holds its input and output parsed: a `Value` per number
-    // in each, and up to as much again of spare array capacity, so between
-    // 2 and 4 `Value`s per number. A budget of 5 keeps one or two tasks.
-    let value = std::mem::size_of::<serde_json::Value>();
-    let budget = (5 * LARGE * value).to_string();
+    // Each task holds its input and output as JSON text, two bytes per
+    // number ("7,") in each: 4 bytes per number. A budget of 10 keeps the
+    // last two tasks.
+    let budget = (10 * LARGE).to_string();
     let server = TestServer::start_process(&["--workers", "1", "--retain-bytes", &budget]).await;
     let (grew, ids) = large_echoes(&server).await;
     assert!(grew < 40 * 1024, "RSS grew by {grew} KiB");
@@ -209,7 +217,7 @@ async fn in_memory_finished_tasks_are_kept_within_a_byte_budget() {
             .await
             .unwrap()
             .output
-            .map(|o| o["i"].clone()),
+            .map(|o| o.to_value()["i"].clone()),
         Some(json!(LARGE_TASKS - 1))
     );
     for id in &ids[..LARGE_TASKS - 2] {

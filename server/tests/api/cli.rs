@@ -53,7 +53,10 @@ async fn submit_wait_status_cancel() {
     let task = printed_task(&out);
     assert_eq!(
         (task.status, task.output),
-        (TaskStatus::Succeeded, Some(json!({"count": 168})))
+        (
+            TaskStatus::Succeeded,
+            Some(app::Json::from(json!({"count": 168})))
+        )
     );
 
     let out = submit_failing(url).await;
@@ -113,7 +116,7 @@ async fn retry_runs_a_failed_task_again() {
     assert_eq!(again.retry_of, Some(failed.id));
     assert_eq!(
         (again.kind.as_str(), again.input),
-        ("fail", json!({"message": "no"}))
+        ("fail", app::Json::from(json!({"message": "no"})))
     );
     let mut c = server.client().await;
     assert_eq!(final_of(&mut c, again.id).await.status, TaskStatus::Failed);

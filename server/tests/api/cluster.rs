@@ -161,7 +161,7 @@ async fn a_task_submitted_on_one_node_runs_on_another_and_its_pushes_reach_the_s
             sha2::Sha256::digest(&data).to_vec()
         });
         let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(t.output, Some(json!({"hex": hex})));
+        assert_eq!(t.output, Some(app::Json::from(json!({"hex": hex}))));
     }
 
     // Both nodes see the whole cluster: two nodes, the back node's worker.
@@ -205,7 +205,7 @@ async fn subscribing_on_another_node_gets_the_snapshot_then_the_result_or_only_t
     };
     assert_eq!(snapshot.output, None);
     let done = result_of(&mut follower, task.id).await;
-    assert_eq!(done.output, Some(json!({"slept_ms": 600})));
+    assert_eq!(done.output, Some(app::Json::from(json!({"slept_ms": 600}))));
 
     // Once finished, from the node that did not run it: only the ack.
     let mut late = front.client().await;

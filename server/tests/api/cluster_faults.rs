@@ -235,7 +235,7 @@ async fn a_node_that_cannot_reach_the_database_refuses_new_work_and_loses_nothin
         .expect("accepted again");
     assert_eq!(
         result_of(&mut client, again.id).await.output,
-        Some(json!("back"))
+        Some(app::Json::from(json!("back")))
     );
     drop((client, front, back, proxy));
     cluster.drop().await;

@@ -51,7 +51,7 @@ async fn a_pause_on_one_node_holds_what_another_would_claim() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"kind": "echo", "paused": false}));
     let done = result_of(&mut c, held.id).await;
-    assert_eq!(done.output, Some(json!("held")));
+    assert_eq!(done.output, Some(app::Json::from(json!("held"))));
     // The front node's dashboard shows the back node's latencies (its
     // heartbeat carries them).
     let line = kind_line_where(&mut c, "echo", |k| k.run_ms.count == 1).await;

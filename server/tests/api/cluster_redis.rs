@@ -164,7 +164,7 @@ async fn a_push_from_one_node_reaches_a_socket_on_another_exactly_once() {
         status: TaskStatus::Succeeded,
         attempt: 1,
         worker: Some(WorkerId::from("on-the-other-node")),
-        output: Some(json!("done elsewhere")),
+        output: Some(app::Json::from(json!("done elsewhere"))),
         ..t1.clone()
     };
     b.publisher.result(&finished).await;

@@ -209,7 +209,7 @@ async fn a_task_that_came_due_while_no_node_was_up_runs_when_one_starts() {
         false => result_of(&mut client, task.id).await,
     };
     assert_eq!(done.status, TaskStatus::Succeeded);
-    assert_eq!(done.output, Some(json!("late")));
+    assert_eq!(done.output, Some(app::Json::from(json!("late"))));
     assert!(
         done.started_at.unwrap() >= started,
         "ran only once a node was up"

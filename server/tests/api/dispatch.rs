@@ -51,7 +51,7 @@ async fn a_task_no_free_worker_can_take_does_not_block_the_queue() {
         .await
         .unwrap();
     let done = result_of(&mut c, primes.id).await;
-    assert_eq!(done.output, Some(json!({"count": 168})));
+    assert_eq!(done.output, Some(app::Json::from(json!({"count": 168}))));
     assert_eq!(
         c.subscribe(second.id).await.unwrap().status,
         TaskStatus::Queued
@@ -74,6 +74,8 @@ async fn a_task_no_free_worker_can_take_does_not_block_the_queue() {
     let done = result_of(&mut c, sha.id).await;
     assert_eq!(
         done.output,
-        Some(json!({"hex": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}))
+        Some(app::Json::from(
+            json!({"hex": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"})
+        ))
     );
 }

@@ -79,7 +79,10 @@ async fn sigkill_mid_run_then_restart_every_acked_task_ends_exactly_once() {
     for id in &acked {
         let t = &after[id];
         assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
-        assert_eq!(t.output.as_ref().unwrap()["slept_ms"], t.input["ms"]);
+        assert_eq!(
+            t.output.as_ref().unwrap().to_value()["slept_ms"],
+            t.input.to_value()["ms"]
+        );
         if let Some(old) = before.get(id) {
             // Finished before the kill: the same final task, not run again.
             assert_eq!(old, t);
@@ -393,7 +396,7 @@ async fn servers_on_port_0_with_default_storage_run_side_by_side() {
             .unwrap();
         assert_eq!(
             result_of(&mut c, t.id).await.output,
-            Some(json!("side by side"))
+            Some(app::Json::from(json!("side by side")))
         );
         children.push(child);
     }

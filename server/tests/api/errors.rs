@@ -137,7 +137,7 @@ async fn bad_payloads_get_error_acks_and_the_socket_stays_usable() {
         .unwrap();
     assert_eq!(
         result_of(&mut c, task.id).await.output,
-        Some(json!({"still": "here"}))
+        Some(app::Json::from(json!({"still": "here"})))
     );
 
     // Cancelling a finished task.
@@ -180,8 +180,14 @@ async fn a_full_queue_refuses_with_queue_full_and_loses_nothing() {
         c.cancel(running.id).await.unwrap().status,
         TaskStatus::Cancelled
     );
-    assert_eq!(result_of(&mut c, q1.id).await.output, Some(json!(1)));
-    assert_eq!(result_of(&mut c, q2.id).await.output, Some(json!(2)));
+    assert_eq!(
+        result_of(&mut c, q1.id).await.output,
+        Some(app::Json::from(json!(1)))
+    );
+    assert_eq!(
+        result_of(&mut c, q2.id).await.output,
+        Some(app::Json::from(json!(2)))
+    );
 }
 
 #[tokio::test]
@@ -202,14 +208,14 @@ async fn an_oversized_message_affects_only_its_socket() {
     let task = good.submit(&spec("echo", json!("fine"))).await.unwrap();
     assert_eq!(
         result_of(&mut good, task.id).await.output,
-        Some(json!("fine"))
+        Some(app::Json::from(json!("fine")))
     );
     // Just under the limit is accepted.
     let near = "y".repeat(60_000);
     let task = good.submit(&spec("echo", json!(near))).await.unwrap();
     assert_eq!(
         result_of(&mut good, task.id).await.output,
-        Some(json!(near))
+        Some(app::Json::from(json!(near)))
     );
 }
 
@@ -259,5 +265,8 @@ async fn a_socket_with_too_many_unfinished_tasks_is_rate_limited() {
     c.cancel(ids[0]).await.unwrap();
     result_of(&mut c, ids[0]).await;
     let t = c.submit(&spec("echo", json!("again"))).await.unwrap();
-    assert_eq!(result_of(&mut c, t.id).await.output, Some(json!("again")));
+    assert_eq!(
+        result_of(&mut c, t.id).await.output,
+        Some(app::Json::from(json!("again")))
+    );
 }

@@ -138,7 +138,10 @@ async fn the_no_js_form_redirects_to_the_task_page() {
         .await
         .unwrap();
     assert_eq!(task.id.to_string(), id);
-    assert_eq!((task.input, task.priority), (json!({"from": "form"}), 2));
+    assert_eq!(
+        (task.input, task.priority),
+        (app::Json::from(json!({"from": "form"})), 2)
+    );
 
     let res = http
         .post(server.at("/tasks"))

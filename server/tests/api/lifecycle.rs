@@ -30,7 +30,7 @@ async fn submitter_sees_running_then_result_and_ack_comes_first() {
             Push::Progress(_) => {}
             Push::Result(t) if t.id == task.id => {
                 assert_eq!(t.status, TaskStatus::Succeeded);
-                assert_eq!(t.output, Some(json!({"slept_ms": 20})));
+                assert_eq!(t.output, Some(app::Json::from(json!({"slept_ms": 20}))));
                 seen.push("result");
                 break;
             }
@@ -158,7 +158,7 @@ async fn cancel_a_running_primes_stops_the_workers_cpu() {
         .unwrap();
     assert_eq!(
         result_of(&mut c, t.id).await.output,
-        Some(json!({"count": 25}))
+        Some(app::Json::from(json!({"count": 25})))
     );
 }
 

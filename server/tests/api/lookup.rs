@@ -134,7 +134,7 @@ async fn lists_and_filters(server: &TestServer, ids: &[TaskId]) {
     let page = get_page(server, "").await;
     assert_eq!(page.tasks.len(), 11);
     assert_eq!(page.tasks[0].status, TaskStatus::Failed);
-    assert_eq!(page.tasks[1].output, Some(json!(9)));
+    assert_eq!(page.tasks[1].output, Some(app::Json::from(json!(9))));
 
     // Bad queries name their field, on both.
     for (query, field) in [

@@ -261,7 +261,7 @@ async fn at_the_connection_cap_healthz_answers_and_sockets_keep_working() {
         .unwrap();
     assert_eq!(
         result_of(&mut client, t.id).await.output,
-        Some(json!("still here"))
+        Some(app::Json::from(json!("still here")))
     );
     // Once the held connections go, new sockets get in again.
     drop(held);
@@ -423,7 +423,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded() 
     let t = reader.submit(&spec("echo", json!("after"))).await.unwrap();
     assert_eq!(
         result_of(&mut reader, t.id).await.output,
-        Some(json!("after"))
+        Some(app::Json::from(json!("after")))
     );
 }
 

@@ -90,7 +90,7 @@ async fn pause_then_resume(flags: &[&str]) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"kind": "sleep", "paused": false}));
     let done = c.wait_result(held.id, |_| {}).await.unwrap();
-    assert_eq!(done.output, Some(json!({"slept_ms": 1})));
+    assert_eq!(done.output, Some(app::Json::from(json!({"slept_ms": 1}))));
     let line = kind_line_where(&mut c, "sleep", |k| !k.paused && k.run_ms.count == 1).await;
     assert_eq!((line.queued, line.running, line.wait_ms.count), (0, 0, 1));
 }
@@ -129,7 +129,7 @@ async fn a_pause_survives_a_restart_of_the_durable_store() {
     c.subscribe(held.id).await.unwrap();
     assert_eq!(set_kind(&server, "echo", "resume").await.0, StatusCode::OK);
     let done = c.wait_result(held.id, |_| {}).await.unwrap();
-    assert_eq!(done.output, Some(json!("later")));
+    assert_eq!(done.output, Some(app::Json::from(json!("later"))));
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ async fn a_remote_worker_runs_jobs_respects_concurrency_and_cancel() {
         .await
         .unwrap();
     let done = result_of(&mut c, t.id).await;
-    assert_eq!(done.output, Some(json!({"via": "remote"})));
+    assert_eq!(done.output, Some(app::Json::from(json!({"via": "remote"}))));
     assert!(done.worker.unwrap().0.starts_with("rw#"));
 
     // Three sleeps, concurrency 2: the third starts after one has finished.
@@ -68,7 +68,10 @@ async fn a_remote_worker_runs_jobs_respects_concurrency_and_cancel() {
     assert_eq!(c.cancel(t.id).await.unwrap().status, TaskStatus::Cancelled);
     // Its slot is free again: two more jobs run at once.
     let a = c.submit(&spec("echo", json!(1))).await.unwrap();
-    assert_eq!(result_of(&mut c, a.id).await.output, Some(json!(1)));
+    assert_eq!(
+        result_of(&mut c, a.id).await.output,
+        Some(app::Json::from(json!(1)))
+    );
 }
 
 #[tokio::test]

@@ -252,7 +252,7 @@ async fn an_every_second_schedule_fires_tasks_with_its_key_that_run() {
             result_of(&mut c, id).await
         };
         assert_eq!(done.status, TaskStatus::Succeeded);
-        assert_eq!(done.output, Some(json!({"from": "tick"})));
+        assert_eq!(done.output, Some(app::Json::from(json!({"from": "tick"}))));
     }
 }
 

@@ -99,7 +99,7 @@ async fn a_restart_keeps_delays_dependencies_and_keys() {
         false => result_of(&mut c, due.id).await,
     };
     assert_eq!(due_done.status, TaskStatus::Succeeded);
-    assert_eq!(due_done.output, Some(json!("due")));
+    assert_eq!(due_done.output, Some(app::Json::from(json!("due"))));
     // The later one keeps its time; what waits for it runs after it.
     c.subscribe(later.id).await.unwrap();
     c.subscribe(waits.id).await.unwrap();

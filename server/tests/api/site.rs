@@ -106,7 +106,10 @@ async fn no_js_form_lands_on_the_server_rendered_task_page() {
             _ => result_of(&mut ws, task.id).await,
         },
     };
-    assert_eq!(done.output, Some(json!({"from": "a form"})));
+    assert_eq!(
+        done.output,
+        Some(app::Json::from(json!({"from": "a form"})))
+    );
 
     // ...and a browser gets the page, rendered with the task's state.
     let (status, html) = browse(&http, &server, &location).await;

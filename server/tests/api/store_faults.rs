@@ -164,7 +164,7 @@ async fn a_full_disk_refuses_new_tasks_loses_no_acked_one_and_recovers_by_itself
     }
     let after_recovery = c.submit(&spec("echo", json!({"n": 1}))).await.unwrap();
     let echoed = result_of(&mut c, after_recovery.id).await;
-    assert_eq!(echoed.output, Some(json!({"n": 1})));
+    assert_eq!(echoed.output, Some(app::Json::from(json!({"n": 1}))));
 
     // Killed outright: every acked task, and every result pushed, is there
     // exactly as announced.
@@ -182,7 +182,7 @@ async fn a_full_disk_refuses_new_tasks_loses_no_acked_one_and_recovers_by_itself
         assert_eq!(stored.status, TaskStatus::Succeeded);
     }
     let stored = c.subscribe(after_recovery.id).await.unwrap();
-    assert_eq!(stored.output, Some(json!({"n": 1})));
+    assert_eq!(stored.output, Some(app::Json::from(json!({"n": 1}))));
 }
 
 /// Starts a durable server in a fresh directory.

@@ -4,7 +4,6 @@
 use app::{ErrorBody, ErrorCode, Progress, Task, TaskId, TaskStatus, Timestamp, WorkerId};
 use chrono::{DateTime, SubsecRound as _, Utc};
 use serde::{Deserialize as _, Serialize};
-use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -21,7 +20,7 @@ pub(super) struct WriteRow<'a> {
     next_attempt: u32,
     status: TaskStatus,
     progress: Option<&'a Progress>,
-    output: Option<&'a Value>,
+    output: Option<&'a app::Json>,
     error: Option<&'a ErrorBody>,
     worker: Option<&'a WorkerId>,
     started_at: Option<Timestamp>,

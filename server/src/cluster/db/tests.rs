@@ -185,7 +185,7 @@ async fn writes_apply_only_for_the_owner_and_the_attempt() {
     assert_eq!(done.fenced, [t1.id], "wrong attempt");
     let mut finished = t2.clone();
     finished.status = TaskStatus::Succeeded;
-    finished.output = Some(json!({"ok": true}));
+    finished.output = Some(json!({"ok": true}).into());
     finished.finished_at = Some(Timestamp::now());
     let done = db
         .commit(&b, &[Fenced::Put(finished.clone())])
