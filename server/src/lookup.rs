@@ -132,7 +132,7 @@ pub fn current_attempt(task: &Task) -> Option<Attempt> {
         started_at,
         finished_at: task.finished_at.filter(|_| !running),
         outcome,
-        error: task.error.clone().filter(|_| !running),
+        error: task.error.as_deref().cloned().filter(|_| !running),
     })
 }
 
@@ -178,7 +178,7 @@ mod tests {
         t.worker = Some(WorkerId::from("w1".to_owned()));
         t.started_at = Some(Timestamp::now());
         t.finished_at = (status != TaskStatus::Running).then(Timestamp::now);
-        t.error = error;
+        t.error = error.map(Box::new);
         t
     }
 

@@ -74,9 +74,11 @@ pub struct Task {
     pub attempt: u32,
     pub max_attempts: u32,
     pub timeout_ms: Option<u64>,
-    pub progress: Option<Progress>,
+    /// Boxed, as is `error`: most tasks never have one, and a queued task
+    /// should cost little memory.
+    pub progress: Option<Box<Progress>>,
     pub output: Option<Json>,
-    pub error: Option<ErrorBody>,
+    pub error: Option<Box<ErrorBody>>,
     pub worker: Option<WorkerId>,
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,

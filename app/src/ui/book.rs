@@ -210,11 +210,11 @@ impl Book {
         if row.status.is_final() {
             return Change::none();
         }
-        row.progress = Some(crate::protocol::Progress {
+        row.progress = Some(Box::new(crate::protocol::Progress {
             done: ev.done,
             total: ev.total,
             message: ev.message.clone(),
-        });
+        }));
         Change::row()
     }
 
@@ -311,7 +311,7 @@ mod tests {
         if status == TaskStatus::Succeeded {
             t.output = Some(t.input.clone());
         } else {
-            t.error = Some(ErrorBody::new(ErrorCode::TaskFailed, "no"));
+            t.error = Some(Box::new(ErrorBody::new(ErrorCode::TaskFailed, "no")));
         }
         t
     }

@@ -424,7 +424,7 @@ mod tests {
         t.output = Some(serde_json::json!("x".repeat(100)).into());
         assert_eq!(summary(&t).chars().count(), 80);
         assert!(summary(&t).ends_with('…'));
-        t.error = Some(ErrorBody::new(ErrorCode::TaskFailed, "boom"));
+        t.error = Some(Box::new(ErrorBody::new(ErrorCode::TaskFailed, "boom")));
         assert_eq!(summary(&t), "task_failed: boom");
     }
 }

@@ -22,11 +22,11 @@ impl Scheduler {
                 message,
             } => {
                 if let Some(entry) = running_on(&mut self.table, task_id, id) {
-                    entry.task.progress = Some(Progress {
+                    entry.task.progress = Some(Box::new(Progress {
                         done,
                         total,
                         message: message.clone(),
-                    });
+                    }));
                     let ev = ProgressEvent {
                         task_id,
                         done,

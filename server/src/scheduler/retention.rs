@@ -8,8 +8,9 @@ use super::*;
 pub(super) enum Payload {
     /// In `task`, as it runs (or finished, not yet shelved).
     Live,
-    /// In `task`, finished, counted against the in-memory byte budget.
-    Kept(usize),
+    /// In `task`, finished, counted against the in-memory byte budget
+    /// (these bytes; 4 bytes, not 8, since every entry has this field).
+    Kept(u32),
     /// Only in the store: `task` holds the rest of the task.
     Stored,
 }

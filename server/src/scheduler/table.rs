@@ -486,7 +486,7 @@ impl TaskTable {
         let entry_since = entry.since;
         let task = &mut entry.task;
         task.output = output;
-        task.error = error;
+        task.error = error.map(Box::new);
         task.finished_at = Some(Timestamp::now());
         self.counters.count(status);
         if let Some(client) = owner {
@@ -522,7 +522,7 @@ impl TaskTable {
                 // Its place among the finished is skipped by `prune`.
                 self.counters.uncount(done);
                 if let Payload::Kept(bytes) = entry.payload {
-                    self.kept_bytes -= bytes;
+                    self.kept_bytes -= bytes as usize;
                 }
             }
         }
@@ -556,8 +556,9 @@ impl TaskTable {
             strip_payload(&mut entry.task);
             entry.payload = Payload::Stored;
         } else {
-            let bytes = payload_bytes(&entry.task);
-            self.kept_bytes += bytes;
+            // Counted as kept, so added and taken off alike.
+            let bytes = u32::try_from(payload_bytes(&entry.task)).unwrap_or(u32::MAX);
+            self.kept_bytes += bytes as usize;
             entry.payload = Payload::Kept(bytes);
         }
         match entry.task.key {

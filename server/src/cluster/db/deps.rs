@@ -170,7 +170,7 @@ pub(super) async fn admit(
         let task = &mut new[k].1;
         if let Some((dep, status)) = failed {
             task.status = TaskStatus::Failed;
-            task.error = Some(dependency_failed(dep, status));
+            task.error = Some(Box::new(dependency_failed(dep, status)));
             task.finished_at = Some(now);
             admitted.failed += 1;
             continue;

@@ -166,11 +166,11 @@ async fn writes_apply_only_for_the_owner_and_the_attempt() {
 
     let mut on_worker = t1.clone();
     on_worker.worker = Some("local-1".into());
-    on_worker.progress = Some(Progress {
+    on_worker.progress = Some(Box::new(Progress {
         done: 1,
         total: 2,
         message: Some("half".into()),
-    });
+    }));
     let done = db
         .commit(&a, &[Fenced::Put(on_worker.clone())])
         .await
@@ -198,7 +198,7 @@ async fn writes_apply_only_for_the_owner_and_the_attempt() {
     // Several writes of one task in a batch: the last one wins.
     let mut t5_done = t5.clone();
     t5_done.status = TaskStatus::Failed;
-    t5_done.error = Some(ErrorBody::new(ErrorCode::TaskFailed, "boom"));
+    t5_done.error = Some(Box::new(ErrorBody::new(ErrorCode::TaskFailed, "boom")));
     t5_done.finished_at = Some(Timestamp::now());
     let writes = [
         Fenced::Put(finished.clone()),
@@ -301,7 +301,7 @@ async fn cancel_depends_on_where_the_task_is() {
         (cancelled.id, cancelled.status),
         (running.id, TaskStatus::Cancelled)
     );
-    assert_eq!(cancelled.error, Some(cancelled_error()));
+    assert_eq!(cancelled.error.as_deref(), Some(&cancelled_error()));
     assert_eq!(get(&db, running.id).await, *cancelled);
     assert_eq!(get(&db, other.id).await.status, TaskStatus::Queued);
     assert!(db.cancel_requests(&a).await.unwrap().is_empty());

@@ -112,7 +112,7 @@ impl Scheduler {
         // The attempt's error and worker go with the write; the database
         // moves them to the attempt it records (migration 0007) and clears
         // them from the task.
-        entry.task.error = Some(error);
+        entry.task.error = Some(Box::new(error));
         entry.task.worker = worker;
         let run_at = entry.task.run_at.unwrap_or_else(Timestamp::now);
         let ev = status_of(&entry.task);

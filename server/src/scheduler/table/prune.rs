@@ -33,7 +33,7 @@ impl TaskTable {
             if let Some(entry) = self.tasks.remove(&old) {
                 unindexed(&mut self.lookups, &entry.task, entry.seq);
                 if let Payload::Kept(b) = entry.payload {
-                    self.kept_bytes -= b;
+                    self.kept_bytes -= b as usize;
                 }
             }
             dropped.push(old);
@@ -59,7 +59,7 @@ impl TaskTable {
             if let Some(entry) = self.tasks.remove(&old) {
                 unindexed(&mut self.lookups, &entry.task, entry.seq);
                 if let Payload::Kept(b) = entry.payload {
-                    self.kept_bytes -= b;
+                    self.kept_bytes -= b as usize;
                 }
                 if let Some(key) = &entry.task.key
                     && self.keys.get(key) == Some(&old)

@@ -115,7 +115,7 @@ async fn a_failure_fails_what_waits_for_it_and_on_down_the_chain() {
         (&failed[1], w1.id, "failed"),
     ] {
         assert_eq!(
-            task.error,
+            task.error.as_deref().cloned(),
             Some(ErrorBody::new(
                 ErrorCode::DependencyFailed,
                 format!("task {dep} ended {status}, not succeeded")

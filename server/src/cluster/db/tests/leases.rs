@@ -78,7 +78,7 @@ async fn a_silent_nodes_tasks_are_taken_back() {
     let failed = by_id(last.id);
     assert_eq!(failed.status, TaskStatus::Failed);
     assert_eq!(
-        failed.error,
+        failed.error.as_deref().cloned(),
         Some(ErrorBody::new(
             ErrorCode::WorkerLost,
             "node a was lost on attempt 1"
@@ -87,7 +87,7 @@ async fn a_silent_nodes_tasks_are_taken_back() {
     assert!(failed.finished_at.is_some());
     let cancelled = by_id(to_cancel.id);
     assert_eq!(
-        (cancelled.status, cancelled.error.clone()),
+        (cancelled.status, cancelled.error.as_deref().cloned()),
         (TaskStatus::Cancelled, Some(cancelled_error()))
     );
     let requeued = by_id(retry.id);
