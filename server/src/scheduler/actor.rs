@@ -22,6 +22,8 @@ pub(super) enum Timer {
     DrainDeadline,
     /// The store failed to write: try again.
     RetryCommit,
+    /// A commit held for running work waited long enough.
+    CommitHold,
     /// A cancel of a task another node runs had no answer in time: answer
     /// it from the database as it is.
     CancelAnswer(TaskId),
@@ -188,12 +190,14 @@ impl Scheduler {
                 _ = cluster_tick.tick(), if clustered => self.cluster_tick(),
             }
             self.resolve_dependents().await;
-            // With a store, acks and results wait for the commit that holds
-            // the state they announce (`committed`), and new tasks join the
-            // run queue only then, so a submitter sees its ack before any
-            // push about the task. Commits overlap with the next rounds.
-            self.start_commit();
+            // New tasks start at once; with a store, acks and results wait
+            // for the commit that holds the state they announce
+            // (`committed`), so a submitter sees its ack before any push
+            // about the task. Commits overlap with the next rounds. The
+            // commit starts after the dispatch, so that it can wait a
+            // moment for work that has just started (`start_commit`).
             self.dispatch().await;
+            self.start_commit();
             if clustered {
                 // What found no slot goes back to the cluster at once;
                 // then claim for the slots still free.

@@ -20,6 +20,15 @@ pub struct Durable {
 /// How long a store that failed to write rests before the next attempt.
 pub(super) const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
+/// Longest a commit waits for tasks that have just started: one that ends
+/// by then is stored once, queued and final in one transaction, and its
+/// ack and `result` go out after one disk sync instead of two.
+pub(super) const COMMIT_HOLD: Duration = Duration::from_millis(1);
+
+/// A hold is only worth it with this few tasks to write (light load); under
+/// load, commits are pipelined and carry many tasks each anyway.
+const HOLD_AT_MOST: usize = 64;
+
 /// A commit under way and what waits for it.
 pub(super) type PendingCommit = BoxFuture<'static, CommitDone>;
 
@@ -106,6 +115,9 @@ pub(super) struct Outbox {
     pub(super) recovers_from: u64,
     /// A retry of a failed commit is due (its timer is set).
     pub(super) retry_pending: bool,
+    /// Until when the next commit waits for running work (see
+    /// [`COMMIT_HOLD`]), while it waits.
+    pub(super) hold_until: Option<tokio::time::Instant>,
     /// Where `degraded` is reported for `GET /healthz`.
     pub(super) health: Health,
 }
@@ -167,8 +179,40 @@ impl Scheduler {
             return;
         }
         // While the store fails, only the retry timer starts commits.
-        if self.outbox.degraded.is_none() {
+        if self.outbox.degraded.is_none() && !self.hold_commit() {
+            self.outbox.hold_until = None;
             self.write_changes();
+        }
+    }
+
+    /// Whether the next commit should wait a moment: on a single server's
+    /// store, with no commit under way, a few changes to write, every one
+    /// of them a task that is running, and [`COMMIT_HOLD`] not over since
+    /// the wait began. A task that ends meanwhile is then written once,
+    /// final, and its ack and `result` share one disk sync.
+    fn hold_commit(&mut self) -> bool {
+        let outbox = &self.outbox;
+        let holdable = outbox.store.is_some()
+            && outbox.commits.is_empty()
+            && !outbox.dirty.is_empty()
+            && outbox.dirty.len() <= HOLD_AT_MOST
+            && outbox.deletes.is_empty()
+            && outbox.dirty.iter().all(|id| {
+                self.table
+                    .get(id)
+                    .is_some_and(|e| e.task.status == TaskStatus::Running)
+            });
+        if !holdable {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        match self.outbox.hold_until {
+            Some(until) => now < until,
+            None => {
+                self.outbox.hold_until = Some(now + COMMIT_HOLD);
+                self.timers.insert(Timer::CommitHold, COMMIT_HOLD);
+                true
+            }
         }
     }
 

@@ -73,6 +73,8 @@ impl Scheduler {
 
     pub(super) async fn on_timer(&mut self, timer: Timer) {
         match timer {
+            // The round that follows starts the held commit.
+            Timer::CommitHold => {}
             Timer::RetryCommit => {
                 self.outbox.retry_pending = false;
                 if self.outbox.degraded.is_some() {
