@@ -286,3 +286,29 @@ async fn a_rate_paces_the_tasks_and_times_them_from_their_schedule() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_results_longer_than_a_read_turn_loses_none() {
+    let server = TestServer::start(&[]).await;
+    // Batches of 1000 on one socket: results come back hundreds at a
+    // time, more than a socket reads in one turn (256). The packet after a
+    // full turn used to be dropped: a few tasks lost in every such run.
+    let out = bench(
+        &server,
+        &[
+            "--clients",
+            "1",
+            "--inflight",
+            "2000",
+            "--batch",
+            "1000",
+            "--tasks",
+            "4000",
+            "--deadline-ms",
+            "20000",
+            "--json",
+        ],
+    )
+    .await;
+    assert_all_ok(&out, 4000);
+}

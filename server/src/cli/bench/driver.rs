@@ -200,11 +200,17 @@ pub async fn drive(mut ws: Ws, index: usize, quota: Option<u64>, shared: Arc<Sha
             biased;
             msg = ws.next() => {
                 let mut msg = msg;
-                for _ in 0..READS_PER_TURN {
+                // Takes a packet off the socket only to handle it in this
+                // turn: one taken after the last read of a full turn was
+                // dropped, so a busy socket lost an ack or a result.
+                for read in 1..=READS_PER_TURN {
                     alive = s.on_message(msg);
+                    if !alive || read == READS_PER_TURN {
+                        break;
+                    }
                     match ws.next().now_or_never() {
-                        Some(next) if alive => msg = next,
-                        _ => break,
+                        Some(next) => msg = next,
+                        None => break,
                     }
                 }
             }
