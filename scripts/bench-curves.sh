@@ -6,9 +6,10 @@
 #   (1) tasks/s of echo tasks with 10, 100, 1,000 and 10,000 sockets,
 #       closed loop, 1,000 tasks in flight in all (1000/N per socket, at
 #       least 1: 10,000 at 10,000 sockets);
-#   (2) result latency p50 / p99 under an open-loop load (`--rate`) of 50 %
-#       and 90 % of the peak: the 100-socket run of (1) of the same round
-#       and store. 100 sockets, up to 1,000 in flight each.
+#   (2) result latency p50 / p99 under an open-loop load (`--rate`) of 50 %,
+#       75 % and 90 % of the peak: the 100-socket run of (1) of the same
+#       round and store, run right before. 100 sockets, up to 1,000 in
+#       flight each.
 #
 #   scripts/bench-curves.sh [BIN] [ROUNDS] [SECONDS]   (BIN: a release build)
 #   SVG=docs/bench-curves.svg scripts/bench-curves.sh ...  (also draws the curves)
@@ -84,13 +85,17 @@ run() {
   fi
   "$bin" serve --addr 127.0.0.1:0 --site-root /nonexistent "${flags[@]}" >"$log" 2>&1 &
   server=$!
-  for _ in $(seq 1 200); do
-    grep -q "taskwire listening on" "$log" && break
+  local t0=$SECONDS
+  until grep -q "taskwire listening on" "$log"; do
+    if ((SECONDS - t0 > 60)) || ! kill -0 "$server" 2>/dev/null; then
+      echo "bench-curves: the $store server did not start:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
     sleep 0.05
   done
   local url
   url=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -1)
-  [[ -n $url ]] || { cat "$log" >&2; exit 1; }
   local idle_kb before after status=0
   idle_kb=$(status_kb "$server" VmRSS)
   before=$(ticks "$server")
@@ -157,7 +162,7 @@ for ((r = 1; r <= rounds; r++)); do
   for store in durable memory; do
     run "$r" "$store" 100 10
     peak=$(tail -1 "$tmp/runs" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).tput)')
-    for share in 50 90; do
+    for share in 50 75 90; do
       run "$r" "$store" 100 1000 $((peak * share / 100))
     done
   done
@@ -194,17 +199,18 @@ for (const n of [10, 100, 1000, 10000]) {
   console.log(`| ${fmt(n)} × ${w} | ${cells.join(" | ")} | ${fmt(dm, 2)} | ${both("server_us")} | ${both("bench_us")} | ${both("thread_cores", 2)} | ${both("hwm_mb")} |`);
 }
 console.log();
-console.log("| store | load | target tasks/s (÷ peak) | achieved tasks/s | result p50 ms | result p99 ms | ack p99 ms | send lag p50 / p99 ms | cores: server (busiest thread) / bench / others |");
-console.log("|---|---|---|---|---|---|---|---|---|");
+console.log("| store | load | target tasks/s (÷ peak) | achieved tasks/s | result p50 ms | result p99 ms | result p99 by round, ms | ack p99 ms | send lag p50 / p99 ms | cores: server (busiest thread) / bench / others |");
+console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const store of stores) {
   const peaks = closed(store, 100);
   const row = (label, xs, target) => {
     const m = (k, d) => fmt(median(xs.map((x) => x[k])), d);
     const lag = xs[0].rate === null ? "–" : `${m("lag50", 2)} / ${m("lag99", 2)}`;
-    console.log(`| ${store} | ${label} | ${target} | ${m("tput")} | ${m("r50", 2)} | ${m("r99", 2)} | ${m("a99", 2)} | ${lag} | ${m("server_cores", 2)} (${m("thread_cores", 2)}) / ${m("bench_cores", 2)} / ${m("others_cores", 2)} |`);
+    const byRound = [...xs].sort((a, b) => a.round - b.round).map((x) => fmt(x.r99, 0)).join(" / ");
+    console.log(`| ${store} | ${label} | ${target} | ${m("tput")} | ${m("r50", 2)} | ${m("r99", 2)} | ${byRound} | ${m("a99", 2)} | ${lag} | ${m("server_cores", 2)} (${m("thread_cores", 2)}) / ${m("bench_cores", 2)} / ${m("others_cores", 2)} |`);
   };
   row("peak, closed loop (100 × 10)", peaks, "–");
-  for (const share of [50, 90]) {
+  for (const share of [50, 75, 90]) {
     const xs = pick((x) => x.store === store && x.rate !== null && Math.abs(x.rate / peakOf(store, x.round).tput - share / 100) < 0.01);
     const achieved = median(xs.map((x) => x.tput / x.rate));
     row(`${share} % of peak, open loop (100 sockets)`, xs, `${fmt(median(xs.map((x) => x.rate)))} (${share} %; achieved ${fmt(achieved, 2)}× target)`);
@@ -250,7 +256,7 @@ function draw() {
   ns.forEach((n) => text(x1(n), H - B + 14, `${fmt(n)} × ${Math.max(1, Math.floor(1000 / n))}`));
   for (const s of stores) path(ns.map((n) => [x1(n), y1(tp(s, n))]), `stroke="${colour[s]}" stroke-width="2"`);
   // Panel 2.
-  const loads = [50, 90];
+  const loads = [50, 75, 90];
   const lat = (store, share, k) =>
     median(pick((x) => x.store === store && x.rate !== null && Math.abs(x.rate / peakOf(store, x.round).tput - share / 100) < 0.01).map((x) => x[k]));
   const vals = stores.flatMap((s) => loads.flatMap((l) => [lat(s, l, "r50"), lat(s, l, "r99")]));
