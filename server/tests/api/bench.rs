@@ -225,3 +225,90 @@ async fn a_durable_server_and_the_summary() {
     assert!(text.contains("ok 60  wrong 0  errors 0  lost 0"), "{text}");
     assert!(text.contains("p99"), "{text}");
 }
+
+#[tokio::test]
+async fn a_rate_paces_the_tasks_and_times_them_from_their_schedule() {
+    let server = TestServer::start(&[]).await;
+    // 25 tasks at 50/s: the last is due 24/50 = 0.48 s after the first,
+    // so the run cannot end sooner, however fast the server answers.
+    let out = bench(
+        &server,
+        &[
+            "--clients",
+            "3",
+            "--inflight",
+            "4",
+            "--tasks",
+            "25",
+            "--rate",
+            "50",
+            "--json",
+        ],
+    )
+    .await;
+    let r = assert_all_ok(&out, 25);
+    assert_eq!(r["rate_per_s"], 50.0, "{r}");
+    assert!(r["duration_s"].as_f64().unwrap() >= 0.48, "{r}");
+    assert!(
+        r["throughput_per_s"].as_f64().unwrap() <= 25.0 / 0.48,
+        "{r}"
+    );
+    let lag = r["send_lag_p50_ms"].as_f64().unwrap();
+    assert!(lag <= r["send_lag_max_ms"].as_f64().unwrap(), "{r}");
+
+    // A time-bound run at 40/s for 1 s: a closed loop with these windows
+    // sends thousands; on schedule, at most the 41 tasks due in [0, 1 s]
+    // (fewer if a socket is still behind when the stop comes).
+    let out = bench(
+        &server,
+        &[
+            "--clients",
+            "2",
+            "--inflight",
+            "4",
+            "--duration-s",
+            "1",
+            "--rate",
+            "40",
+            "--json",
+        ],
+    )
+    .await;
+    let r = report(&out);
+    let tasks = r["tasks"].as_u64().unwrap();
+    assert_all_ok(&out, tasks);
+    assert!((1..=41).contains(&tasks), "{r}");
+    // The closed-loop report is unchanged: no open-loop fields.
+    let out = bench(&server, &["--clients", "1", "--tasks", "5", "--json"]).await;
+    let r = assert_all_ok(&out, 5);
+    assert!(
+        r.get("rate_per_s").is_none() && r.get("send_lag_p50_ms").is_none(),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_results_longer_than_a_read_turn_loses_none() {
+    let server = TestServer::start(&[]).await;
+    // Batches of 1000 on one socket: results come back hundreds at a
+    // time, more than a socket reads in one turn (256). The packet after a
+    // full turn used to be dropped: a few tasks lost in every such run.
+    let out = bench(
+        &server,
+        &[
+            "--clients",
+            "1",
+            "--inflight",
+            "2000",
+            "--batch",
+            "1000",
+            "--tasks",
+            "4000",
+            "--deadline-ms",
+            "20000",
+            "--json",
+        ],
+    )
+    .await;
+    assert_all_ok(&out, 4000);
+}

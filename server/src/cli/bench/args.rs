@@ -29,6 +29,18 @@ pub struct BenchArgs {
     /// Keep sending for this many seconds instead (then wait for the tasks in flight).
     #[arg(long, value_parser = seconds)]
     pub duration_s: Option<Duration>,
+    /// Open loop: send this many tasks per second across all sockets on a
+    /// fixed schedule (task n at n/RATE s), whether or not results came
+    /// back, instead of a new task whenever one settles. Ack and result
+    /// latency are then measured from each task's scheduled send time, not
+    /// from when it went out, so a server that falls behind shows as
+    /// queueing delay rather than being hidden by a generator that waited
+    /// for it (coordinated omission). --inflight still caps each socket:
+    /// past it, sends are late and the lateness is counted in the latency.
+    /// With --duration-s, tasks due after it are not sent; with --batch B,
+    /// an event is due when its last task is.
+    #[arg(long, value_parser = rate)]
+    pub rate: Option<f64>,
     /// Kind of every task.
     #[arg(long, default_value = app::builtin::ECHO)]
     pub kind: String,
@@ -83,6 +95,8 @@ pub struct Config {
     pub kind: String,
     pub input: Option<Value>,
     pub deadline: Duration,
+    /// `--rate`: tasks per second across all sockets, if given.
+    pub rate: Option<f64>,
     /// `--source-addrs`, if given.
     pub source_addrs: Option<u8>,
     /// `--keys`.
@@ -122,6 +136,7 @@ impl BenchArgs {
             kind: self.kind,
             input,
             deadline: Duration::from_millis(self.deadline_ms),
+            rate: self.rate,
             source_addrs: self.source_addrs,
             keys: self.keys,
             json: self.json,
@@ -137,6 +152,15 @@ fn seconds(text: &str) -> Result<Duration, String> {
         return Err("must be more than 0".into());
     }
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// A finite rate above 0 tasks per second.
+fn rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err("must be a number of tasks per second above 0".into());
+    }
+    Ok(rate)
 }
 
 #[cfg(test)]
@@ -175,7 +199,9 @@ mod tests {
         .unwrap();
         assert_eq!((c.clients, c.inflight, c.window, c.batch), (20, 50, 50, 1));
         assert_eq!(c.amount, Amount::Tasks(200_000));
-        assert!(c.json && c.input.is_none());
+        assert!(c.json && c.input.is_none() && c.rate.is_none());
+        let c = parse(&["--rate", "2500.5", "--duration-s", "10"]).unwrap();
+        assert_eq!(c.rate, Some(2500.5));
 
         let c = parse(&[
             "--duration-s",
@@ -214,6 +240,10 @@ mod tests {
             &["--source-addrs", "255"],
             &["--threads", "0"],
             &["--input", "{bad"],
+            &["--rate", "0"],
+            &["--rate", "-5"],
+            &["--rate", "inf"],
+            &["--rate", "NaN"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -6,6 +6,10 @@
 //! packet that is ready, then sends what the freed window allows and
 //! flushes once, so a busy socket costs a few syscalls per batch of
 //! packets rather than per packet.
+//!
+//! With a [`Schedule`] (`--rate`) a socket also waits for its next task to
+//! be due, and times each task from when it was due rather than from when
+//! it went out.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -30,6 +34,35 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 const READS_PER_TURN: usize = 256;
 /// How long closing a socket may take at the end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Where a schedule too slow to reckon puts its tasks: never, in practice.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// An open-loop run's timetable: task `seq` (of every socket, numbered
+/// as in [`Shared::sockets`]) is due `seq / rate` seconds after `start`.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub start: Instant,
+    /// Tasks per second across all sockets.
+    pub rate: f64,
+    /// A time-bound run's end: tasks due after it are never sent, however
+    /// late a socket notices the stop.
+    pub end: Option<Instant>,
+}
+
+impl Schedule {
+    /// When task `seq` is due.
+    pub fn due(&self, seq: u64) -> Instant {
+        Duration::try_from_secs_f64(seq as f64 / self.rate)
+            .ok()
+            .and_then(|d| self.start.checked_add(d))
+            .unwrap_or_else(|| self.start + FAR)
+    }
+
+    /// Whether task `seq` is due after the end of the run.
+    fn past_end(&self, seq: u64) -> bool {
+        self.end.is_some_and(|end| self.due(seq) > end)
+    }
+}
 
 /// What every socket of a run shares.
 pub struct Shared {
@@ -46,10 +79,13 @@ pub struct Shared {
     pub latencies: Arc<Mutex<Latencies>>,
     /// Sockets in the run: socket `i`'s `k`-th task is number `k * sockets + i`.
     pub sockets: u64,
+    /// `--rate`: send on this timetable instead of as soon as the window allows.
+    pub schedule: Option<Schedule>,
 }
 
 /// An event sent and not yet acked.
 struct Sent {
+    /// When it was sent, or with a schedule, when it was due.
     at: Instant,
     /// Its first task's number on this socket, and how many it carries.
     first: u64,
@@ -146,21 +182,40 @@ pub async fn drive(mut ws: Ws, index: usize, quota: Option<u64>, shared: Arc<Sha
     };
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Wakes the socket when its next scheduled event is due (armed only
+    // with a schedule and room in the window).
+    let pace = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(pace);
+    let mut armed: Option<Instant> = None;
     let mut alive = s.send_due(&mut ws).await.is_ok();
     while alive && !s.finished() {
+        let due = s.next_due();
+        if due != armed {
+            if let Some(due) = due {
+                pace.as_mut().reset(due.into());
+            }
+            armed = due;
+        }
         tokio::select! {
             biased;
             msg = ws.next() => {
                 let mut msg = msg;
-                for _ in 0..READS_PER_TURN {
+                // Takes a packet off the socket only to handle it in this
+                // turn: one taken after the last read of a full turn was
+                // dropped, so a busy socket lost an ack or a result.
+                for read in 1..=READS_PER_TURN {
                     alive = s.on_message(msg);
+                    if !alive || read == READS_PER_TURN {
+                        break;
+                    }
                     match ws.next().now_or_never() {
-                        Some(next) if alive => msg = next,
-                        _ => break,
+                        Some(next) => msg = next,
+                        None => break,
                     }
                 }
             }
             () = stop.cancelled(), if !s.stopped => s.stop(),
+            () = &mut pace, if armed.is_some() => armed = None,
             _ = sweep.tick() => s.sweep(Instant::now()),
         }
         alive = alive && s.send_due(&mut ws).await.is_ok();
@@ -318,21 +373,48 @@ impl Socket {
         task * self.shared.sockets + self.index
     }
 
-    /// Sends a pong if one is due and as many tasks as the window allows,
-    /// then flushes them all at once.
+    /// Tasks the next event would carry, if it may be sent now or later:
+    /// not stopped, tasks left, room in the window, due before the end.
+    fn room(&self) -> Option<u64> {
+        let count = self.quota.unwrap_or(u64::MAX).min(self.shared.batch as u64);
+        let fits = self.in_flight + count as usize <= self.shared.window;
+        if self.stopped || count == 0 || !fits {
+            return None;
+        }
+        let last = self.seq(self.next_task + count - 1);
+        match &self.shared.schedule {
+            Some(schedule) if schedule.past_end(last) => None,
+            _ => Some(count),
+        }
+    }
+
+    /// With a schedule: when the next event of `count` tasks is due (when
+    /// its last task is).
+    fn due(&self, count: u64) -> Option<Instant> {
+        let schedule = self.shared.schedule.as_ref()?;
+        Some(schedule.due(self.seq(self.next_task + count - 1)))
+    }
+
+    /// With a schedule and room in the window: when the next event is due.
+    fn next_due(&self) -> Option<Instant> {
+        self.due(self.room()?)
+    }
+
+    /// Sends a pong if one is due and as many tasks as the window (and the
+    /// schedule, if any) allows, then flushes them all at once.
     async fn send_due(&mut self, ws: &mut Ws) -> Result<(), tungstenite::Error> {
         let mut wrote = false;
         if std::mem::take(&mut self.pong_due) {
             ws.feed(Message::text(wire::PONG)).await?;
             wrote = true;
         }
-        while !self.stopped {
-            let left = self.quota.unwrap_or(u64::MAX);
-            let count = left.min(self.shared.batch as u64);
-            if count == 0 || self.in_flight + count as usize > self.shared.window {
+        let now = Instant::now();
+        while let Some(count) = self.room() {
+            let due = self.due(count);
+            if due.is_some_and(|due| due > now) {
                 break;
             }
-            self.fill_packet(count);
+            self.fill_packet(count, due);
             // The next packet is about as long as this one.
             let next = String::with_capacity(self.packet.len());
             let packet = std::mem::replace(&mut self.packet, next);
@@ -346,8 +428,8 @@ impl Socket {
     }
 
     /// Writes the next event of `count` tasks into `self.packet` and
-    /// records it as sent.
-    fn fill_packet(&mut self, count: u64) {
+    /// records it as sent, at `due` if it had a scheduled time.
+    fn fill_packet(&mut self, count: u64, due: Option<Instant>) {
         let (ack, first) = (self.next_ack, self.next_task);
         let batch = self.shared.batch > 1;
         let workload = &self.shared.workload;
@@ -378,7 +460,14 @@ impl Socket {
         if let Some(q) = &mut self.quota {
             *q -= count;
         }
-        let at = Instant::now();
+        let now = Instant::now();
+        let at = match due {
+            Some(due) => {
+                self.samples.lag(now.saturating_duration_since(due), count);
+                due
+            }
+            None => now,
+        };
         self.sent.insert(
             ack,
             Sent {

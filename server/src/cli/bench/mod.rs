@@ -1,6 +1,7 @@
 //! `taskwire bench`: a load generator for sizing a deployment. It opens
-//! many sockets, keeps a window of tasks in flight on each, verifies every
-//! result and reports throughput and ack/result latency percentiles.
+//! many sockets, keeps a window of tasks in flight on each (or, with
+//! `--rate`, sends on a fixed schedule), verifies every result and reports
+//! throughput and ack/result latency percentiles.
 //!
 //! - [`args`]: the flags, checked into a [`Config`];
 //! - [`verify`]: each task's input and the outcome it must have;
@@ -31,7 +32,7 @@ pub use args::{Amount, BenchArgs, Config};
 pub use report::Report;
 
 use conn::{ConnectError, Target, Ws};
-use driver::Shared;
+use driver::{Schedule, Shared};
 use progress::Progress;
 use report::{Latencies, Shape, Tally};
 use verify::{Workload, WorkloadError};
@@ -78,6 +79,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Report, Benc
     target.pin(addr, config.clients, config.source_addrs)?;
     let sockets = connect_rest(&target, first, config.clients).await;
 
+    let start = Instant::now();
     let shared = Arc::new(Shared {
         workload,
         window: config.window,
@@ -87,6 +89,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Report, Benc
         settled: AtomicU64::new(0),
         latencies: Arc::new(Mutex::new(Latencies::new())),
         sockets: sockets.len() as u64,
+        schedule: config.rate.map(|rate| Schedule {
+            start,
+            rate,
+            end: match config.amount {
+                Amount::For(duration) => start.checked_add(duration),
+                Amount::Tasks(_) => None,
+            },
+        }),
     });
     let shape = Shape {
         kind: config.kind.clone(),
@@ -95,9 +105,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<Report, Benc
         inflight: config.inflight,
         batch: config.batch,
         source_addrs: target.sources().len().max(1),
+        rate: config.rate,
     };
     let progress = Progress::start(config.amount, shared.clone());
-    let start = Instant::now();
     if let Amount::For(duration) = config.amount {
         let stop = shared.stop.clone();
         tokio::spawn(async move {

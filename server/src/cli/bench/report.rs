@@ -73,10 +73,12 @@ impl Tally {
     }
 }
 
-/// Ack and result latencies of every socket, in microseconds.
+/// Ack and result latencies of every socket, in microseconds, and with
+/// `--rate`, how late after its scheduled time each task went out.
 pub struct Latencies {
     ack: Histogram<u64>,
     result: Histogram<u64>,
+    lag: Histogram<u64>,
 }
 
 impl Latencies {
@@ -88,6 +90,7 @@ impl Latencies {
         Self {
             ack: histogram(),
             result: histogram(),
+            lag: histogram(),
         }
     }
 }
@@ -103,6 +106,7 @@ impl Default for Latencies {
 pub struct Samples {
     ack: Vec<u64>,
     result: Vec<u64>,
+    lag: Vec<u64>,
     // std mutex: taken briefly, never across an await.
     shared: Arc<Mutex<Latencies>>,
 }
@@ -112,6 +116,7 @@ impl Samples {
         Self {
             ack: Vec::with_capacity(SAMPLES_PER_FLUSH),
             result: Vec::with_capacity(SAMPLES_PER_FLUSH),
+            lag: Vec::new(),
             shared,
         }
     }
@@ -130,6 +135,15 @@ impl Samples {
         }
     }
 
+    /// `count` tasks sent `lateness` after they were due.
+    pub fn lag(&mut self, lateness: Duration, count: u64) {
+        let v = micros(lateness);
+        self.lag.extend(std::iter::repeat_n(v, count as usize));
+        if self.lag.len() >= SAMPLES_PER_FLUSH {
+            self.flush();
+        }
+    }
+
     fn flush(&mut self) {
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         for v in self.ack.drain(..) {
@@ -137,6 +151,9 @@ impl Samples {
         }
         for v in self.result.drain(..) {
             shared.result.saturating_record(v);
+        }
+        for v in self.lag.drain(..) {
+            shared.lag.saturating_record(v);
         }
     }
 }
@@ -172,6 +189,18 @@ pub struct Report {
     pub result_p90_ms: Option<f64>,
     pub result_p99_ms: Option<f64>,
     pub result_max_ms: Option<f64>,
+    /// `--rate`, the target: tasks per second across all sockets (absent
+    /// from closed-loop runs, as are the `send_lag` fields).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<f64>,
+    /// How long after its scheduled time a task was sent: the generator's
+    /// timer and a full window (`--inflight`) make it late.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_max_ms: Option<f64>,
     pub kind: String,
     pub clients: usize,
     pub connected: usize,
@@ -190,6 +219,8 @@ pub struct Shape {
     pub inflight: usize,
     pub batch: usize,
     pub source_addrs: usize,
+    /// `--rate`, if given.
+    pub rate: Option<f64>,
 }
 
 impl Report {
@@ -199,7 +230,8 @@ impl Report {
         let secs = (end - start).as_secs_f64();
         let at = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(q)));
         let max = |h: &Histogram<u64>| (!h.is_empty()).then(|| ms(h.max()));
-        let (ack, result) = (&latencies.ack, &latencies.result);
+        let (ack, result, lag) = (&latencies.ack, &latencies.result, &latencies.lag);
+        let paced = |v: Option<f64>| shape.rate.and(v);
         Self {
             tasks: tally.sent + tally.outcomes.unsent,
             duration_s: (secs * 1000.0).round() / 1000.0,
@@ -216,6 +248,10 @@ impl Report {
             result_p90_ms: at(result, 0.9),
             result_p99_ms: at(result, 0.99),
             result_max_ms: max(result),
+            rate_per_s: shape.rate,
+            send_lag_p50_ms: paced(at(lag, 0.5)),
+            send_lag_p99_ms: paced(at(lag, 0.99)),
+            send_lag_max_ms: paced(max(lag)),
             outcomes: tally.outcomes,
             kind: shape.kind,
             clients: shape.clients,
@@ -256,6 +292,12 @@ impl fmt::Display for Report {
             "  throughput {} tasks/s over {:.3} s",
             self.throughput_per_s, self.duration_s
         )?;
+        if let Some(rate) = self.rate_per_s {
+            writeln!(
+                f,
+                "  open loop at {rate} tasks/s: latency from each task's scheduled send"
+            )?;
+        }
         writeln!(
             f,
             "  latency ms {:>9} {:>9} {:>9} {:>9}",
@@ -291,6 +333,18 @@ impl fmt::Display for Report {
                 self.result_max_ms,
             ],
         )?;
+        if self.rate_per_s.is_some() {
+            row(
+                f,
+                "send lag",
+                [
+                    self.send_lag_p50_ms,
+                    None,
+                    self.send_lag_p99_ms,
+                    self.send_lag_max_ms,
+                ],
+            )?;
+        }
         if !o.error_codes.is_empty() {
             let codes: Vec<String> = o
                 .error_codes
@@ -338,6 +392,7 @@ mod tests {
             inflight: 5,
             batch: 1,
             source_addrs: 0,
+            rate: None,
         };
         let r = Report::new(shape, tally, &shared.lock().unwrap(), start);
         assert_eq!((r.tasks, r.outcomes.ok, r.outcomes.errors), (2000, 1999, 1));
@@ -352,5 +407,39 @@ mod tests {
         assert!(text.contains("errors by code: queue_full 1"), "{text}");
         let json: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(json["error_codes"]["queue_full"], 1);
+        // A closed-loop run's JSON has no open-loop fields.
+        assert!(json.get("rate_per_s").is_none() && json.get("send_lag_p99_ms").is_none());
+    }
+
+    #[test]
+    fn an_open_loop_run_reports_its_rate_and_send_lag() {
+        let shared = Arc::new(Mutex::new(Latencies::new()));
+        let mut samples = Samples::new(shared.clone());
+        samples.lag(Duration::from_micros(500), 99);
+        samples.lag(Duration::from_millis(40), 1);
+        drop(samples);
+        let shape = Shape {
+            kind: "echo".into(),
+            clients: 1,
+            connected: 1,
+            inflight: 1,
+            batch: 1,
+            source_addrs: 1,
+            rate: Some(250.0),
+        };
+        let r = Report::new(
+            shape,
+            Tally::default(),
+            &shared.lock().unwrap(),
+            Instant::now(),
+        );
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["rate_per_s"], 250.0);
+        assert_eq!(json["send_lag_p50_ms"], 0.5);
+        let p99 = json["send_lag_p99_ms"].as_f64().unwrap();
+        assert!((0.5..0.51).contains(&p99), "{json}");
+        let max = json["send_lag_max_ms"].as_f64().unwrap();
+        assert!((40.0..40.1).contains(&max), "{json}");
+        assert!(r.to_string().contains("open loop at 250 tasks/s"), "{r}");
     }
 }
