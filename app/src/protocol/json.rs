@@ -23,26 +23,18 @@ pub struct Json(Box<RawValue>);
 impl Json {
     /// `null`.
     pub fn null() -> Self {
-        Self::from_value(&Value::Null)
+        Self(RawValue::NULL.to_owned())
     }
 
     /// The compact text of `value`.
     pub fn from_value(value: &Value) -> Self {
-        // A `Value` always serializes, and its compact text is valid JSON.
-        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
-        Self::from_valid(text)
+        // A `Value` always serializes: the `null` fallback is never taken.
+        serde_json::value::to_raw_value(value).map_or_else(|_| Self::null(), Self)
     }
 
     /// `text` as it is, if it is one valid JSON value.
     pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
         RawValue::from_string(text).map(Self)
-    }
-
-    fn from_valid(text: String) -> Self {
-        match RawValue::from_string(text) {
-            Ok(raw) => Self(raw),
-            Err(_) => Self::null(),
-        }
     }
 
     /// The text, as received or as written by [`Json::from_value`].

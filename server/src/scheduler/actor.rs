@@ -237,7 +237,7 @@ impl Scheduler {
                 // Its follower gets its pushes already.
                 if let Some(e) = self.table.get(&id)
                     && !e.task.status.is_final()
-                    && e.follower.as_ref().is_none_or(|f| f.id() != client.id())
+                    && !e.followed_by(client.id())
                 {
                     client.join(vec![id.room()]);
                 }
@@ -250,7 +250,7 @@ impl Scheduler {
             Command::Unsubscribe { id, client, reply } => {
                 client.leave(id.room());
                 if let Some(e) = self.table.get_mut(&id)
-                    && e.follower.as_ref().is_some_and(|f| f.id() == client.id())
+                    && e.followed_by(client.id())
                 {
                     e.follower = None;
                 }

@@ -102,10 +102,9 @@ impl Scheduler {
                 .filter(|(_, e)| e.is_some() || !follows)
                 .map(|(id, _)| id)
                 .filter(|id| {
-                    self.table.get(id).is_none_or(|e| {
-                        !e.task.status.is_final()
-                            && e.follower.as_ref().is_none_or(|f| f.id() != owner.id)
-                    })
+                    self.table
+                        .get(id)
+                        .is_none_or(|e| !e.task.status.is_final() && !e.followed_by(owner.id))
                 })
                 .map(TaskId::room)
                 .collect();

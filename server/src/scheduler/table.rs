@@ -58,6 +58,13 @@ pub(super) struct Owner {
     pub follows: bool,
 }
 
+impl Entry {
+    /// Whether `client` is the task's follower (gets its pushes directly).
+    pub fn followed_by(&self, client: ClientId) -> bool {
+        self.follower.as_ref().is_some_and(|f| f.id() == client)
+    }
+}
+
 /// What the scheduler still has to undo for a task that left `running`.
 pub(super) struct Left {
     /// Its timeout, to cancel.
