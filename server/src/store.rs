@@ -14,14 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread;
 
-use app::{Attempt, Task, TaskId, TaskStatus};
+use app::{Attempt, Task, TaskId};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
 mod lookup;
 mod paused;
+mod row;
 mod schema;
 
+pub use row::TaskState;
 pub use schema::SchemaError;
 
 /// Why the store cannot be used.
@@ -44,10 +46,7 @@ pub enum StoreError {
     #[error("the task database {path} cannot be used: {source}")]
     Schema { path: PathBuf, source: SchemaError },
     #[error("task {id} in the database is unreadable: {source}")]
-    Row {
-        id: String,
-        source: serde_json::Error,
-    },
+    Row { id: String, source: rusqlite::Error },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the store thread has stopped")]
@@ -72,21 +71,21 @@ pub struct StoredSchedule {
     pub body: String,
 }
 
-/// One write: the task's current snapshot, or its removal (its attempts
-/// with it); an attempt that ended while its task went on; or a
-/// schedule's (see [`crate::schedules`]).
+/// One write: a task's row, whole (its first write) or only its state
+/// (every later one; see [`row`]), or its removal (its attempts with it);
+/// an attempt that ended while its task went on; or a schedule's (see
+/// [`crate::schedules`]).
 #[derive(Debug)]
 pub enum Write {
-    Put {
-        id: TaskId,
+    Insert {
+        task: Box<Task>,
         seq: u64,
-        status: TaskStatus,
-        finished_at: Option<i64>,
-        /// Written with the task's first snapshot; never change.
-        kind: String,
-        key: Option<String>,
-        body: String,
     },
+    /// The state of a task whose row an earlier write (in this commit or
+    /// one before) inserted. A row that is not there is left alone: its
+    /// insert failed with its commit, and the scheduler inserts the task
+    /// whole again.
+    Update(Box<TaskState>),
     Delete(TaskId),
     PutAttempt {
         id: TaskId,
@@ -106,17 +105,16 @@ pub enum Write {
 }
 
 impl Write {
-    /// The write that stores `task` as it is now.
-    pub fn put(task: &Task, seq: u64) -> Result<Self, serde_json::Error> {
-        Ok(Self::Put {
-            id: task.id,
-            seq,
-            status: task.status,
-            finished_at: task.finished_at.map(|t| t.millis()),
-            kind: task.kind.clone(),
-            key: task.key.clone(),
-            body: serde_json::to_string(task)?,
-        })
+    /// The write of `task`, `seq` in submission order, as it is now: whole
+    /// unless its row is already `stored`.
+    pub fn task(task: &Task, seq: u64, stored: bool) -> Self {
+        match stored {
+            true => Self::Update(Box::new(TaskState::of(task))),
+            false => Self::Insert {
+                task: Box::new(task.clone()),
+                seq,
+            },
+        }
     }
 
     /// The write that stores an attempt of task `id` that ended.
@@ -318,19 +316,17 @@ impl Store {
 }
 
 fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
-    let mut stmt = conn.prepare("SELECT hex(id), seq, body FROM tasks ORDER BY seq")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, i64>(1)?,
-            row.get::<_, String>(2)?,
-        ))
-    })?;
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM tasks ORDER BY seq", row::COLUMNS))?;
+    let mut rows = stmt.query([])?;
     let mut tasks = Vec::new();
-    for row in rows {
-        let (id, seq, body) = row?;
-        let task: Task =
-            serde_json::from_str(&body).map_err(|source| StoreError::Row { id, source })?;
+    while let Some(r) = rows.next()? {
+        let (seq, task) = row::decode(r).map_err(|source| StoreError::Row {
+            id: r
+                .get_ref(1)
+                .and_then(|id| Ok(uuid::Uuid::from_slice(id.as_blob()?).unwrap_or_default()))
+                .map_or_else(|_| "?".into(), |id| id.to_string()),
+            source,
+        })?;
         tasks.push(StoredTask {
             task,
             seq: u64::try_from(seq).unwrap_or_default(),
@@ -348,18 +344,17 @@ fn read_loop(conn: Connection, rx: std_mpsc::Receiver<ReadJob>) {
 
 fn read_one(conn: &Connection, id: TaskId) -> Result<Option<Task>, String> {
     let mut stmt = conn
-        .prepare_cached("SELECT body FROM tasks WHERE id = ?1")
+        .prepare_cached(&format!("SELECT {} FROM tasks WHERE id = ?1", row::COLUMNS))
         .map_err(|e| e.to_string())?;
     let mut rows = stmt
         .query(params![id.0.as_bytes().as_slice()])
         .map_err(|e| e.to_string())?;
-    let Some(row) = rows.next().map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    let body: String = row.get(0).map_err(|e| e.to_string())?;
-    serde_json::from_str(&body)
-        .map(Some)
-        .map_err(|e| format!("task {id} in the database is unreadable: {e}"))
+    match rows.next().map_err(|e| e.to_string())? {
+        None => Ok(None),
+        Some(r) => row::decode(r)
+            .map(|(_, task)| Some(task))
+            .map_err(|e| format!("task {id} in the database is unreadable: {e}")),
+    }
 }
 
 /// The store thread: applies each job (and every job already waiting) in
@@ -388,12 +383,8 @@ fn apply<'a>(
 ) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
     {
-        let mut put = tx.prepare_cached(
-            "INSERT INTO tasks (id, seq, status, finished_at, body, kind, key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (id) DO UPDATE SET
-                 status = excluded.status, finished_at = excluded.finished_at, body = excluded.body",
-        )?;
+        let mut insert = tx.prepare_cached(row::INSERT)?;
+        let mut update = tx.prepare_cached(row::UPDATE)?;
         let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
         let mut delete_attempts = tx.prepare_cached("DELETE FROM attempts WHERE task = ?1")?;
         let mut put_attempt = tx.prepare_cached(
@@ -407,24 +398,9 @@ fn apply<'a>(
         let mut delete_schedule = tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?;
         for w in writes {
             match w {
-                Write::Put {
-                    id,
-                    seq,
-                    status,
-                    finished_at,
-                    kind,
-                    key,
-                    body,
-                } => {
-                    put.execute(params![
-                        id.0.as_bytes().as_slice(),
-                        i64::try_from(*seq).unwrap_or(i64::MAX),
-                        status.as_str(),
-                        finished_at,
-                        body,
-                        kind,
-                        key
-                    ])?;
+                Write::Insert { task, seq } => row::insert(&mut insert, task, *seq)?,
+                Write::Update(state) => {
+                    row::update(&mut update, state)?;
                 }
                 Write::Delete(id) => {
                     delete.execute(params![id.0.as_bytes().as_slice()])?;
@@ -447,10 +423,24 @@ fn apply<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use app::{TaskSpec, Timestamp};
+    use app::{TaskSpec, TaskStatus, Timestamp};
     use serde_json::json;
+
+    /// The store in `dir`, once the last one there let go of it (its lock
+    /// is released when its writer thread exits).
+    pub(in crate::store) fn reopen(dir: &Path) -> (Store, Vec<StoredTask>) {
+        for _ in 0..100 {
+            match Store::open(dir) {
+                Err(StoreError::Locked(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("the store stayed locked");
+    }
 
     fn task(n: u128) -> Task {
         Task::new(
@@ -469,34 +459,20 @@ mod tests {
             let (a, mut b, c) = (task(1), task(2), task(3));
             store
                 .commit(vec![
-                    Write::put(&b, 2).unwrap(),
-                    Write::put(&a, 1).unwrap(),
-                    Write::put(&c, 3).unwrap(),
+                    Write::task(&b, 2, false),
+                    Write::task(&a, 1, false),
+                    Write::task(&c, 3, false),
                 ])
                 .await
                 .unwrap();
             b.status = TaskStatus::Succeeded;
             b.output = Some(json!({"n": 2}).into());
             store
-                .commit(vec![Write::put(&b, 2).unwrap(), Write::Delete(c.id)])
+                .commit(vec![Write::task(&b, 2, true), Write::Delete(c.id)])
                 .await
                 .unwrap();
         }
-        // The lock is released with the store thread; wait for it to exit.
-        let mut reopened = None;
-        for _ in 0..100 {
-            match Store::open(dir.path()) {
-                Ok(r) => {
-                    reopened = Some(r);
-                    break;
-                }
-                Err(StoreError::Locked(_)) => {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        let (_store, tasks) = reopened.expect("reopen");
+        let (_store, tasks) = reopen(dir.path());
         let got: Vec<(u64, TaskStatus)> = tasks.iter().map(|t| (t.seq, t.task.status)).collect();
         assert_eq!(
             got,
@@ -518,7 +494,7 @@ mod tests {
             .commit(vec![
                 put("b", "1"),
                 put("a", "2"),
-                Write::put(&task(1), 1).unwrap(),
+                Write::task(&task(1), 1, false),
             ])
             .await
             .unwrap();

@@ -33,6 +33,23 @@ impl TaskStatus {
         matches!(self, Self::Scheduled | Self::Waiting)
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 8] = [
+        Self::Scheduled,
+        Self::Waiting,
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::TimedOut,
+    ];
+
+    /// The status named `name` on the wire, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -508,3 +508,13 @@ fn schedule_names_and_firing_keys() {
         "schedule:nightly:2026-12-05T01:00:00.000Z"
     );
 }
+
+#[test]
+fn every_status_is_read_back_from_its_wire_name() {
+    for status in TaskStatus::ALL {
+        let wire = serde_json::to_value(status).unwrap();
+        assert_eq!(wire, json!(status.as_str()));
+        assert_eq!(TaskStatus::from_name(status.as_str()), Some(status));
+    }
+    assert_eq!(TaskStatus::from_name("done"), None);
+}

@@ -235,13 +235,9 @@ impl Scheduler {
         for id in self.outbox.dirty.drain(..) {
             if let Some(e) = self.table.get_mut(&id) {
                 e.dirty = false;
-                match Write::put(&e.task, e.seq) {
-                    Ok(w) => {
-                        writes.push(w);
-                        written.push(id);
-                    }
-                    Err(err) => tracing::error!(task = %id, error = %err, "cannot serialize task"),
-                }
+                writes.push(Write::task(&e.task, e.seq, e.stored));
+                e.stored = true;
+                written.push(id);
             }
         }
         let attempts = std::mem::take(&mut self.outbox.attempts);
@@ -421,6 +417,10 @@ impl Scheduler {
         };
         self.degrade(reason.clone());
         for id in written {
+            // Its row may have gone with this commit: written whole again.
+            if let Some(e) = self.table.get_mut(&id) {
+                e.stored = false;
+            }
             self.touch(id);
         }
         self.outbox.deletes.extend(deleted);

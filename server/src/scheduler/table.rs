@@ -36,6 +36,9 @@ pub(super) struct Entry {
     pub timer: Option<delay_queue::Key>,
     /// Changed since the last commit (durable mode).
     pub dirty: bool,
+    /// Its row is in the store, or on its way there in a commit under way
+    /// (durable mode): later commits write only its state.
+    pub stored: bool,
     /// Where its input, output and error are, once finished.
     pub payload: Payload,
     /// The client that submitted it, while it is unfinished.
@@ -209,7 +212,7 @@ impl TaskTable {
         if let Some(owner) = owner {
             *self.unfinished.entry(owner.id).or_default() += 1;
         }
-        self.insert(task, class, seq, dirty, owner);
+        self.insert(task, class, seq, dirty, owner, false);
     }
 
     /// A task as a store held it, in its old place in line. One that was
@@ -217,7 +220,7 @@ impl TaskTable {
     /// or settles it.
     pub fn restore(&mut self, task: Task, class: Class, seq: u64, dirty: bool) {
         self.next_seq = self.next_seq.max(seq + 1);
-        self.insert(task, class, seq, dirty, None);
+        self.insert(task, class, seq, dirty, None, true);
     }
 
     fn insert(
@@ -227,6 +230,7 @@ impl TaskTable {
         seq: u64,
         dirty: bool,
         owner: Option<&Owner>,
+        stored: bool,
     ) {
         let id = task.id;
         let mut payload = Payload::Live;
@@ -270,6 +274,7 @@ impl TaskTable {
             seq,
             timer: None,
             dirty,
+            stored,
             payload,
             owner: owner.map(|o| o.id),
             follower: owner.and_then(|o| o.follows.then(|| o.client.clone())),

@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, row};
 use crate::lookup::attempts_of;
 
 pub(super) enum Job {
@@ -74,12 +74,12 @@ const PREFIX_WALK: i64 = 4096;
 
 /// The statement of `limit` tasks passing `q`, newest first, and its
 /// parameters: only the filters given, so each shape has its own plan (and
-/// its own cached statement). Columns: seq, body, key.
+/// its own cached statement). Columns: [`row::COLUMNS`].
 fn statement(q: &ListQuery, limit: i64) -> (String, Vec<Value>) {
     let before = q
         .before
         .map_or(i64::MAX, |c| i64::try_from(c.0).unwrap_or(i64::MAX));
-    let mut sql = String::from("SELECT seq, body, key FROM tasks WHERE seq < ?1");
+    let mut sql = format!("SELECT {} FROM tasks WHERE seq < ?1", row::COLUMNS);
     let mut args = vec![Value::Integer(before)];
     let mut arg = |sql: &mut String, clause: &str, value: Value| {
         args.push(value);
@@ -138,9 +138,8 @@ fn read(conn: &Connection, q: &ListQuery, want: usize) -> Result<Found, LookupEr
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;
     let mut found = Vec::with_capacity(want);
-    while let Some(row) = rows.next()? {
-        let body: String = row.get(1)?;
-        found.push((row.get(0)?, serde_json::from_str(&body)?));
+    while let Some(r) = rows.next()? {
+        found.push(row::decode(r)?);
     }
     Ok(found)
 }
@@ -162,17 +161,15 @@ fn walk(
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;
     let (mut walked, mut found) = (0, Vec::with_capacity(want));
-    while let Some(row) = rows.next()? {
+    while let Some(r) = rows.next()? {
         walked += 1;
-        // Only a match's body is read.
-        if row
-            .get_ref(2)?
+        // Only a match is decoded.
+        if r.get_ref(row::KEY)?
             .as_str_or_null()
             .map_err(rusqlite::Error::from)?
             .is_some_and(|key| key.starts_with(prefix))
         {
-            let body: String = row.get(1)?;
-            found.push((row.get(0)?, serde_json::from_str(&body)?));
+            found.push(row::decode(r)?);
             if found.len() == want {
                 return Ok(Some(found));
             }
@@ -183,12 +180,13 @@ fn walk(
 
 fn attempts(conn: &Connection, id: TaskId) -> Result<Option<Attempts>, LookupError> {
     let key = id.0.as_bytes().as_slice();
-    let mut stmt = conn.prepare_cached("SELECT body FROM tasks WHERE id = ?1")?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {} FROM tasks WHERE id = ?1", row::COLUMNS))?;
     let mut rows = stmt.query(params![key])?;
-    let Some(row) = rows.next()? else {
+    let Some(r) = rows.next()? else {
         return Ok(None);
     };
-    let task: Task = serde_json::from_str(&row.get::<_, String>(0)?)?;
+    let (_, task) = row::decode(r)?;
     let mut stmt =
         conn.prepare_cached("SELECT body FROM attempts WHERE task = ?1 ORDER BY attempt")?;
     let bodies = stmt
@@ -226,7 +224,7 @@ mod tests {
             .iter()
             .chain(&many)
             .enumerate()
-            .map(|(seq, t)| Write::put(t, seq as u64).unwrap())
+            .map(|(seq, t)| Write::task(t, seq as u64, false))
             .collect();
         store.commit(writes).await.unwrap();
         let page = |raw: serde_json::Value| {
@@ -261,8 +259,11 @@ mod tests {
         let (sql, args) = statement(&q, 51);
         assert_eq!(
             sql,
-            "SELECT seq, body, key FROM tasks WHERE seq < ?1 AND status = ?2 AND key >= ?3 \
-             AND key < ?4 ORDER BY seq DESC LIMIT ?5"
+            format!(
+                "SELECT {} FROM tasks WHERE seq < ?1 AND status = ?2 AND key >= ?3 \
+                 AND key < ?4 ORDER BY seq DESC LIMIT ?5",
+                row::COLUMNS
+            )
         );
         assert_eq!(args.len(), 5);
         assert_eq!(args[4], Value::Integer(51));

@@ -2,41 +2,29 @@
 //! written by an older Taskwire is upgraded when it is opened, in one
 //! transaction; one written by a newer Taskwire is refused.
 //!
-//! - 0: `tasks` (id, seq, status, finished_at, body) and `schedules`;
-//! - 1: `tasks` gains `kind` and `key` (filled from the bodies), indexes
-//!   that serve every filter of `list` newest first, and `attempts` (the
-//!   attempts that ended while their task went on), and `paused_kinds`.
+//! - 0: `tasks` (id, seq, status, finished_at, and the task as a JSON
+//!   `body`) and `schedules`;
+//! - 1: `tasks` gains `kind` and `key`, indexes that serve every filter of
+//!   `list` newest first, and `attempts` (the attempts that ended while
+//!   their task went on), and `paused_kinds`;
+//! - 2: `tasks` holds the task in columns (see `row`) instead of a JSON
+//!   body, so that a change writes the task's state and not all of it.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
+
+use super::row;
 
 /// The version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const TABLES: &str = "
-    CREATE TABLE IF NOT EXISTS tasks (
-        id          BLOB PRIMARY KEY,
-        seq         INTEGER NOT NULL,
-        status      TEXT NOT NULL,
-        finished_at INTEGER,
-        body        TEXT NOT NULL,
-        kind        TEXT NOT NULL DEFAULT '',
-        key         TEXT
-    ) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);
     CREATE TABLE IF NOT EXISTS schedules (
         name TEXT PRIMARY KEY,
         body TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS paused_kinds (
         kind TEXT PRIMARY KEY
-    ) WITHOUT ROWID;";
-
-/// Version 1's additions to version 0 (after its columns exist).
-const LOOKUPS: &str = "
-    CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
-    CREATE INDEX IF NOT EXISTS tasks_kind_seq ON tasks (kind, seq);
-    CREATE INDEX IF NOT EXISTS tasks_kind_status_seq ON tasks (kind, status, seq);
-    CREATE INDEX IF NOT EXISTS tasks_key_seq ON tasks (key, seq) WHERE key IS NOT NULL;
+    ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS attempts (
         task    BLOB NOT NULL,
         attempt INTEGER NOT NULL,
@@ -44,11 +32,26 @@ const LOOKUPS: &str = "
         PRIMARY KEY (task, attempt)
     ) WITHOUT ROWID;";
 
+/// The indexes of `tasks`: submission order (recovery, paging), and one
+/// per filter of `list`, newest first.
+const INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);
+    CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
+    CREATE INDEX IF NOT EXISTS tasks_kind_seq ON tasks (kind, seq);
+    CREATE INDEX IF NOT EXISTS tasks_kind_status_seq ON tasks (kind, status, seq);
+    CREATE INDEX IF NOT EXISTS tasks_key_seq ON tasks (key, seq) WHERE key IS NOT NULL;";
+
 /// Why the schema cannot be brought to [`VERSION`].
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("written by a newer Taskwire (schema version {0}, this one knows up to {VERSION})")]
     Newer(i64),
+    #[error("task {id} of schema version {version} is unreadable: {source}")]
+    OldRow {
+        version: i64,
+        id: String,
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -70,25 +73,47 @@ pub fn upgrade(conn: &mut Connection) -> Result<(), SchemaError> {
     )?;
     tx.execute_batch(TABLES)?;
     if had_tasks {
-        // Version 0: the columns version 1 added, filled from the bodies.
-        let columns: Vec<String> = tx
-            .prepare("SELECT name FROM pragma_table_info('tasks')")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        if !columns.iter().any(|c| c == "kind") {
-            tx.execute_batch(
-                "ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT '';
-                 ALTER TABLE tasks ADD COLUMN key TEXT;
-                 UPDATE tasks SET kind = coalesce(json_extract(body, '$.kind'), ''),
-                                  key = json_extract(body, '$.key');",
-            )?;
-        }
-        tracing::info!(from = version, to = VERSION, "upgraded the task database");
+        // Versions 0 and 1 kept each task as JSON: rewritten in columns.
+        // The old table goes before the indexes are made, as they keep
+        // their names when their table is renamed.
+        tx.execute_batch("ALTER TABLE tasks RENAME TO tasks_old;")?;
+        tx.execute_batch(row::TABLE)?;
+        let moved = move_bodies(&tx, version)?;
+        tx.execute_batch("DROP TABLE tasks_old;")?;
+        tracing::info!(
+            from = version,
+            to = VERSION,
+            tasks = moved,
+            "upgraded the task database"
+        );
+    } else {
+        tx.execute_batch(row::TABLE)?;
     }
-    tx.execute_batch(LOOKUPS)?;
+    tx.execute_batch(INDEXES)?;
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Copies every task of `tasks_old` (a JSON body per task) into `tasks`.
+fn move_bodies(tx: &rusqlite::Transaction<'_>, version: i64) -> Result<usize, SchemaError> {
+    let mut read = tx.prepare("SELECT hex(id), seq, body FROM tasks_old")?;
+    let mut insert = tx.prepare(row::INSERT)?;
+    let mut rows = read.query(params![])?;
+    let mut moved = 0;
+    while let Some(r) = rows.next()? {
+        let body: String = r.get(2)?;
+        let task: app::Task =
+            serde_json::from_str(&body).map_err(|source| SchemaError::OldRow {
+                version,
+                id: r.get(0).unwrap_or_default(),
+                source,
+            })?;
+        let seq: i64 = r.get(1)?;
+        row::insert(&mut insert, &task, u64::try_from(seq).unwrap_or_default())?;
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 #[cfg(test)]
@@ -174,6 +199,88 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, VERSION);
+    }
+
+    /// A database as Taskwire wrote it with tasks as JSON bodies, list
+    /// indexes and attempts (schema version 1).
+    fn v1_database(dir: &std::path::Path, tasks: &[Task]) {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tasks (
+                 id BLOB PRIMARY KEY, seq INTEGER NOT NULL, status TEXT NOT NULL,
+                 finished_at INTEGER, body TEXT NOT NULL, kind TEXT NOT NULL DEFAULT '', key TEXT
+             ) WITHOUT ROWID;
+             CREATE INDEX tasks_seq ON tasks (seq);
+             CREATE INDEX tasks_status_seq ON tasks (status, seq);
+             CREATE INDEX tasks_kind_seq ON tasks (kind, seq);
+             CREATE INDEX tasks_kind_status_seq ON tasks (kind, status, seq);
+             CREATE INDEX tasks_key_seq ON tasks (key, seq) WHERE key IS NOT NULL;
+             CREATE TABLE schedules (name TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE paused_kinds (kind TEXT PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE attempts (task BLOB NOT NULL, attempt INTEGER NOT NULL,
+                 body TEXT NOT NULL, PRIMARY KEY (task, attempt)) WITHOUT ROWID;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for (seq, t) in tasks.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO tasks (id, seq, status, finished_at, body, kind, key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    t.id.0.as_bytes().as_slice(),
+                    seq as i64,
+                    t.status.as_str(),
+                    t.finished_at.map(|f| f.millis()),
+                    serde_json::to_string(t).unwrap(),
+                    t.kind,
+                    t.key
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_of_json_bodies_is_moved_into_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |ms| Timestamp::from_millis(ms).unwrap();
+        let mut done = task("echo", Some("r:1"));
+        done.created_at = at(1_000);
+        done.status = app::TaskStatus::Succeeded;
+        done.attempt = 1;
+        done.started_at = Some(at(2_000));
+        done.finished_at = Some(at(3_000));
+        done.output = Some(json!({"ok": [1, 2]}).into());
+        let mut queued = task("sleep", None);
+        queued.created_at = at(4_000);
+        v1_database(dir.path(), &[done.clone(), queued.clone()]);
+        let (store, recovered) = Store::open(dir.path()).unwrap();
+        let got: Vec<(u64, &Task)> = recovered.iter().map(|t| (t.seq, &t.task)).collect();
+        assert_eq!(got, vec![(0, &done), (1, &queued)]);
+        let page = store
+            .list(ListQuery::parse(json!({"status": "succeeded"})).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(page.tasks, vec![done]);
+        drop(store);
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_list('tasks') WHERE origin = 'c' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "tasks_key_seq",
+                "tasks_kind_seq",
+                "tasks_kind_status_seq",
+                "tasks_seq",
+                "tasks_status_seq"
+            ]
+        );
     }
 
     #[test]
