@@ -193,7 +193,8 @@ impl Scheduler {
             // New tasks start at once; with a store, acks and results wait
             // for the commit that holds the state they announce
             // (`committed`), so a submitter sees its ack before any push
-            // about the task. Commits overlap with the next rounds. The
+            // about the task. A commit runs while the next rounds go on,
+            // and the one after it starts when it ends. The
             // commit starts after the dispatch, so that it can wait a
             // moment for work that has just started (`start_commit`).
             self.dispatch().await;

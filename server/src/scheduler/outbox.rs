@@ -173,9 +173,11 @@ impl Scheduler {
     /// transaction, taking along what waits for it. The scheduler goes on
     /// meanwhile; [`Scheduler::committed`] runs when it is durable.
     pub(super) fn start_commit(&mut self) {
-        // A cluster's database is a network away: a commit waits for the
-        // one under way, and carries everything changed meanwhile.
-        if self.outbox.cluster.is_some() && !self.outbox.commits.is_empty() {
+        // One commit at a time: the next one carries everything changed
+        // while this one was under way, each task once, as it is by then.
+        // (The disk writes one transaction at a time anyway; a task whose
+        // whole life fits in a commit is written once, final.)
+        if !self.outbox.commits.is_empty() {
             return;
         }
         // While the store fails, only the retry timer starts commits.
