@@ -6,7 +6,7 @@
 
 use app::{ErrorBody, Json, Progress, Task, TaskId, TaskStatus, Timestamp, WorkerId};
 use rusqlite::types::{Type, ValueRef};
-use rusqlite::{Row, Statement, params};
+use rusqlite::{Row, Statement, ToSql};
 
 /// Every column, in the order [`decode`] reads them.
 pub(super) const COLUMNS: &str = "seq, id, status, kind, key, input, priority, max_attempts, \
@@ -108,7 +108,26 @@ pub(super) fn insert(stmt: &mut Statement<'_>, task: &Task, seq: u64) -> rusqlit
             .flat_map(|id| *id.0.as_bytes())
             .collect::<Vec<u8>>()
     });
-    let state = State::of(
+    let retry_of = task.retry_of.map(|id| *id.0.as_bytes());
+    let submission: [&dyn ToSql; 15] = [
+        &task.id.0.as_bytes().as_slice(),
+        &i64::try_from(seq).unwrap_or(i64::MAX),
+        &task.kind,
+        &task.key,
+        &task.input.get(),
+        &task.priority,
+        &task.max_attempts,
+        &task.timeout_ms.map(clamp),
+        &task.created_at.millis(),
+        &after,
+        &task.retry_on_failure,
+        &clamp(task.backoff_ms),
+        &task.concurrency_key,
+        &task.concurrency_limit,
+        &retry_of.as_ref().map(|b| b.as_slice()),
+    ];
+    bind(stmt, 1, &submission)?;
+    State::of(
         task.status,
         task.attempt,
         &task.worker,
@@ -116,42 +135,16 @@ pub(super) fn insert(stmt: &mut Statement<'_>, task: &Task, seq: u64) -> rusqlit
         &task.output,
         task.error.as_deref(),
         task.progress.as_deref(),
-    )?;
-    stmt.execute(params![
-        task.id.0.as_bytes().as_slice(),
-        i64::try_from(seq).unwrap_or(i64::MAX),
-        task.kind,
-        task.key,
-        task.input.get(),
-        task.priority,
-        task.max_attempts,
-        task.timeout_ms.map(clamp),
-        task.created_at.millis(),
-        after,
-        task.retry_on_failure,
-        clamp(task.backoff_ms),
-        task.concurrency_key,
-        task.concurrency_limit,
-        task.retry_of
-            .map(|id| *id.0.as_bytes())
-            .as_ref()
-            .map(|b| b.as_slice()),
-        state.status,
-        state.attempt,
-        state.worker,
-        state.times[0],
-        state.times[1],
-        state.times[2],
-        state.output,
-        state.error,
-        state.progress,
-    ])?;
+    )?
+    .bind(stmt, 1 + submission.len())?;
+    stmt.raw_execute()?;
     Ok(())
 }
 
 /// Writes a task's state (see [`UPDATE`]); whether its row was there.
 pub(super) fn update(stmt: &mut Statement<'_>, s: &TaskState) -> rusqlite::Result<bool> {
-    let state = State::of(
+    bind(stmt, 1, &[&s.id.0.as_bytes().as_slice()])?;
+    State::of(
         s.status,
         s.attempt,
         &s.worker,
@@ -159,20 +152,17 @@ pub(super) fn update(stmt: &mut Statement<'_>, s: &TaskState) -> rusqlite::Resul
         &s.output,
         s.error.as_deref(),
         s.progress.as_deref(),
-    )?;
-    let changed = stmt.execute(params![
-        s.id.0.as_bytes().as_slice(),
-        state.status,
-        state.attempt,
-        state.worker,
-        state.times[0],
-        state.times[1],
-        state.times[2],
-        state.output,
-        state.error,
-        state.progress,
-    ])?;
-    Ok(changed > 0)
+    )?
+    .bind(stmt, 2)?;
+    Ok(stmt.raw_execute()? > 0)
+}
+
+/// Binds `values` to the parameters from `first` (1-based) on.
+fn bind(stmt: &mut Statement<'_>, first: usize, values: &[&dyn ToSql]) -> rusqlite::Result<()> {
+    for (i, value) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(first + i, value)?;
+    }
+    Ok(())
 }
 
 /// The state columns as bound.
@@ -205,6 +195,26 @@ impl<'a> State<'a> {
             error: json_of(error)?,
             progress: json_of(progress)?,
         })
+    }
+
+    /// Binds the state columns in [`UPDATE`]'s order from `first` on.
+    fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        let [started_at, finished_at, run_at] = &self.times;
+        bind(
+            stmt,
+            first,
+            &[
+                &self.status,
+                &self.attempt,
+                &self.worker,
+                started_at,
+                finished_at,
+                run_at,
+                &self.output,
+                &self.error,
+                &self.progress,
+            ],
+        )
     }
 }
 
