@@ -42,6 +42,8 @@ pub const RUN: &str = "taskwire_task_run_seconds";
 pub const QUEUE_DEPTH: &str = "taskwire_queue_depth";
 pub const RUNNING: &str = "taskwire_tasks_running";
 pub const PAUSED: &str = "taskwire_kind_paused";
+pub const STORE_COMMITS: &str = "taskwire_store_commits_total";
+pub const STORE_ROWS: &str = "taskwire_store_task_writes_total";
 
 /// Why a task runs again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +121,16 @@ impl Metrics {
         self.with(|| counter!(WORKER_RESTARTS).increment(1));
     }
 
+    /// The durable store began a commit writing `inserts` tasks whole and
+    /// `updates` tasks' state only.
+    pub fn committing(&self, inserts: u64, updates: u64) {
+        self.with(|| {
+            counter!(STORE_COMMITS).increment(1);
+            counter!(STORE_ROWS, "write" => "insert").increment(inserts);
+            counter!(STORE_ROWS, "write" => "update").increment(updates);
+        });
+    }
+
     /// A task of `kind` started after waiting `wait` in the queue.
     pub fn waited(&self, kind: &str, wait: Duration) {
         let kind = kind.to_owned();
@@ -169,6 +181,16 @@ fn describe() {
         RETRIES,
         "Tasks run again, by kind and reason (failure: retry_on_failure after its backoff; \
          worker_lost: requeued; manual: a retry request)."
+    );
+    describe_counter!(
+        STORE_COMMITS,
+        "Transactions the durable store began (each is one disk sync)."
+    );
+    describe_counter!(
+        STORE_ROWS,
+        "Task writes of the durable store: insert (the task whole, its first write) or \
+         update (its state only). A task submitted and finished within one commit is \
+         written once."
     );
     describe_counter!(
         WORKER_RESTARTS,

@@ -234,14 +234,18 @@ impl Scheduler {
         }
         let mut writes = Vec::with_capacity(self.outbox.dirty.len() + self.outbox.deletes.len());
         let mut written = Vec::with_capacity(self.outbox.dirty.len());
+        let mut inserts = 0;
         for id in self.outbox.dirty.drain(..) {
             if let Some(e) = self.table.get_mut(&id) {
                 e.dirty = false;
+                inserts += u64::from(!e.stored);
                 writes.push(Write::task(&e.task, e.seq, e.stored));
                 e.stored = true;
                 written.push(id);
             }
         }
+        self.metrics
+            .committing(inserts, written.len() as u64 - inserts);
         let attempts = std::mem::take(&mut self.outbox.attempts);
         for (id, attempt) in &attempts {
             match Write::put_attempt(*id, attempt) {

@@ -413,3 +413,43 @@ async fn servers_on_port_0_with_default_storage_run_side_by_side() {
         "port-0 servers wrote to the data home"
     );
 }
+
+#[tokio::test]
+async fn a_task_is_stored_whole_once_then_only_its_state() {
+    use crate::pauses::{sample, set_kind};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let server = TestServer::start(&["--data-dir", data.as_str()]).await;
+    let writes = || async {
+        let text = reqwest::get(server.at("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = |series: &str| sample(&text, series).unwrap_or(0.0) as u64;
+        (
+            count("taskwire_store_task_writes_total{write=\"insert\"}"),
+            count("taskwire_store_task_writes_total{write=\"update\"}"),
+            count("taskwire_store_commits_total"),
+        )
+    };
+    // Held queued by a pause: each is acked once its row is stored.
+    assert_eq!(set_kind(&server, "sleep", "pause").await.0, 200);
+    let mut c = server.client().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(c.submit(&spec("sleep", json!({"ms": 1}))).await.unwrap().id);
+    }
+    let (inserts, updates, commits) = writes().await;
+    assert_eq!((inserts, updates), (3, 0));
+    assert!((1..=3).contains(&commits), "{commits} commits");
+    // Running and then final: their state only, never the task again.
+    assert_eq!(set_kind(&server, "sleep", "resume").await.0, 200);
+    for id in &ids {
+        assert_eq!(result_of(&mut c, *id).await.status, TaskStatus::Succeeded);
+    }
+    let (inserts, updates, _) = writes().await;
+    assert_eq!(inserts, 3);
+    assert!((3..=6).contains(&updates), "{updates} updates");
+}
