@@ -229,3 +229,18 @@ fn refused(answer: Result<Task, ClientError>) -> app::ErrorBody {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_small_disk_is_not_filled_by_the_write_ahead_log() {
+    // 34 MB of zeros would fill it: the log is left to grow as it is used.
+    let disk = Tmpfs::mount("64m");
+    let data = disk.path().join("data");
+    let flags = ["--data-dir", data.to_str().unwrap(), "--workers", "1"];
+    let server = TestServer::start_process(&flags).await;
+    let mut c = server.client().await;
+    let t = c.submit(&spec("echo", json!("small"))).await.unwrap();
+    assert_eq!(result_of(&mut c, t.id).await.status, TaskStatus::Succeeded);
+    let wal = data.join(format!("{}-wal", taskwire::store::DB_FILE));
+    let len = std::fs::metadata(&wal).unwrap().len();
+    assert!(len < 1 << 20, "the log is {len} bytes on a 64 MB disk");
+}
