@@ -421,12 +421,7 @@ async fn a_task_is_stored_whole_once_then_only_its_state() {
     let data = dir.path().to_str().unwrap().to_owned();
     let server = TestServer::start(&["--data-dir", data.as_str()]).await;
     let writes = || async {
-        let text = reqwest::get(server.at("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&server).await;
         let count = |series: &str| sample(&text, series).unwrap_or(0.0) as u64;
         (
             count("taskwire_store_task_writes_total{write=\"insert\"}"),

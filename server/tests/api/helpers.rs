@@ -288,6 +288,16 @@ pub fn spec(kind: &str, input: Value) -> TaskSpec {
     TaskSpec::new(kind, input)
 }
 
+/// `GET /metrics`: the Prometheus text.
+pub async fn metrics_text(server: &TestServer) -> String {
+    reqwest::get(server.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Waits for the `result` push of `id`, ignoring other pushes.
 pub async fn result_of(client: &mut Client, id: TaskId) -> Task {
     tokio::time::timeout(WAIT, client.wait_result(id, |_| {}))

@@ -160,12 +160,7 @@ async fn health_metrics_and_kinds() {
     let mut c = server.client().await;
     let t = c.submit(&spec("echo", json!(null))).await.unwrap();
     result_of(&mut c, t.id).await;
-    let text = reqwest::get(server.at("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server).await;
     assert!(
         text.contains("taskwire_tasks{status=\"succeeded\"} 1\n"),
         "{text}"

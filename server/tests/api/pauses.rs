@@ -188,12 +188,7 @@ async fn metrics_count_what_ran_by_kind() {
     for _ in 0..2 {
         c.submit(&spec("sleep", json!({"ms": 1}))).await.unwrap();
     }
-    let text = reqwest::get(server.at("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server).await;
     let expect = [
         (
             "taskwire_tasks_finished_total{kind=\"echo\",status=\"succeeded\"}",

@@ -44,12 +44,7 @@ async fn a_killed_busy_worker_is_replaced_and_its_task_retried() {
     assert_eq!(workers.len(), 1, "pool back to size");
     assert_ne!(workers[0].pid, Some(old_pid));
     assert!(killed_at.elapsed() < Duration::from_secs(10));
-    let text = reqwest::get(server.at("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server).await;
     for (series, want) in [
         ("taskwire_worker_restarts_total", 1.0),
         (
