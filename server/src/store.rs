@@ -22,6 +22,7 @@ mod lookup;
 mod paused;
 mod row;
 mod schema;
+mod wal;
 
 pub use row::TaskState;
 pub use schema::SchemaError;
@@ -233,7 +234,7 @@ impl Store {
         })?;
         let tasks = load(&conn)?;
         // The connection is idle: nothing writes the WAL while it grows.
-        if let Err(e) = prefill_wal(&path) {
+        if let Err(e) = wal::prefill(&path) {
             tracing::warn!(error = %e, "cannot prepare the write-ahead log; commits sync more slowly until it is full size");
         }
         let file = FileIdentity::of(&path).map_err(dir_err)?;
@@ -319,73 +320,13 @@ impl Store {
     }
 }
 
-/// How long the WAL gets before a checkpoint starts it again from the top
-/// (`wal_autocheckpoint` frames of a 4 KiB page and its 24-byte header).
-const WAL_BYTES: u64 = 32 + 8192 * (4096 + 24);
-
-/// Writes zeros after the end of the WAL file up to [`WAL_BYTES`], as
-/// PostgreSQL fills its WAL segments: a commit then overwrites blocks the
-/// file already has, and its `fdatasync` has no file size to journal (here
-/// about half the time of one that grows the file). SQLite reads a frame
-/// only if its checksum and salt match the log's header, so zeros past the
-/// last frame are never taken for one; bytes already there are not
-/// touched. On a clean shutdown SQLite removes the WAL, so each start
-/// fills it again (about 34 MB). Skipped on a disk with less than four
-/// times that free, and undone if writing fails: it must never be what
-/// fills a disk.
-fn prefill_wal(db: &Path) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    let mut wal = std::fs::OpenOptions::new().append(true).open(&name)?;
-    let start = wal.metadata()?.len();
-    let missing = WAL_BYTES.saturating_sub(start);
-    if missing == 0 || available(&wal)? < 4 * missing {
-        return Ok(());
-    }
-    let zeros = vec![0; 1 << 20];
-    let mut len = start;
-    let written = (|| {
-        while len < WAL_BYTES {
-            let n = zeros
-                .len()
-                .min(usize::try_from(WAL_BYTES - len).unwrap_or(usize::MAX));
-            wal.write_all(&zeros[..n])?;
-            len += n as u64;
-        }
-        wal.sync_all()
-    })();
-    if written.is_err() {
-        let _ = wal.set_len(start);
-    }
-    written
-}
-
-/// Bytes free for this user on the filesystem holding `file`.
-fn available(file: &File) -> std::io::Result<u64> {
-    use std::os::fd::AsRawFd as _;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `file` keeps its descriptor open, and fstatvfs only writes
-    // the struct it is given.
-    if unsafe { libc::fstatvfs(file.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fstatvfs succeeded, so it filled the struct.
-    let st = unsafe { st.assume_init() };
-    #[allow(clippy::unnecessary_cast)] // u64 on 64-bit Linux, narrower elsewhere
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
-
 fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
     let mut stmt = conn.prepare(&format!("SELECT {} FROM tasks ORDER BY seq", row::COLUMNS))?;
     let mut rows = stmt.query([])?;
     let mut tasks = Vec::new();
     while let Some(r) = rows.next()? {
         let (seq, task) = row::decode(r).map_err(|source| StoreError::Row {
-            id: r
-                .get_ref(1)
-                .and_then(|id| Ok(uuid::Uuid::from_slice(id.as_blob()?).unwrap_or_default()))
-                .map_or_else(|_| "?".into(), |id| id.to_string()),
+            id: row::uuid(r, 1).map_or_else(|_| "?".into(), |id| id.to_string()),
             source,
         })?;
         tasks.push(StoredTask {
@@ -575,14 +516,14 @@ pub(super) mod tests {
     #[tokio::test]
     async fn the_wal_is_full_size_from_the_start_and_its_zeros_are_no_frames() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = dir.path().join(format!("{DB_FILE}-wal"));
+        let log = dir.path().join(format!("{DB_FILE}-wal"));
         let (store, _) = Store::open(dir.path()).unwrap();
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), WAL_BYTES);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), wal::WAL_BYTES);
         let (a, b) = (task(1), task(2));
         store.commit(vec![Write::task(&a, 1, false)]).await.unwrap();
         store.commit(vec![Write::task(&b, 2, false)]).await.unwrap();
         // The commits overwrote zeros: the file did not grow.
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), WAL_BYTES);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), wal::WAL_BYTES);
         // Recovery from the WAL (as after a crash: no checkpoint) finds
         // both tasks and nothing else.
         let copy = tempfile::tempdir().unwrap();

@@ -286,7 +286,7 @@ fn bad(column: usize, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Blob, message.into())
 }
 
-fn uuid(row: &Row<'_>, column: usize) -> rusqlite::Result<uuid::Uuid> {
+pub(super) fn uuid(row: &Row<'_>, column: usize) -> rusqlite::Result<uuid::Uuid> {
     let bytes = row.get_ref(column)?.as_blob()?;
     uuid::Uuid::from_slice(bytes).map_err(|e| bad(column, e.to_string()))
 }
