@@ -15,7 +15,8 @@
 #     process (the generators' CPU is not counted).
 # (s) slot-bound: `sleep` 100 ms tasks, 4 slots per node, 10 s: tasks/s
 #     is the cluster's capacity, ideally 40 per node.
-# Prints one line per run and a summary table of medians.
+# Prints one line per run; CPU per task is also split into the nodes (and
+# their workers), PostgreSQL and Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/release/taskwire}")
@@ -28,13 +29,13 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 hz=$(getconf CLK_TCK)
 
-# CPU ticks (user + system) so far of the processes that serve: the
-# nodes and their workers (taskwire, but not `taskwire bench`), PostgreSQL,
-# Redis.
+# CPU ticks (user + system) so far of the processes that serve, as
+# "total nodes postgres redis": the nodes and their workers (taskwire, but
+# not `taskwire bench`; BullMQ's node processes), PostgreSQL, Redis.
 serving_ticks() {
   python3 - <<'PY'
 import os
-total = 0
+parts = {"nodes": 0, "postgres": 0, "redis": 0}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -51,10 +52,11 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
                 if b"\0bench\0" in f.read():
                     continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])
+        part = {"postgres": "postgres", "redis-server": "redis"}.get(comm, "nodes")
+        parts[part] += int(fields[11]) + int(fields[12])
     except (OSError, ValueError):
         pass
-print(total)
+print(sum(parts.values()), parts["nodes"], parts["postgres"], parts["redis"])
 PY
 }
 
@@ -123,31 +125,37 @@ run() {
     done
   fi
   sleep 1
-  local before after result
-  before=$(serving_ticks)
+  local -a before after
+  local result
+  read -ra before <<<"$(serving_ticks)"
   result=$(load "${ports[@]}")
-  after=$(serving_ticks)
+  read -ra after <<<"$(serving_ticks)"
   stop_all
   [[ $what == cluster ]] && psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
   read -r tps ok errors <<<"$result"
-  local us=$(((after - before) * 1000000 / hz / (ok > 0 ? ok : 1)))
-  echo "$scenario $what $nodes: tasks/s $tps ok $ok errors $errors serving_cpu_us_per_task $us"
+  local -a us=()
+  for i in 0 1 2 3; do
+    us+=($(((after[i] - before[i]) * 1000000 / hz / (ok > 0 ? ok : 1))))
+  done
+  echo "$scenario $what $nodes: tasks/s $tps ok $ok errors $errors serving_cpu_us_per_task ${us[0]}" \
+    "(nodes ${us[1]} postgres ${us[2]} redis ${us[3]})"
 }
 
-# ONLY=a or ONLY=s runs one scenario.
+# ONLY=a or ONLY=s runs one scenario; NODES="1 2" runs only those cluster
+# sizes (and not the single-node durable line).
 for ((r = 1; r <= rounds; r++)); do
   if [[ ${ONLY:-a} == a ]]; then
     scenario=a clients=20
     load_args=(--inflight 50 --tasks 60000 --kind echo)
-    run durable 1
+    [[ -z ${NODES:-} ]] && run durable 1
     [[ -n ${BULLMQ:-} ]] && run bullmq 1
-    for n in 1 2 3; do run cluster "$n"; done
+    for n in ${NODES:-1 2 3}; do run cluster "$n"; done
   fi
   if [[ ${ONLY:-s} == s ]]; then
     # 24 in flight: enough for every slot of 3 nodes, few enough that the
     # last ones drain in well under a second.
     scenario=s clients=12
     load_args=(--inflight 2 --duration-s 10 --kind sleep --input '{"ms":100}')
-    for n in 1 2 3; do run cluster "$n" --io-slots 4; done
+    for n in ${NODES:-1 2 3}; do run cluster "$n" --io-slots 4; done
   fi
 done

@@ -199,7 +199,7 @@ pub mod pause;
 mod submit;
 pub use deps::Resolved;
 pub use due::Promoted;
-pub use submit::{Outcome, Stored, decides_in_database};
+pub use submit::{Outcome, Start, Stored, decides_in_database};
 
 /// Handle to the cluster's database: a small pool, cheap to clone.
 #[derive(Debug, Clone)]
@@ -273,12 +273,20 @@ impl Db {
                      output json, error json, worker text, started_at timestamptz,
                      finished_at timestamptz, run_at timestamptz)
              ),
+             -- Each write's task looked up by its id (the lateral subquery
+             -- with its lock is never flattened): joined the other way, over
+             -- the index of owners, it would read every task this node runs
+             -- for each commit, which is what a planner without statistics
+             -- picks. Locked in id order.
              mine AS MATERIALIZED (
-                 SELECT t.id, t.cancel_requested AND w.status IN ('queued', 'scheduled') AS cancel
-                 FROM tasks t JOIN w ON w.id = t.id
-                 WHERE t.status = 'running' AND t.owner = $1 AND t.attempt = w.attempt
-                 ORDER BY t.id
-                 FOR UPDATE OF t
+                 SELECT m.id, m.cancel_requested AND w.status IN ('queued', 'scheduled') AS cancel
+                 FROM (SELECT * FROM w ORDER BY id) w
+                 CROSS JOIN LATERAL (
+                     SELECT t.id, t.cancel_requested FROM tasks t
+                     WHERE t.id = w.id AND t.status = 'running' AND t.owner = $1
+                       AND t.attempt = w.attempt
+                     FOR UPDATE OF t
+                 ) m
              ),
              written AS (
                  UPDATE tasks t

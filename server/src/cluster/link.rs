@@ -2,6 +2,7 @@
 //! database ([`Db`]) and the node bus ([`Bus`]), and a publisher that does
 //! not hold the scheduler up while a push crosses Redis.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,11 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::bus::Bus;
-use super::db::{Committed, Db, DbError, Outcome, Promoted, Resolved, Stored, decides_in_database};
+use super::db::{Committed, Db, DbError, Promoted, Resolved, Start, Stored, decides_in_database};
 use super::redis::{RedisError, RedisHealth};
 use super::{
-    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
+    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal,
+    Submitted, Want,
 };
 use crate::scheduler::{ClusterFuture, ClusterPort, Publisher};
 
@@ -91,8 +93,10 @@ impl ClusterPort for Link {
         &self,
         submissions: Vec<Vec<Task>>,
         window: Duration,
-    ) -> BoxFuture<'static, Vec<Result<Outcome, ClusterError>>> {
+        start: HashSet<TaskId>,
+    ) -> BoxFuture<'static, Submitted> {
         let db = self.db.clone();
+        let node = self.node.id.clone();
         async move {
             // Those PostgreSQL need not decide for go in one statement.
             let plain: Vec<&Task> = submissions
@@ -100,15 +104,27 @@ impl ClusterPort for Link {
                 .filter(|s| !decides_in_database(s))
                 .flatten()
                 .collect();
-            let plain = db.insert_all(&plain).await.map_err(ClusterError::from);
+            let flags: Vec<bool> = plain.iter().map(|t| start.contains(&t.id)).collect();
+            let start = Start {
+                node: &node,
+                flags: &flags,
+            };
+            let plain = db
+                .insert_all(&plain, Some(start))
+                .await
+                .map_err(ClusterError::from);
             let mut outcomes = Vec::with_capacity(submissions.len());
             for tasks in submissions {
                 outcomes.push(match decides_in_database(&tasks) {
-                    false => plain.clone().map(|()| Ok(Stored::new(tasks))),
+                    false => plain
+                        .as_ref()
+                        .map(|_| Ok(Stored::new(tasks)))
+                        .map_err(Clone::clone),
                     true => db.submit(&tasks, window).await.map_err(ClusterError::from),
                 });
             }
-            outcomes
+            let started = plain.map(|s| s.into_iter().collect()).unwrap_or_default();
+            Submitted { outcomes, started }
         }
         .boxed()
     }
@@ -197,12 +213,43 @@ enum Push {
     Stats(Box<Stats>),
 }
 
-/// A publisher whose pushes are sent in order by a task of their own: a
-/// push through Redis takes a round trip, and the scheduler must not wait
+impl Push {
+    /// The task whose room it goes to (none: the dashboard).
+    fn task(&self) -> Option<TaskId> {
+        match self {
+            Self::Status(ev) => Some(ev.task_id),
+            Self::Progress(ev) => Some(ev.task_id),
+            Self::Result(task) => Some(task.id),
+            Self::Stats(_) => None,
+        }
+    }
+
+    async fn send(self, to: &dyn Publisher) {
+        match self {
+            Self::Status(ev) => to.status(&ev).await,
+            Self::Progress(ev) => to.progress(&ev).await,
+            Self::Result(task) => to.result(&task).await,
+            Self::Stats(stats) => to.stats(&stats).await,
+        }
+    }
+}
+
+/// Most pushes sent at once by a [`QueuedPublisher`].
+const PUSHES_AT_ONCE: usize = 256;
+
+/// A publisher whose pushes are sent by a task of their own: a push
+/// through Redis takes a round trip, and the scheduler must not wait
 /// for it. Pushes are only ever sent after the state they announce is
 /// stored, so one still in this queue when the node dies is lost exactly
 /// as one lost in Redis would be: clients get the task again with
 /// `subscribe`.
+///
+/// The pushes queued are sent together, so that the Redis connection
+/// carries them in a few writes instead of one round trip each: a run of
+/// pushes to different rooms at once (they are started in order, and
+/// Redis runs one connection's commands in order), and the next run when
+/// it is done, so that two pushes to one room keep their order on every
+/// node.
 pub struct QueuedPublisher {
     tx: mpsc::UnboundedSender<Push>,
 }
@@ -210,14 +257,19 @@ pub struct QueuedPublisher {
 impl QueuedPublisher {
     /// Sends through `inner`, from a task that ends when this is dropped.
     pub fn new(inner: Arc<dyn Publisher>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Push>();
         tokio::spawn(async move {
-            while let Some(push) = rx.recv().await {
-                match push {
-                    Push::Status(ev) => inner.status(&ev).await,
-                    Push::Progress(ev) => inner.progress(&ev).await,
-                    Push::Result(task) => inner.result(&task).await,
-                    Push::Stats(stats) => inner.stats(&stats).await,
+            let mut queued = Vec::with_capacity(PUSHES_AT_ONCE);
+            let mut rooms = HashSet::new();
+            while rx.recv_many(&mut queued, PUSHES_AT_ONCE).await > 0 {
+                let mut pushes = queued.drain(..).peekable();
+                while pushes.peek().is_some() {
+                    rooms.clear();
+                    let mut run = Vec::new();
+                    while let Some(push) = pushes.next_if(|p| rooms.insert(p.task())) {
+                        run.push(push.send(&*inner));
+                    }
+                    futures_util::future::join_all(run).await;
                 }
             }
         });

@@ -95,6 +95,16 @@ pub struct Claimed {
     pub seq: i64,
 }
 
+/// What became of a round of submissions ([`crate::scheduler::ClusterPort::submit`]).
+#[derive(Debug)]
+pub struct Submitted {
+    /// One per submission, in order.
+    pub outcomes: Vec<Result<db::Outcome, ClusterError>>,
+    /// The tasks this node offered to start that were stored `running` on
+    /// it (see [`db::Db::insert_all`]), with their `seq`.
+    pub started: std::collections::HashMap<TaskId, i64>,
+}
+
 /// How many queued tasks of one kind this node can start now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Want {

@@ -201,11 +201,13 @@ impl Scheduler {
             self.start_commit();
             if clustered {
                 // What found no slot goes back to the cluster at once;
-                // then claim for the slots still free.
+                // then claim for the slots still free (tasks queued
+                // before go first), or store the new submissions, which
+                // may start in them.
                 self.give_back_unstarted();
                 self.start_commit();
-                self.insert_submissions();
                 self.claim();
+                self.insert_submissions();
             }
             self.flush();
             self.finish_drain().await;

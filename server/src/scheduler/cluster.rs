@@ -37,9 +37,10 @@ mod kinds;
 mod submit;
 
 use super::*;
-use crate::cluster::db::{Outcome, Promoted, Resolved, Stored};
+use crate::cluster::db::{Promoted, Resolved, Stored};
 use crate::cluster::{
-    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeId, NodeState, Reaped, Signal, Want,
+    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeId, NodeState, Reaped, Signal,
+    Submitted, Want,
 };
 use submit::Acking;
 
@@ -60,7 +61,7 @@ pub(super) enum ClusterDone {
     /// tasks.
     Inserted {
         submissions: Vec<Acking>,
-        outcomes: Vec<Result<Outcome, ClusterError>>,
+        submitted: Submitted,
     },
     /// The tasks a submission's keys named, read again once its socket is
     /// in their rooms.
@@ -306,34 +307,18 @@ impl Scheduler {
         let Some(side) = &self.cluster else {
             return;
         };
-        if side.claiming || !side.more {
+        // An insert under way may start tasks in the free slots: the
+        // claim waits for it (and the next insert for the claim).
+        if side.claiming || side.inserting || !side.more {
             return;
         }
-        let mut slots: HashMap<&str, u32> = HashMap::new();
-        let mut limit = 0u32;
-        for w in &self.workers {
-            let kinds = w.kinds().unwrap_or(&side.local_kinds);
-            let mut any = false;
-            for kind in kinds {
-                let free = w.free((side.classify)(kind));
-                if free > 0 {
-                    any = true;
-                    let n = slots.entry(kind).or_default();
-                    *n = n.saturating_add(free);
-                }
-            }
-            if any {
-                limit = limit.saturating_add(w.free_total());
-            }
-        }
-        let limit = limit.min(MAX_CLAIM);
-        if limit == 0 {
+        let Some((slots, limit)) = self.free_slots() else {
             return;
-        }
+        };
         let wants = slots
             .into_iter()
             .map(|(kind, slots)| Want {
-                kind: kind.to_owned(),
+                kind,
                 slots: slots.min(limit),
             })
             .collect();
@@ -344,6 +329,48 @@ impl Scheduler {
         side.more = false;
         let claim = side.link.claim(wants, limit);
         side.push(async move { ClusterDone::Claimed(claim.await) });
+    }
+
+    /// The free slots of this node's workers by kind, and in all (at most
+    /// [`MAX_CLAIM`]); `None` if there are none.
+    pub(super) fn free_slots(&self) -> Option<(HashMap<String, u32>, u32)> {
+        let side = self.cluster.as_ref()?;
+        let mut slots: HashMap<String, u32> = HashMap::new();
+        let mut limit = 0u32;
+        for w in &self.workers {
+            let kinds = w.kinds().unwrap_or(&side.local_kinds);
+            let mut any = false;
+            for kind in kinds {
+                let free = w.free((side.classify)(kind));
+                if free > 0 {
+                    any = true;
+                    let n = slots.entry(kind.clone()).or_default();
+                    *n = n.saturating_add(free);
+                }
+            }
+            if any {
+                limit = limit.saturating_add(w.free_total());
+            }
+        }
+        let limit = limit.min(MAX_CLAIM);
+        (limit > 0).then_some((slots, limit))
+    }
+
+    /// Tasks this node claimed (or started as it stored them): each waits
+    /// for its slot as it was before the claim, as the local start counts
+    /// the attempt the claim stored.
+    pub(super) fn take_claimed(&mut self, claimed: impl IntoIterator<Item = Claimed>) {
+        let Some(side) = &self.cluster else {
+            return;
+        };
+        for Claimed { mut task, seq } in claimed {
+            let class = (side.classify)(&task.kind);
+            task.status = TaskStatus::Queued;
+            task.attempt = task.attempt.saturating_sub(1);
+            task.started_at = None;
+            self.table
+                .restore(task, class, u64::try_from(seq).unwrap_or(0), false);
+        }
     }
 
     /// After a round: claimed tasks that found no slot go back to the

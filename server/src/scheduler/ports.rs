@@ -5,16 +5,17 @@
 //! [`Report`]. Nothing here knows Socket.IO or the worker frames, so the
 //! scheduler runs the same against fakes in its unit tests.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::{ProgressEvent, Stats, StatusEvent, Task, TaskId};
 use futures_util::future::BoxFuture;
 
-use std::time::Duration;
-
-use crate::cluster::db::{Committed, Outcome, Promoted, Resolved};
+use crate::cluster::db::{Committed, Promoted, Resolved};
 use crate::cluster::{
-    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal, Want,
+    CancelOutcome, Claimed, ClusterError, Counts, Fenced, NodeInfo, NodeState, Reaped, Signal,
+    Submitted, Want,
 };
 
 /// How the scheduler reaches one worker.
@@ -137,11 +138,14 @@ pub trait ClusterPort: Send + Sync {
     /// resolves), and answers for each in order: its tasks as stored, the
     /// existing ones an idempotency key named (within the dedup `window`)
     /// instead of new ones, or why it was refused or could not be stored.
+    /// Of the plain new tasks, those in `start` are stored already running
+    /// on this node where a claim could take them now (`started`).
     fn submit(
         &self,
         submissions: Vec<Vec<Task>>,
         window: Duration,
-    ) -> BoxFuture<'static, Vec<Result<Outcome, ClusterError>>>;
+        start: HashSet<TaskId>,
+    ) -> BoxFuture<'static, Submitted>;
     /// Claims queued tasks into this node's free slots.
     fn claim(&self, wants: Vec<Want>, limit: u32) -> ClusterFuture<Vec<Claimed>>;
     /// Fenced writes of claimed tasks; resolves to the ids whose fence

@@ -50,11 +50,6 @@ impl Db {
             // Holding the node row (key share) keeps a reaper from deleting
             // it, or makes this wait for the reaper and find it gone.
             "WITH node AS (SELECT id FROM nodes WHERE id = $1 FOR KEY SHARE),
-             running AS MATERIALIZED (
-                 SELECT concurrency_key AS key, count(*) AS n FROM tasks
-                 WHERE owner IS NOT NULL AND concurrency_key IS NOT NULL
-                 GROUP BY concurrency_key
-             ),
              picked AS MATERIALIZED (
                  SELECT c.id, c.keyed
                  FROM node, unnest($2::text[], $3::bigint[]) AS w(kind, slots)
@@ -63,10 +58,12 @@ impl Db {
                      FROM tasks q
                      WHERE q.status = 'queued' AND q.kind = w.kind
                        AND NOT EXISTS (SELECT 1 FROM paused_kinds p WHERE p.kind = w.kind)
-                       AND NOT EXISTS (
-                           SELECT 1 FROM running r
-                           WHERE r.key = q.concurrency_key AND r.n >= q.concurrency_limit
-                       )
+                       -- Counted for a keyed candidate only, over the
+                       -- partial index of running keyed tasks.
+                       AND (q.concurrency_key IS NULL OR (
+                           SELECT count(*) FROM tasks r
+                           WHERE r.concurrency_key = q.concurrency_key AND r.owner IS NOT NULL
+                       ) < q.concurrency_limit)
                      ORDER BY q.priority DESC, q.seq
                      LIMIT w.slots
                      FOR UPDATE SKIP LOCKED

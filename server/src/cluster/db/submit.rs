@@ -44,20 +44,43 @@ pub fn decides_in_database(tasks: &[Task]) -> bool {
     tasks.iter().any(|t| t.key.is_some() || !t.after.is_empty())
 }
 
+/// The tasks of an insert that its node offers to start at once, on
+/// itself: `flags[i]` for the insert's `i`th task.
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    pub node: &'a NodeId,
+    pub flags: &'a [bool],
+}
+
 impl Db {
     /// Stores new tasks, each with the status it says (`queued` or
     /// `scheduled`), in one statement; their `seq` follows their order.
     pub async fn insert(&self, tasks: &[Task]) -> Result<()> {
-        self.insert_all(&tasks.iter().collect::<Vec<_>>()).await
+        let tasks: Vec<&Task> = tasks.iter().collect();
+        self.insert_all(&tasks, None).await.map(drop)
     }
 
-    /// [`Db::insert`] of tasks from several submissions.
-    pub async fn insert_all(&self, tasks: &[&Task]) -> Result<()> {
+    /// [`Db::insert`] of tasks from several submissions, in one statement.
+    /// The tasks `start` flags (plain queued ones, without a concurrency
+    /// key) are stored `running` on its node instead, as if it had claimed
+    /// them at once (attempt 1, `started_at` now, no worker yet), where a
+    /// claim could take them now: the node is alive, their kind is not
+    /// paused, and no queued task of their kind with the same or a higher
+    /// priority waits (they overtake none). Returns those started, with
+    /// their `seq`; the others are queued for any node to claim.
+    ///
+    /// A node that submits to itself and has free slots so writes each task
+    /// twice (inserted, finished) instead of three times, with no claim.
+    pub async fn insert_all(
+        &self,
+        tasks: &[&Task],
+        start: Option<Start<'_>>,
+    ) -> Result<Vec<(TaskId, i64)>> {
         if tasks.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut conn = self.pool.acquire().await?;
-        insert_tasks(&mut conn, tasks, &[]).await
+        insert_tasks(&mut conn, tasks, &[], start).await
     }
 
     /// The tasks with these ids that exist, in no particular order.
@@ -137,7 +160,7 @@ impl Db {
             stored.tasks[*i] = task.clone();
         }
         let new: Vec<&Task> = new.iter().map(|(_, task)| task).collect();
-        insert_tasks(&mut tx, &new, &admitted.has_dependents).await?;
+        insert_tasks(&mut tx, &new, &admitted.has_dependents, None).await?;
         deps::record(&mut tx, &admitted).await?;
         tx.commit().await?;
         Ok(Ok(stored))
@@ -146,14 +169,15 @@ impl Db {
 
 /// Inserts `tasks` in one statement, in their order; `has_dependents`:
 /// which are named by a waiting task of the same submission (all false
-/// if shorter).
+/// if shorter); `start`: see [`Db::insert_all`], whose answer this is.
 async fn insert_tasks(
     conn: &mut PgConnection,
     tasks: &[&Task],
     has_dependents: &[bool],
-) -> Result<()> {
+    start: Option<Start<'_>>,
+) -> Result<Vec<(TaskId, i64)>> {
     if tasks.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // Times go apart, in binary: as text, PostgreSQL would refuse the
     // year 0000 that RFC 3339 allows.
@@ -163,26 +187,69 @@ async fn insert_tasks(
         tasks.iter().map(|t| t.finished_at.map(millis)).collect();
     let mut has_dependents = has_dependents.to_vec();
     has_dependents.resize(tasks.len(), false);
-    sqlx::query(
-        "INSERT INTO tasks (id, kind, priority, max_attempts, status, run_at, finished_at,
-                            error, has_dependents, concurrency_key, concurrency_limit, key,
-                            body)
-         SELECT (b->>'id')::uuid, b->>'kind', (b->>'priority')::int,
-                (b->>'max_attempts')::int, b->>'status', ($2::timestamptz[])[n],
-                ($3::timestamptz[])[n],
-                CASE WHEN json_typeof(b->'error') = 'object' THEN b->'error' END,
-                ($4::bool[])[n], b->>'concurrency_key', (b->>'concurrency_limit')::int,
-                b->>'key', b
-         FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
-         ORDER BY n",
+    let (node, flags) = match start {
+        Some(Start { node, flags }) => (Some(node.0.as_str()), flags),
+        None => (None, &[][..]),
+    };
+    let mut offered: Vec<&str> = tasks
+        .iter()
+        .zip(flags)
+        .filter(|(_, flag)| **flag)
+        .map(|(t, _)| t.kind.as_str())
+        .collect();
+    offered.sort_unstable();
+    offered.dedup();
+    let rows = sqlx::query(
+        "WITH node AS (SELECT id FROM nodes WHERE id = $6 FOR KEY SHARE),
+         open AS MATERIALIZED (SELECT unnest(tasks_startable_kinds($7::text[], $8, $9)) AS kind),
+         -- Whether each task starts is decided once (a lateral subquery
+         -- named several times in the insert would be run for each).
+         new AS MATERIALIZED (
+             SELECT b, n, k.kind, k.priority,
+                    coalesce(($5::bool[])[n], false)
+                    AND EXISTS (SELECT 1 FROM node)
+                    AND k.kind IN (SELECT kind FROM open)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM tasks q
+                        WHERE q.status = 'queued' AND q.kind = k.kind
+                          AND q.priority >= k.priority
+                    ) AS go
+             FROM json_array_elements($1::json) WITH ORDINALITY AS e(b, n)
+             CROSS JOIN LATERAL (SELECT b->>'kind' AS kind, (b->>'priority')::int AS priority) k
+         ),
+         inserted AS (
+             INSERT INTO tasks (id, kind, priority, max_attempts, status, owner, attempt,
+                                started_at, run_at, finished_at, error, has_dependents,
+                                concurrency_key, concurrency_limit, key, body)
+             SELECT (b->>'id')::uuid, kind, priority, (b->>'max_attempts')::int,
+                    CASE WHEN go THEN 'running' ELSE b->>'status' END,
+                    CASE WHEN go THEN $6 END,
+                    CASE WHEN go THEN 1 ELSE 0 END,
+                    CASE WHEN go THEN date_trunc('milliseconds', now()) END,
+                    ($2::timestamptz[])[n], ($3::timestamptz[])[n],
+                    CASE WHEN json_typeof(b->'error') = 'object' THEN b->'error' END,
+                    ($4::bool[])[n], b->>'concurrency_key', (b->>'concurrency_limit')::int,
+                    b->>'key', b
+             FROM new
+             ORDER BY n
+             RETURNING id, seq, owner
+         )
+         SELECT id, seq FROM inserted WHERE owner IS NOT NULL",
     )
     .bind(json_text(tasks)?)
     .bind(&run_at)
     .bind(&finished_at)
     .bind(&has_dependents)
-    .execute(&mut *conn)
+    .bind(flags)
+    .bind(node)
+    .bind(&offered)
+    .bind(pause::PAUSE_LOCK.0)
+    .bind(pause::PAUSE_LOCK.1)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    rows.iter()
+        .map(|row| Ok((TaskId(row.try_get("id")?), row.try_get("seq")?)))
+        .collect()
 }
 
 /// Claims each key of `claims` (sorted by key, so that two transactions

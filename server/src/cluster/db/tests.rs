@@ -324,3 +324,4 @@ mod keys;
 mod leases;
 mod limits;
 mod lookup;
+mod start;

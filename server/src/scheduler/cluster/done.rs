@@ -8,8 +8,8 @@ impl Scheduler {
         match done {
             ClusterDone::Inserted {
                 submissions,
-                outcomes,
-            } => self.inserted(submissions, outcomes).await,
+                submitted,
+            } => self.inserted(submissions, submitted).await,
             ClusterDone::Deduplicated {
                 acking,
                 stored,
@@ -27,22 +27,7 @@ impl Scheduler {
                 };
                 // Any claimed: more may be waiting.
                 side.more |= !claimed.is_empty();
-                let classed: Vec<(Claimed, Class)> = claimed
-                    .into_iter()
-                    .map(|c| {
-                        let class = (side.classify)(&c.task.kind);
-                        (c, class)
-                    })
-                    .collect();
-                for (Claimed { mut task, seq }, class) in classed {
-                    // It waits for its slot as it was before the claim: the
-                    // local start counts the attempt the claim stored.
-                    task.status = TaskStatus::Queued;
-                    task.attempt = task.attempt.saturating_sub(1);
-                    task.started_at = None;
-                    self.table
-                        .restore(task, class, u64::try_from(seq).unwrap_or(0), false);
-                }
+                self.take_claimed(claimed);
             }
             ClusterDone::Read {
                 id,

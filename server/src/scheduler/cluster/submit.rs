@@ -3,6 +3,7 @@
 //! task instead of a new one: the socket then follows that task.
 
 use super::*;
+use crate::cluster::db::decides_in_database;
 
 /// What a submission's ack needs once it is stored.
 pub(in crate::scheduler) struct Acking {
@@ -32,40 +33,86 @@ impl Scheduler {
     }
 
     /// Stores every submission waiting, together, unless a store is under
-    /// way: under load, each carries what came in meanwhile.
+    /// way: under load, each carries what came in meanwhile. Plain queued
+    /// tasks this node has free slots for are offered to start here as
+    /// they are stored. A claim under way (tasks queued earlier, which go
+    /// first) is waited for: it may fill those slots.
     pub(in crate::scheduler) fn insert_submissions(&mut self) {
         let window = self.config.dedup_window;
+        let Some(side) = &self.cluster else {
+            return;
+        };
+        if side.inserting || side.claiming || side.submissions.is_empty() {
+            return;
+        }
+        let start = match self.stopping || self.outbox.degraded.is_some() {
+            true => HashSet::new(),
+            false => self.offers(),
+        };
         let Some(side) = &mut self.cluster else {
             return;
         };
-        if side.inserting || side.submissions.is_empty() {
-            return;
-        }
         side.inserting = true;
         let (submissions, tasks): (Vec<Acking>, Vec<Vec<Task>>) =
             std::mem::take(&mut side.submissions).into_iter().unzip();
-        let submit = side.link.submit(tasks, window);
+        let submit = side.link.submit(tasks, window, start);
         side.push(async move {
             ClusterDone::Inserted {
                 submissions,
-                outcomes: submit.await,
+                submitted: submit.await,
             }
         });
     }
 
-    /// Submissions were stored (or not): each is acked, and the nodes are
-    /// told of the new tasks (woken to claim the queued ones, told when
-    /// the scheduled ones are due).
-    pub(super) async fn inserted(
-        &mut self,
-        submissions: Vec<Acking>,
-        outcomes: Vec<Result<Outcome, ClusterError>>,
-    ) {
+    /// The waiting submissions' tasks to offer to start here: plain
+    /// queued ones (no key, no dependency, no concurrency key) of kinds
+    /// not paused here, into the free slots, the highest priority first,
+    /// then in order.
+    fn offers(&self) -> HashSet<TaskId> {
+        let mut start = HashSet::new();
+        let (Some(side), Some((mut slots, mut limit))) = (&self.cluster, self.free_slots()) else {
+            return start;
+        };
+        let mut candidates: Vec<&Task> = side
+            .submissions
+            .iter()
+            .map(|(_, tasks)| tasks)
+            .filter(|tasks| !decides_in_database(tasks))
+            .flatten()
+            .filter(|t| {
+                t.status == TaskStatus::Queued
+                    && t.concurrency_key.is_none()
+                    && !self.by_kind.paused.contains(&t.kind)
+            })
+            .collect();
+        candidates.sort_by_key(|t| std::cmp::Reverse(t.priority));
+        for task in candidates {
+            if limit == 0 {
+                break;
+            }
+            if let Some(free) = slots.get_mut(&task.kind)
+                && *free > 0
+            {
+                *free -= 1;
+                limit -= 1;
+                start.insert(task.id);
+            }
+        }
+        start
+    }
+
+    /// Submissions were stored (or not): each is acked, the tasks started
+    /// here as they were stored wait for their slots as claimed ones do,
+    /// and the nodes are told of the others (woken to claim the queued
+    /// ones, told when the scheduled ones are due).
+    pub(super) async fn inserted(&mut self, submissions: Vec<Acking>, submitted: Submitted) {
+        let Submitted { outcomes, started } = submitted;
         if let Some(side) = &mut self.cluster {
             side.inserting = false;
         }
         let mut kinds = Vec::new();
         let mut due: Option<Timestamp> = None;
+        let mut claimed = Vec::with_capacity(started.len());
         for (acking, outcome) in submissions.into_iter().zip(outcomes) {
             self.cluster_health(&outcome);
             let stored = match outcome {
@@ -86,7 +133,13 @@ impl Scheduler {
                 .filter(|(_, dedup)| !**dedup);
             for (task, _) in new {
                 match task.status {
-                    TaskStatus::Queued => kinds.push(task.kind.clone()),
+                    TaskStatus::Queued => match started.get(&task.id) {
+                        Some(&seq) => claimed.push(Claimed {
+                            task: task.clone(),
+                            seq,
+                        }),
+                        None => kinds.push(task.kind.clone()),
+                    },
                     TaskStatus::Scheduled => {
                         if let Some(at) = task.run_at {
                             due = Some(due.map_or(at, |d| d.min(at)));
@@ -97,6 +150,12 @@ impl Scheduler {
             }
             self.ack_stored(acking, stored).await;
         }
+        // As claimed: the claim's attempt, undone here, counts again when
+        // the task starts.
+        for c in &mut claimed {
+            c.task.attempt += 1;
+        }
+        self.take_claimed(claimed);
         if let Some(at) = due {
             self.scheduled_for(at, true);
         }
