@@ -64,7 +64,12 @@ async fn an_offered_task_overtakes_no_queued_task_of_its_kind() {
     let lower = new_task("echo", 1, 3);
     let higher = new_task("echo", 6, 3);
     let other_kind = new_task("sleep", 0, 3);
-    let tasks = [same.clone(), lower.clone(), higher.clone(), other_kind.clone()];
+    let tasks = [
+        same.clone(),
+        lower.clone(),
+        higher.clone(),
+        other_kind.clone(),
+    ];
     let started = insert_starting(&db, &a, &tasks, &[true; 4]).await;
     let started: HashSet<TaskId> = started.into_iter().map(|(id, _)| id).collect();
     assert_eq!(started, HashSet::from([higher.id, other_kind.id]));
@@ -85,7 +90,10 @@ async fn nothing_starts_for_a_paused_kind_or_a_node_the_cluster_dropped() {
     db.set_paused("echo", true).await.unwrap();
     let paused = [new_task("echo", 0, 3), new_task("sleep", 0, 3)];
     let started = insert_starting(&db, &a, &paused, &[true, true]).await;
-    assert_eq!(started.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [paused[1].id]);
+    assert_eq!(
+        started.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [paused[1].id]
+    );
     assert_eq!(get(&db, paused[0].id).await.status, TaskStatus::Queued);
 
     let ghost = NodeId("ghost".into());
