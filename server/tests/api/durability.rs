@@ -125,7 +125,10 @@ async fn workers_killed_under_load_lose_nothing_and_rerun_nothing() {
         .map(|t| t.id)
         .collect();
     let mut results: HashMap<TaskId, Task> = HashMap::new();
-    let mut kills = 0;
+    // Every 50 results, kill a busy worker. A worker already killed may
+    // still be listed (busy) until its supervisor has seen it exit: it is
+    // skipped, and the kill waits for the next result.
+    let mut killed: Vec<u32> = Vec::new();
     while results.len() < ids.len() {
         match c.next_push_within(WAIT).await.expect("results in time") {
             Push::Result(t) => {
@@ -133,23 +136,25 @@ async fn workers_killed_under_load_lose_nothing_and_rerun_nothing() {
                     results.insert(t.id, *t).is_none(),
                     "a second result for one task"
                 );
-                // Every 50 results, kill a busy worker.
-                if results.len().is_multiple_of(50)
-                    && kills < 6
+                if results.len() >= 50 * (killed.len() + 1)
+                    && killed.len() < 6
                     && let Some(pid) = server
                         .stats()
                         .await
                         .workers
                         .iter()
-                        .find(|w| w.running > 0)
-                        .and_then(|w| w.pid)
+                        .filter(|w| w.running > 0)
+                        .filter_map(|w| w.pid)
+                        .find(|pid| !killed.contains(pid))
+                    && signal(pid, libc::SIGKILL)
                 {
-                    kills += usize::from(signal(pid, libc::SIGKILL));
+                    killed.push(pid);
                 }
             }
             _ => continue,
         }
     }
+    let kills = killed.len();
     assert!(kills >= 3, "too few kills to mean anything ({kills})");
     let retried = results.values().filter(|t| t.attempt > 1).count();
     assert!(retried > 0, "no task was retried");
