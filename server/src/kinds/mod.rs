@@ -83,16 +83,17 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// The map of kind names to handlers, shared by the server and its workers.
+/// A clone shares the map (every socket event clones the server's state).
 #[derive(Clone)]
 pub struct Registry {
-    handlers: HashMap<String, Arc<dyn Handler>>,
+    handlers: Arc<HashMap<String, Arc<dyn Handler>>>,
 }
 
 impl Registry {
     /// An empty registry.
     pub fn empty() -> Self {
         Self {
-            handlers: HashMap::new(),
+            handlers: Arc::default(),
         }
     }
 
@@ -108,8 +109,7 @@ impl Registry {
 
     /// Adds (or replaces) a kind.
     pub fn with(mut self, handler: impl Handler) -> Self {
-        self.handlers
-            .insert(handler.kind().to_owned(), Arc::new(handler));
+        Arc::make_mut(&mut self.handlers).insert(handler.kind().to_owned(), Arc::new(handler));
         self
     }
 
