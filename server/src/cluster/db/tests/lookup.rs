@@ -60,6 +60,63 @@ async fn prefixes_common_and_rare_page_newest_first() {
     test.drop().await.unwrap();
 }
 
+/// Without a status filter, a page holds tasks of every status, newest
+/// first, with or without a kind, across pages.
+#[tokio::test]
+async fn pages_without_a_status_hold_every_status_newest_first() {
+    let (test, db) = setup().await;
+    let a = node(&db, "a").await;
+    let tasks: Vec<Task> = (0..8)
+        .map(|i| new_task(if i % 3 == 0 { "echo" } else { "sleep" }, 0, 3))
+        .collect();
+    // Running, queued and succeeded tasks interleaved in submission order.
+    let refs: Vec<&Task> = tasks.iter().collect();
+    let flags: Vec<bool> = (0..8).map(|i| i % 2 == 0).collect();
+    let start = Start {
+        node: &a,
+        flags: &flags,
+    };
+    db.insert_all(&refs, Some(start)).await.unwrap();
+    let mut done = get(&db, tasks[4].id).await;
+    done.status = TaskStatus::Succeeded;
+    done.finished_at = Some(Timestamp::now());
+    db.commit(&a, &[Fenced::Put(done)]).await.unwrap();
+    let mut statuses = Vec::new();
+    for t in &tasks {
+        statuses.push(get(&db, t.id).await.status);
+    }
+    assert!(statuses.contains(&TaskStatus::Queued));
+    assert!(statuses.contains(&TaskStatus::Running));
+    assert!(statuses.contains(&TaskStatus::Succeeded));
+
+    let newest = |kind: Option<&str>| -> Vec<TaskId> {
+        tasks
+            .iter()
+            .rev()
+            .filter(|t| kind.is_none_or(|k| t.kind == k))
+            .map(|t| t.id)
+            .collect()
+    };
+    let (first, next) = page(&db, json!({"limit": 3})).await;
+    assert_eq!(first, newest(None)[..3]);
+    let (rest, end) = page(&db, json!({"before": next.unwrap().to_string()})).await;
+    assert_eq!((rest, end), (newest(None)[3..].to_vec(), None));
+    assert_eq!(
+        page(&db, json!({"kind": "sleep"})).await.0,
+        newest(Some("sleep"))
+    );
+    let (first, next) = page(&db, json!({"kind": "echo", "limit": 2})).await;
+    assert_eq!(first, newest(Some("echo"))[..2]);
+    let (rest, _) = page(
+        &db,
+        json!({"kind": "echo", "before": next.unwrap().to_string()}),
+    )
+    .await;
+    assert_eq!(rest, newest(Some("echo"))[2..]);
+    drop(db);
+    test.drop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_requeued_attempt_is_recorded_by_the_database() {
     let (test, db) = setup().await;
