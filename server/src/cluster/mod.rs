@@ -10,6 +10,7 @@
 
 pub mod bus;
 pub mod db;
+mod driver;
 pub mod link;
 pub mod redis;
 pub mod testdb;

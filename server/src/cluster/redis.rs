@@ -32,11 +32,11 @@ use fred::interfaces::{ClientInterface, ClientLike, EventInterface, PubsubInterf
 use fred::prelude::{Builder, Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy};
 use fred::types::config::UnresponsiveConfig;
 use fred::types::{Key, RespVersion};
-use socketioxide_redis::drivers::fred::{FredDriver, FredError};
-use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
+
+pub use super::driver::NodeDriver;
 
 /// `--redis-prefix`'s default. Clusters sharing one Redis use different
 /// prefixes: every channel name starts with it.
@@ -141,7 +141,7 @@ pub async fn adapter(url: &str, prefix: &str) -> Result<(AdapterCtr, RedisHealth
     let client = client(url, EVENT_CAPACITY)?;
     let health = RedisHealth::default();
     let watch = health.watch("rooms", &client);
-    let driver = FredDriver::new(client.clone())
+    let driver = NodeDriver::new(client.clone(), prefix, health.clone())
         .await
         .map_err(|source| RedisError::Connect {
             url: redacted(url),
@@ -151,10 +151,6 @@ pub async fn adapter(url: &str, prefix: &str) -> Result<(AdapterCtr, RedisHealth
     let config = RedisAdapterConfig::new()
         .with_prefix(prefix.to_owned())
         .with_stream_buffer(STREAM_BUFFER);
-    let driver = NodeDriver {
-        fred: driver,
-        health: health.clone(),
-    };
     Ok((RedisAdapterCtr::new_with_driver(driver, config), health))
 }
 
@@ -494,56 +490,6 @@ async fn heartbeat(conn: Arc<Conn>) {
             && let Err(e) = conn.client.ping::<()>(None).await
         {
             tracing::debug!(role = conn.role, error = %e, "Redis heartbeat failed");
-        }
-    }
-}
-
-/// socketioxide-redis's fred driver, failing at once while its connection
-/// is down instead of queueing a publish until the connection is back (or
-/// [`COMMAND_TIMEOUT`]): the scheduler awaits every push.
-///
-/// A failed broadcast is not delivered to this node's sockets either (the
-/// adapter delivers locally only after publishing); the publisher falls
-/// back to a local emit for them (see `RoomPublisher`).
-#[derive(Clone)]
-pub struct NodeDriver {
-    fred: FredDriver,
-    health: RedisHealth,
-}
-
-impl Driver for NodeDriver {
-    type Error = FredError;
-
-    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        self.ensure_connected()?;
-        self.fred.publish(chan, val).await
-    }
-
-    async fn subscribe(
-        &self,
-        chan: String,
-        size: usize,
-    ) -> Result<MessageStream<ChanItem>, Self::Error> {
-        self.fred.subscribe(chan, size).await
-    }
-
-    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
-        self.fred.unsubscribe(chan).await
-    }
-
-    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
-        self.ensure_connected()?;
-        self.fred.num_serv(chan).await
-    }
-}
-
-impl NodeDriver {
-    fn ensure_connected(&self) -> Result<(), FredError> {
-        if self.health.is_connected() {
-            Ok(())
-        } else {
-            let down = fred::error::Error::new(fred::error::ErrorKind::IO, "Redis unreachable now");
-            Err(FredError::from(down))
         }
     }
 }
