@@ -17,7 +17,7 @@ pub mod testdb;
 
 use std::time::Duration;
 
-use app::{Task, TaskId, Timestamp, WorkerInfo};
+use app::{Task, TaskId, TaskStatus, Timestamp, WorkerInfo};
 use serde::{Deserialize, Serialize};
 
 /// A node's identity in the cluster: unique, never reused (a node that
@@ -94,6 +94,19 @@ pub struct Counts {
 pub struct Claimed {
     pub task: Task,
     pub seq: i64,
+}
+
+impl Claimed {
+    /// The task as it was before the claim: queued, its attempt not yet
+    /// counted (the node counts it when the task starts), and its place
+    /// in line.
+    pub fn unstarted(self) -> (Task, i64) {
+        let Self { mut task, seq } = self;
+        task.status = TaskStatus::Queued;
+        task.attempt = task.attempt.saturating_sub(1);
+        task.started_at = None;
+        (task, seq)
+    }
 }
 
 /// What became of a round of submissions ([`crate::scheduler::ClusterPort::submit`]).

@@ -356,18 +356,15 @@ impl Scheduler {
         (limit > 0).then_some((slots, limit))
     }
 
-    /// Tasks this node claimed (or started as it stored them): each waits
-    /// for its slot as it was before the claim, as the local start counts
-    /// the attempt the claim stored.
-    pub(super) fn take_claimed(&mut self, claimed: impl IntoIterator<Item = Claimed>) {
+    /// Tasks this node took to start (claimed, or started as they were
+    /// stored), each with its place in line (`seq`), as the table holds
+    /// them until they start: queued, their attempt not yet counted.
+    pub(super) fn take_to_start(&mut self, tasks: impl IntoIterator<Item = (Task, i64)>) {
         let Some(side) = &self.cluster else {
             return;
         };
-        for Claimed { mut task, seq } in claimed {
+        for (task, seq) in tasks {
             let class = (side.classify)(&task.kind);
-            task.status = TaskStatus::Queued;
-            task.attempt = task.attempt.saturating_sub(1);
-            task.started_at = None;
             self.table
                 .restore(task, class, u64::try_from(seq).unwrap_or(0), false);
         }

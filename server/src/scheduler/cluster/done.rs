@@ -27,7 +27,7 @@ impl Scheduler {
                 };
                 // Any claimed: more may be waiting.
                 side.more |= !claimed.is_empty();
-                self.take_claimed(claimed);
+                self.take_to_start(claimed.into_iter().map(Claimed::unstarted));
             }
             ClusterDone::Read {
                 id,

@@ -112,7 +112,7 @@ impl Scheduler {
         }
         let mut kinds = Vec::new();
         let mut due: Option<Timestamp> = None;
-        let mut claimed = Vec::with_capacity(started.len());
+        let mut to_start = Vec::with_capacity(started.len());
         for (acking, outcome) in submissions.into_iter().zip(outcomes) {
             self.cluster_health(&outcome);
             let stored = match outcome {
@@ -134,10 +134,7 @@ impl Scheduler {
             for (task, _) in new {
                 match task.status {
                     TaskStatus::Queued => match started.get(&task.id) {
-                        Some(&seq) => claimed.push(Claimed {
-                            task: task.clone(),
-                            seq,
-                        }),
+                        Some(&seq) => to_start.push((task.clone(), seq)),
                         None => kinds.push(task.kind.clone()),
                     },
                     TaskStatus::Scheduled => {
@@ -150,12 +147,7 @@ impl Scheduler {
             }
             self.ack_stored(acking, stored).await;
         }
-        // As claimed: the claim's attempt, undone here, counts again when
-        // the task starts.
-        for c in &mut claimed {
-            c.task.attempt += 1;
-        }
-        self.take_claimed(claimed);
+        self.take_to_start(to_start);
         if let Some(at) = due {
             self.scheduled_for(at, true);
         }
