@@ -1,8 +1,10 @@
 //! Looking up tasks (v1.1): pages of `list` over every client's tasks and
-//! a task's attempts, served from where the tasks are kept: the
-//! scheduler's table on an in-memory server, the store's own reader
-//! (committed state) on a durable one, PostgreSQL in cluster mode. Only
-//! the in-memory case asks the scheduler; the others never hold it up.
+//! a task's attempts, served from where the tasks are kept. On a single
+//! server the scheduler's table indexes every task, so it finds a page
+//! (reading the page's finished tasks from the store's own reader on a
+//! durable server); a task's attempts come from the table on an in-memory
+//! server and from the store's reader (committed state) on a durable one.
+//! In cluster mode both come from PostgreSQL.
 //!
 //! A task carries its current (or last) attempt itself: its worker,
 //! `started_at`, and for a final task `finished_at` and `error`. Only
@@ -49,8 +51,7 @@ impl Lookup {
         query: ListQuery,
     ) -> Result<ListPage, ErrorBody> {
         match self.0.get() {
-            None => scheduler.list(query).await,
-            Some(Source::Store(store)) => store.list(query).await.map_err(store_error),
+            None | Some(Source::Store(_)) => scheduler.list(query).await,
             Some(Source::Cluster(db)) => db.list(&query).await.map_err(db_error),
         }
     }

@@ -321,7 +321,9 @@ impl Store {
 }
 
 fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT {} FROM tasks ORDER BY seq", row::COLUMNS))?;
+    // In key order (ids grow with time, so nearly submission order), then
+    // sorted: no index of `seq` to keep up at every write.
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM tasks", row::COLUMNS))?;
     let mut rows = stmt.query([])?;
     let mut tasks = Vec::new();
     while let Some(r) = rows.next()? {
@@ -334,6 +336,7 @@ fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
             seq: u64::try_from(seq).unwrap_or_default(),
         });
     }
+    tasks.sort_by_key(|t| t.seq);
     Ok(tasks)
 }
 

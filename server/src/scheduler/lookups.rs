@@ -1,11 +1,16 @@
-//! Lookups on an in-memory server (`list`, a task's attempts), answered
-//! from the table's index; and the attempts that end while their task goes
-//! on (a lost worker, a retry), recorded where lookups read them: the
-//! table (in memory), the store (durable), or nowhere here in a cluster
-//! (the database records them as it requeues the task).
+//! Lookups on a single server: `list`, answered from the table's index
+//! (a durable server reads the inputs and outputs of the page's finished
+//! tasks from its store), and a task's attempts on an in-memory server;
+//! and the attempts that end while their task goes on (a lost worker, a
+//! retry), recorded where lookups read them: the table (in memory), the
+//! store (durable), or nowhere here in a cluster (the database records
+//! them as it requeues the task).
+
+use std::collections::HashMap;
 
 use app::{Attempt, AttemptOutcome, Attempts, ListPage, ListQuery};
 
+use super::retention::Payload;
 use super::*;
 use crate::lookup::{attempts_of, ended_attempt};
 
@@ -19,14 +24,46 @@ impl Scheduler {
         if !self.table.has_lookups() {
             return reply.send(Err(ErrorBody::new(
                 ErrorCode::Internal,
-                "this server lists tasks from its store",
+                "this server lists tasks from its database",
             )));
         }
-        let (tasks, next) = self.table.list(&query);
-        reply.send(Ok(ListPage::new(
-            tasks.into_iter().cloned().collect(),
-            next,
-        )));
+        let Some(store) = &self.outbox.store else {
+            let (entries, next) = self.table.list(&query, |_| true);
+            let tasks = entries.into_iter().map(|e| e.task.clone()).collect();
+            return reply.send(Ok(ListPage::new(tasks, next)));
+        };
+        // A task not yet written may still be withdrawn (its commit may
+        // fail): it is listed once it is.
+        let (entries, next) = self.table.list(&query, |e| e.stored);
+        // Each task as the table holds it, or `None` where its input and
+        // output are only in the store.
+        let mut page: Vec<(TaskId, Option<Task>)> = Vec::with_capacity(entries.len());
+        let mut shelved = Vec::new();
+        for e in entries {
+            let here = (e.payload != Payload::Stored).then(|| e.task.clone());
+            if here.is_none() {
+                shelved.push(e.task.id);
+            }
+            page.push((e.task.id, here));
+        }
+        if shelved.is_empty() {
+            return reply.send(Ok(ListPage::new(listed(page, HashMap::new()), next)));
+        }
+        // Finished tasks whose input and output are only in the store are
+        // read from there, without holding up the loop.
+        let read = store.read_many(shelved);
+        tokio::spawn(async move {
+            reply.send(match read.await {
+                Ok(stored) => Ok(ListPage::new(listed(page, stored), next)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the tasks of a list page");
+                    Err(ErrorBody::new(
+                        ErrorCode::Internal,
+                        format!("the tasks cannot be read: {e}"),
+                    ))
+                }
+            });
+        });
     }
 
     pub(super) fn reply_attempts(&self, id: TaskId, reply: AttemptsReply) {
@@ -57,6 +94,15 @@ impl Scheduler {
     }
 }
 
+/// The tasks of a `list` page in order, those the table did not hold
+/// whole taken from `stored`; one the store no longer holds (pruned
+/// meanwhile) is left out.
+fn listed(page: Vec<(TaskId, Option<Task>)>, mut stored: HashMap<TaskId, Task>) -> Vec<Task> {
+    page.into_iter()
+        .filter_map(|(id, here)| here.or_else(|| stored.remove(&id)))
+        .collect()
+}
+
 /// What an attempt that failed and is retried later ended as.
 pub(super) fn retried_outcome(error: &ErrorBody) -> AttemptOutcome {
     match error.code {
@@ -69,7 +115,7 @@ pub(super) fn retried_outcome(error: &ErrorBody) -> AttemptOutcome {
 pub(super) type RecordedAttempt = (TaskId, Attempt);
 
 impl Dispatcher {
-    /// One page of `list` (in-memory server).
+    /// One page of `list` (single server).
     pub async fn list(&self, query: ListQuery) -> Result<ListPage, ErrorBody> {
         let (reply, rx) = Reply::channel();
         self.send(Command::List { query, reply }).await?;

@@ -120,6 +120,8 @@ pub fn spawn(
     match backing {
         Backing::Memory => actor.table.keep_lookups(),
         Backing::Durable(durable) => {
+            // Before the recovered tasks go in: it indexes every one.
+            actor.table.keep_lookups();
             actor.restore(durable.recovered, &*durable.classify);
             actor.by_kind.paused = durable.paused.into_iter().collect();
             actor.outbox.store = Some(durable.store);

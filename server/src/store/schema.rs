@@ -8,14 +8,17 @@
 //!   `list` newest first, and `attempts` (the attempts that ended while
 //!   their task went on), and `paused_kinds`;
 //! - 2: `tasks` holds the task in columns (see `row`) instead of a JSON
-//!   body, so that a change writes the task's state and not all of it.
+//!   body, so that a change writes the task's state and not all of it;
+//! - 3: `tasks` has no index but its key: the server's table indexes every
+//!   task the store holds, and answers `list` (each index here cost every
+//!   write of a task an update, two when its status changed).
 
 use rusqlite::{Connection, params};
 
 use super::row;
 
 /// The version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const TABLES: &str = "
     CREATE TABLE IF NOT EXISTS schedules (
@@ -32,14 +35,14 @@ const TABLES: &str = "
         PRIMARY KEY (task, attempt)
     ) WITHOUT ROWID;";
 
-/// The indexes of `tasks`: submission order (recovery, paging), and one
-/// per filter of `list`, newest first.
-const INDEXES: &str = "
-    CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq);
-    CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
-    CREATE INDEX IF NOT EXISTS tasks_kind_seq ON tasks (kind, seq);
-    CREATE INDEX IF NOT EXISTS tasks_kind_status_seq ON tasks (kind, status, seq);
-    CREATE INDEX IF NOT EXISTS tasks_key_seq ON tasks (key, seq) WHERE key IS NOT NULL;";
+/// The indexes of `tasks` that versions 1 and 2 kept for `list` (version
+/// 0 had the first only).
+const OLD_INDEXES: &str = "
+    DROP INDEX IF EXISTS tasks_seq;
+    DROP INDEX IF EXISTS tasks_status_seq;
+    DROP INDEX IF EXISTS tasks_kind_seq;
+    DROP INDEX IF EXISTS tasks_kind_status_seq;
+    DROP INDEX IF EXISTS tasks_key_seq;";
 
 /// Why the schema cannot be brought to [`VERSION`].
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +75,13 @@ pub fn upgrade(conn: &mut Connection) -> Result<(), SchemaError> {
         |r| r.get(0),
     )?;
     tx.execute_batch(TABLES)?;
-    if had_tasks {
+    if had_tasks && version >= 2 {
+        // Already in columns.
+        tx.execute_batch(OLD_INDEXES)?;
+        tracing::info!(from = version, to = VERSION, "upgraded the task database");
+    } else if had_tasks {
         // Versions 0 and 1 kept each task as JSON: rewritten in columns.
-        // The old table goes before the indexes are made, as they keep
-        // their names when their table is renamed.
+        // Their indexes go with the old table.
         tx.execute_batch("ALTER TABLE tasks RENAME TO tasks_old;")?;
         tx.execute_batch(row::TABLE)?;
         let moved = move_bodies(&tx, version)?;
@@ -89,7 +95,6 @@ pub fn upgrade(conn: &mut Connection) -> Result<(), SchemaError> {
     } else {
         tx.execute_batch(row::TABLE)?;
     }
-    tx.execute_batch(INDEXES)?;
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(())
@@ -118,7 +123,7 @@ fn move_bodies(tx: &rusqlite::Transaction<'_>, version: i64) -> Result<usize, Sc
 
 #[cfg(test)]
 mod tests {
-    use app::{ListQuery, Task, TaskSpec, Timestamp};
+    use app::{Task, TaskId, TaskSpec, Timestamp};
     use rusqlite::params;
     use serde_json::json;
 
@@ -169,26 +174,24 @@ mod tests {
         ];
         old_database(dir.path(), &tasks);
         let (store, recovered) = Store::open(dir.path()).unwrap();
-        assert_eq!(recovered.len(), 3);
-        let list = |raw| {
-            let store = store.clone();
-            async move {
-                let page = store.list(ListQuery::parse(raw).unwrap()).await.unwrap();
-                page.tasks.iter().map(|t| t.id).collect::<Vec<_>>()
-            }
-        };
+        let got: Vec<(u64, TaskId, &str, Option<&str>)> = recovered
+            .iter()
+            .map(|t| {
+                (
+                    t.seq,
+                    t.task.id,
+                    t.task.kind.as_str(),
+                    t.task.key.as_deref(),
+                )
+            })
+            .collect();
         assert_eq!(
-            list(json!({"kind": "echo"})).await,
-            vec![tasks[2].id, tasks[0].id]
-        );
-        assert_eq!(
-            list(json!({"key": "r:*"})).await,
-            vec![tasks[2].id, tasks[0].id]
-        );
-        assert_eq!(list(json!({"key": "r:1"})).await, vec![tasks[0].id]);
-        assert_eq!(
-            list(json!({"kind": "sleep", "status": "queued"})).await,
-            vec![tasks[1].id]
+            got,
+            vec![
+                (0, tasks[0].id, "echo", Some("r:1")),
+                (1, tasks[1].id, "sleep", None),
+                (2, tasks[2].id, "echo", Some("r:2")),
+            ]
         );
         let attempts = store.attempts(tasks[1].id).await.unwrap().expect("known");
         assert!(attempts.attempts.is_empty());
@@ -257,30 +260,55 @@ mod tests {
         let (store, recovered) = Store::open(dir.path()).unwrap();
         let got: Vec<(u64, &Task)> = recovered.iter().map(|t| (t.seq, &t.task)).collect();
         assert_eq!(got, vec![(0, &done), (1, &queued)]);
-        let page = store
-            .list(ListQuery::parse(json!({"status": "succeeded"})).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(page.tasks, vec![done]);
+        let found = store.read_many(vec![done.id]).await.unwrap();
+        assert_eq!(found[&done.id], done);
         drop(store);
-        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        let indexes: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_index_list('tasks') WHERE origin = 'c' ORDER BY name")
+        assert_eq!(indexes(dir.path()), Vec::<String>::new());
+    }
+
+    /// The indexes made by `CREATE INDEX` on `tasks`, by name.
+    fn indexes(dir: &std::path::Path) -> Vec<String> {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.prepare("SELECT name FROM pragma_index_list('tasks') WHERE origin = 'c' ORDER BY name")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_database_with_list_indexes_loses_them_and_keeps_its_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tasks = [task("echo", Some("k:1")), task("sleep", None)];
+        for (i, t) in tasks.iter_mut().enumerate() {
+            // Milliseconds, as the store keeps times.
+            t.created_at = Timestamp::from_millis(1_000 + i as i64).unwrap();
+        }
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(TABLES).unwrap();
+            conn.execute_batch(row::TABLE).unwrap();
+            conn.execute_batch(
+                "CREATE INDEX tasks_seq ON tasks (seq);
+                 CREATE INDEX tasks_status_seq ON tasks (status, seq);
+                 CREATE INDEX tasks_kind_seq ON tasks (kind, seq);
+                 CREATE INDEX tasks_kind_status_seq ON tasks (kind, status, seq);
+                 CREATE INDEX tasks_key_seq ON tasks (key, seq) WHERE key IS NOT NULL;
+                 PRAGMA user_version = 2;",
+            )
             .unwrap();
-        assert_eq!(
-            indexes,
-            [
-                "tasks_key_seq",
-                "tasks_kind_seq",
-                "tasks_kind_status_seq",
-                "tasks_seq",
-                "tasks_status_seq"
-            ]
-        );
+            let mut insert = conn.prepare(row::INSERT).unwrap();
+            // Stored out of submission order: recovery sorts them.
+            row::insert(&mut insert, &tasks[1], 7).unwrap();
+            row::insert(&mut insert, &tasks[0], 3).unwrap();
+        }
+        assert_eq!(indexes(dir.path()).len(), 5);
+        let (store, recovered) = Store::open(dir.path()).unwrap();
+        let got: Vec<(u64, &Task)> = recovered.iter().map(|t| (t.seq, &t.task)).collect();
+        assert_eq!(got, vec![(3, &tasks[0]), (7, &tasks[1])]);
+        drop(store);
+        assert_eq!(indexes(dir.path()), Vec::<String>::new());
     }
 
     #[test]

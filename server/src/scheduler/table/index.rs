@@ -1,7 +1,12 @@
-//! The lookup index of an in-memory server (`--memory`): every task by
-//! kind and status in submission order, the keyed ones by key, and the
-//! attempts that ended before a task's current one. With a store, `list`
-//! and attempts are read from the store instead, and this is not kept.
+//! The lookup index of a single server: every task by kind and status in
+//! submission order, the keyed ones by key, and on an in-memory server
+//! (`--memory`) the attempts that ended before a task's current one (a
+//! durable server keeps those in its store). In a cluster, `list` reads
+//! the database instead, and this is not kept.
+//!
+//! A durable server's table holds every task its store holds, so `list`
+//! is answered from here and the store needs no index of its own for it:
+//! each one would cost every write of a task an index update.
 //!
 //! A page of `list` walks only tasks that pass its kind and status
 //! filters, newest first (a merge of the per-kind, per-status maps), so it
@@ -158,16 +163,21 @@ impl TaskTable {
         self.lookups.is_some()
     }
 
-    /// One page of `list`, newest first, and the cursor of the next one.
-    /// Empty without the lookup index.
-    pub fn list(&self, q: &ListQuery) -> (Vec<&Task>, Option<Cursor>) {
+    /// One page of `list`, newest first, and the cursor of the next one,
+    /// among the tasks that are `visible` (a durable server leaves out
+    /// those not yet written). Empty without the lookup index.
+    pub fn list(
+        &self,
+        q: &ListQuery,
+        visible: impl Fn(&Entry) -> bool,
+    ) -> (Vec<&Entry>, Option<Cursor>) {
         let Some(lookups) = &self.lookups else {
             return (Vec::new(), None);
         };
         let before = q.before.map_or(u64::MAX, |c| c.0);
         let want = q.limit as usize + 1;
-        let task = |id: &TaskId| self.tasks.get(id).map(|e| &e.task);
-        let mut found: Vec<(u64, &Task)> = Vec::with_capacity(want);
+        let task = |id: &TaskId| self.tasks.get(id).map(|e| &**e).filter(|e| visible(e));
+        let mut found: Vec<(u64, &Entry)> = Vec::with_capacity(want);
         match &q.key {
             None => {
                 for (seq, id) in merge(lookups.streams(q, before)).take(want) {
@@ -178,7 +188,7 @@ impl TaskTable {
                 let from = (Box::<str>::from(key.as_str()), 0);
                 let to = (Box::<str>::from(key.as_str()), before);
                 for (&(_, seq), id) in lookups.by_key.range(from..to).rev() {
-                    if let Some(t) = task(id).filter(|t| q.matches(t)) {
+                    if let Some(t) = task(id).filter(|e| q.matches(&e.task)) {
                         found.push((seq, t));
                         if found.len() == want {
                             break;
@@ -192,7 +202,7 @@ impl TaskTable {
                 let mut walked = 0;
                 let mut cut_short = false;
                 for (seq, id) in merge(lookups.streams(q, before)) {
-                    if let Some(t) = task(&id).filter(|t| q.matches(t)) {
+                    if let Some(t) = task(&id).filter(|e| q.matches(&e.task)) {
                         found.push((seq, t));
                         if found.len() == want {
                             break;
@@ -206,7 +216,7 @@ impl TaskTable {
                 }
                 if cut_short && found.len() < want {
                     found = by_prefix(lookups, prefix, before, want, |id| {
-                        task(id).filter(|t| q.matches(t))
+                        task(id).filter(|e| q.matches(&e.task))
                     });
                 }
             }
@@ -245,8 +255,8 @@ fn by_prefix<'a>(
     prefix: &str,
     before: u64,
     want: usize,
-    passes: impl Fn(&TaskId) -> Option<&'a Task>,
-) -> Vec<(u64, &'a Task)> {
+    passes: impl Fn(&TaskId) -> Option<&'a Entry>,
+) -> Vec<(u64, &'a Entry)> {
     use std::cmp::Reverse;
     let mut newest: BinaryHeap<Reverse<(u64, TaskId)>> = BinaryHeap::with_capacity(want + 1);
     let from = (Box::<str>::from(prefix), 0);
@@ -262,7 +272,7 @@ fn by_prefix<'a>(
             newest.pop();
         }
     }
-    let mut found: Vec<(u64, &Task)> = newest
+    let mut found: Vec<(u64, &Entry)> = newest
         .into_iter()
         .filter_map(|Reverse((seq, id))| passes(&id).map(|t| (seq, t)))
         .collect();
@@ -295,8 +305,8 @@ mod tests {
     }
 
     fn page(table: &TaskTable, raw: serde_json::Value) -> (Vec<TaskId>, Option<Cursor>) {
-        let (tasks, next) = table.list(&ListQuery::parse(raw).unwrap());
-        (tasks.iter().map(|t| t.id).collect(), next)
+        let (tasks, next) = table.list(&ListQuery::parse(raw).unwrap(), |_| true);
+        (tasks.iter().map(|e| e.task.id).collect(), next)
     }
 
     fn rev(ids: &[TaskId]) -> Vec<TaskId> {
