@@ -215,12 +215,17 @@ impl Store {
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
         conn.execute_batch(
-            // WAL + FULL: a commit is on disk when it returns. A large page
-            // cache and rarer checkpoints keep the writer thread's CPU low
-            // (a checkpoint rewrites pages into the main file).
+            // WAL + FULL: a commit is on disk when it returns. Rarer
+            // checkpoints keep the writer thread's CPU low (a checkpoint
+            // rewrites pages into the main file). The page cache holds the
+            // pages writes touch (the newest rows, the oldest being
+            // pruned) and no more: a commit that split a page ends with a
+            // walk of the cache's whole hash table (SQLite moves a page
+            // through a number past the end of the file), so a larger
+            // cache costs every such commit more.
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             PRAGMA cache_size = -65536;
+             PRAGMA cache_size = -8192;
              PRAGMA wal_autocheckpoint = 8192;
              PRAGMA temp_store = MEMORY;",
         )
