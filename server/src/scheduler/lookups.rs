@@ -37,15 +37,20 @@ impl Scheduler {
         let (entries, next) = self.table.list(&query, |e| e.stored);
         // Each task as the table holds it, or `None` where its input and
         // output are only in the store.
-        let mut page: Vec<(TaskId, Option<Task>)> = Vec::with_capacity(entries.len());
-        let mut shelved = Vec::new();
-        for e in entries {
-            let here = (e.payload != Payload::Stored).then(|| e.task.clone());
-            if here.is_none() {
-                shelved.push(e.task.id);
-            }
-            page.push((e.task.id, here));
-        }
+        let page: Vec<(TaskId, Option<Task>)> = entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.task.id,
+                    (e.payload != Payload::Stored).then(|| e.task.clone()),
+                )
+            })
+            .collect();
+        let shelved: Vec<TaskId> = page
+            .iter()
+            .filter(|(_, here)| here.is_none())
+            .map(|&(id, _)| id)
+            .collect();
         if shelved.is_empty() {
             return reply.send(Ok(ListPage::new(listed(page, HashMap::new()), next)));
         }

@@ -77,28 +77,20 @@ enum LookupError {
 
 /// Tasks `ids` as stored, by id.
 fn tasks(conn: &Connection, ids: &[TaskId]) -> Result<HashMap<TaskId, Task>, LookupError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {} FROM tasks WHERE id = ?1", row::COLUMNS))?;
     let mut found = HashMap::with_capacity(ids.len());
-    for id in ids {
-        let mut rows = stmt.query(params![id.0.as_bytes().as_slice()])?;
-        if let Some(r) = rows.next()? {
-            let (_, task) = row::decode(r)?;
-            found.insert(task.id, task);
+    for &id in ids {
+        if let Some(task) = row::read(conn, id)? {
+            found.insert(id, task);
         }
     }
     Ok(found)
 }
 
 fn attempts(conn: &Connection, id: TaskId) -> Result<Option<Attempts>, LookupError> {
-    let key = id.0.as_bytes().as_slice();
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {} FROM tasks WHERE id = ?1", row::COLUMNS))?;
-    let mut rows = stmt.query(params![key])?;
-    let Some(r) = rows.next()? else {
+    let Some(task) = row::read(conn, id)? else {
         return Ok(None);
     };
-    let (_, task) = row::decode(r)?;
+    let key = id.0.as_bytes().as_slice();
     let mut stmt =
         conn.prepare_cached("SELECT body FROM attempts WHERE task = ?1 ORDER BY attempt")?;
     let bodies = stmt

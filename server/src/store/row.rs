@@ -6,7 +6,7 @@
 
 use app::{ErrorBody, Json, Progress, Task, TaskId, TaskStatus, Timestamp, WorkerId};
 use rusqlite::types::{Type, ValueRef};
-use rusqlite::{Row, Statement, ToSql};
+use rusqlite::{Connection, Row, Statement, ToSql, params};
 
 /// Every column, in the order [`decode`] reads them.
 pub(super) const COLUMNS: &str = "seq, id, status, kind, key, input, priority, max_attempts, \
@@ -14,8 +14,8 @@ pub(super) const COLUMNS: &str = "seq, id, status, kind, key, input, priority, m
     concurrency_limit, retry_of, attempt, worker, started_at, finished_at, run_at, output, \
     error, progress";
 
-/// Where [`decode`] finds `key` (a lookup can filter on it before decoding).
-pub(super) const KEY: usize = 4;
+/// Where [`decode`] finds `key`.
+const KEY: usize = 4;
 
 /// The table, as created by schema version 2.
 pub(super) const TABLE: &str = "
@@ -230,6 +230,15 @@ fn clamp(n: u64) -> i64 {
 }
 
 /// A row read with [`COLUMNS`]: its place in submission order and its task.
+/// Task `id` as stored; `None` if the store does not hold it.
+pub(super) fn read(conn: &Connection, id: TaskId) -> rusqlite::Result<Option<Task>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?;
+    let mut rows = stmt.query(params![id.0.as_bytes().as_slice()])?;
+    rows.next()?
+        .map(|r| decode(r).map(|(_, task)| task))
+        .transpose()
+}
+
 pub(super) fn decode(row: &Row<'_>) -> rusqlite::Result<(i64, Task)> {
     let seq: i64 = row.get(0)?;
     let task = Task {
