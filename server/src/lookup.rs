@@ -1,10 +1,11 @@
 //! Looking up tasks (v1.1): pages of `list` over every client's tasks and
 //! a task's attempts, served from where the tasks are kept. On a single
 //! server the scheduler's table indexes every task, so it finds a page
-//! (reading the page's finished tasks from the store's own reader on a
+//! (reading the page's finished tasks from the store's lookup thread on a
 //! durable server); a task's attempts come from the table on an in-memory
-//! server and from the store's reader (committed state) on a durable one.
-//! In cluster mode both come from PostgreSQL.
+//! server, and on a durable one from the store (committed state), where
+//! the table says the task is kept. In cluster mode both come from
+//! PostgreSQL.
 //!
 //! A task carries its current (or last) attempt itself: its worker,
 //! `started_at`, and for a final task `finished_at` and `error`. Only
@@ -20,28 +21,16 @@ use app::{
 
 use crate::cluster::db::{Db, DbError};
 use crate::scheduler::Dispatcher;
-use crate::store::{Store, StoreError};
 
-/// Where lookups are answered from: the scheduler until the server says
-/// otherwise (set once, as the server starts, before it serves).
+/// Where lookups are answered from: the scheduler, unless the server is a
+/// cluster node (set once, as the server starts, before it serves).
 #[derive(Clone, Default)]
-pub struct Lookup(Arc<OnceLock<Source>>);
-
-#[derive(Clone)]
-enum Source {
-    Store(Store),
-    Cluster(Db),
-}
+pub struct Lookup(Arc<OnceLock<Db>>);
 
 impl Lookup {
-    /// Serves lookups from the durable store's reader.
-    pub fn from_store(&self, store: Store) {
-        let _ = self.0.set(Source::Store(store));
-    }
-
     /// Serves lookups from the cluster's database.
     pub fn from_cluster(&self, db: Db) {
-        let _ = self.0.set(Source::Cluster(db));
+        let _ = self.0.set(db);
     }
 
     /// One page of every client's tasks, newest first.
@@ -51,8 +40,8 @@ impl Lookup {
         query: ListQuery,
     ) -> Result<ListPage, ErrorBody> {
         match self.0.get() {
-            None | Some(Source::Store(_)) => scheduler.list(query).await,
-            Some(Source::Cluster(db)) => db.list(&query).await.map_err(db_error),
+            None => scheduler.list(query).await,
+            Some(db) => db.list(&query).await.map_err(db_error),
         }
     }
 
@@ -63,11 +52,10 @@ impl Lookup {
         scheduler: &Dispatcher,
         id: TaskId,
     ) -> Result<Attempts, ErrorBody> {
-        let found = match self.0.get() {
-            None => return scheduler.attempts(id).await,
-            Some(Source::Store(store)) => store.attempts(id).await.map_err(store_error)?,
-            Some(Source::Cluster(db)) => db.attempts(id).await.map_err(db_error)?,
+        let Some(db) = self.0.get() else {
+            return scheduler.attempts(id).await;
         };
+        let found = db.attempts(id).await.map_err(db_error)?;
         found.ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, format!("no task {id}")))
     }
 }
@@ -86,11 +74,6 @@ pub fn page_of(mut found: Vec<(i64, Task)>, want: usize) -> ListPage {
         false => None,
     };
     ListPage::new(found.into_iter().map(|(_, t)| t).collect(), next)
-}
-
-fn store_error(e: StoreError) -> ErrorBody {
-    tracing::error!(error = %e, "cannot look up tasks in the store");
-    ErrorBody::new(ErrorCode::Internal, format!("cannot read the tasks: {e}"))
 }
 
 fn db_error(e: DbError) -> ErrorBody {

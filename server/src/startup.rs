@@ -208,7 +208,6 @@ impl Application {
                 let (durable, dir) = open_store(&settings, addr, &state.registry, health)?;
                 let backing = match durable {
                     Some(durable) => {
-                        state.lookup.from_store(durable.store.clone());
                         schedules_kept = Keep::Store(durable.store.clone());
                         Backing::Durable(durable)
                     }

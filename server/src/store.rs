@@ -18,11 +18,13 @@ use app::{Attempt, Task, TaskId};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
+mod columns;
 mod lookup;
 mod paused;
 mod row;
 mod schema;
 mod wal;
+mod writer;
 
 pub use row::TaskState;
 pub use schema::SchemaError;
@@ -72,6 +74,15 @@ pub struct StoredSchedule {
     pub body: String,
 }
 
+/// Where the store keeps a task: its row's key, the task's place in
+/// submission order (every task has its own, never reused), and its id
+/// (checked when the row is read, and the key of its attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub id: TaskId,
+    pub seq: u64,
+}
+
 /// One write: a task's row, whole (its first write) or only its state
 /// (every later one; see [`row`]), or its removal (its attempts with it);
 /// an attempt that ended while its task went on; or a schedule's (see
@@ -87,7 +98,7 @@ pub enum Write {
     /// insert failed with its commit, and the scheduler inserts the task
     /// whole again.
     Update(Box<TaskState>),
-    Delete(TaskId),
+    Delete(Key),
     PutAttempt {
         id: TaskId,
         attempt: u32,
@@ -110,7 +121,7 @@ impl Write {
     /// unless its row is already `stored`.
     pub fn task(task: &Task, seq: u64, stored: bool) -> Self {
         match stored {
-            true => Self::Update(Box::new(TaskState::of(task))),
+            true => Self::Update(Box::new(TaskState::of(task, seq))),
             false => Self::Insert {
                 task: Box::new(task.clone()),
                 seq,
@@ -134,7 +145,7 @@ struct Job {
 }
 
 struct ReadJob {
-    id: TaskId,
+    key: Key,
     done: oneshot::Sender<Result<Option<Task>, String>>,
 }
 
@@ -252,7 +263,7 @@ impl Store {
         let writer_file = file.clone();
         thread::Builder::new()
             .name("taskwire-store".into())
-            .spawn(move || writer(conn, rx, lock, writer_file))
+            .spawn(move || writer::run(conn, rx, lock, writer_file))
             .map_err(dir_err)?;
         thread::Builder::new()
             .name("taskwire-store-read".into())
@@ -295,10 +306,10 @@ impl Store {
     /// Reads one task as stored; `None` if the store does not hold it.
     pub fn read(
         &self,
-        id: TaskId,
+        key: Key,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = self.reads.send(ReadJob { id, done });
+        let queued = self.reads.send(ReadJob { key, done });
         async move {
             queued.map_err(|_| StoreError::Stopped)?;
             rx.await
@@ -326,9 +337,8 @@ impl Store {
 }
 
 fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
-    // In key order (ids grow with time, so nearly submission order), then
-    // sorted: no index of `seq` to keep up at every write.
-    let mut stmt = conn.prepare(&format!("SELECT {} FROM tasks", row::COLUMNS))?;
+    // In submission order: the rowid's.
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM tasks ORDER BY seq", row::COLUMNS))?;
     let mut rows = stmt.query([])?;
     let mut tasks = Vec::new();
     while let Some(r) = rows.next()? {
@@ -336,100 +346,20 @@ fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {
             id: row::uuid(r, 1).map_or_else(|_| "?".into(), |id| id.to_string()),
             source,
         })?;
-        tasks.push(StoredTask {
-            task,
-            seq: u64::try_from(seq).unwrap_or_default(),
-        });
+        tasks.push(StoredTask { task, seq });
     }
-    tasks.sort_by_key(|t| t.seq);
     Ok(tasks)
 }
 
 /// The reader thread: one task at a time, by id.
 fn read_loop(conn: Connection, rx: std_mpsc::Receiver<ReadJob>) {
     while let Ok(job) = rx.recv() {
-        let _ = job.done.send(read_one(&conn, job.id));
+        let _ = job.done.send(read_one(&conn, job.key));
     }
 }
 
-fn read_one(conn: &Connection, id: TaskId) -> Result<Option<Task>, String> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {} FROM tasks WHERE id = ?1", row::COLUMNS))
-        .map_err(|e| e.to_string())?;
-    let mut rows = stmt
-        .query(params![id.0.as_bytes().as_slice()])
-        .map_err(|e| e.to_string())?;
-    match rows.next().map_err(|e| e.to_string())? {
-        None => Ok(None),
-        Some(r) => row::decode(r)
-            .map(|(_, task)| Some(task))
-            .map_err(|e| format!("task {id} in the database is unreadable: {e}")),
-    }
-}
-
-/// The store thread: applies each job (and every job already waiting) in
-/// one transaction, then answers them all. A transaction that fails (a full
-/// disk, say) changes nothing: its jobs get the error and the scheduler
-/// writes their tasks again later.
-fn writer(mut conn: Connection, rx: std_mpsc::Receiver<Job>, _lock: File, file: FileIdentity) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        jobs.extend(rx.try_iter());
-        let result = file.verify().and_then(|()| {
-            apply(&mut conn, jobs.iter().flat_map(|j| &j.writes)).map_err(|e| e.to_string())
-        });
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "task store write failed");
-        }
-        for job in jobs {
-            let _ = job.done.send(result.clone());
-        }
-    }
-}
-
-fn apply<'a>(
-    conn: &mut Connection,
-    writes: impl Iterator<Item = &'a Write>,
-) -> Result<(), rusqlite::Error> {
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare_cached(row::INSERT)?;
-        let mut update = tx.prepare_cached(row::UPDATE)?;
-        let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
-        let mut delete_attempts = tx.prepare_cached("DELETE FROM attempts WHERE task = ?1")?;
-        let mut put_attempt = tx.prepare_cached(
-            "INSERT INTO attempts (task, attempt, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (task, attempt) DO UPDATE SET body = excluded.body",
-        )?;
-        let mut put_schedule = tx.prepare_cached(
-            "INSERT INTO schedules (name, body) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET body = excluded.body",
-        )?;
-        let mut delete_schedule = tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?;
-        for w in writes {
-            match w {
-                Write::Insert { task, seq } => row::insert(&mut insert, task, *seq)?,
-                Write::Update(state) => {
-                    row::update(&mut update, state)?;
-                }
-                Write::Delete(id) => {
-                    delete.execute(params![id.0.as_bytes().as_slice()])?;
-                    delete_attempts.execute(params![id.0.as_bytes().as_slice()])?;
-                }
-                Write::PutAttempt { id, attempt, body } => {
-                    put_attempt.execute(params![id.0.as_bytes().as_slice(), attempt, body])?;
-                }
-                Write::PutSchedule { name, body } => {
-                    put_schedule.execute(params![name, body])?;
-                }
-                Write::DeleteSchedule(name) => {
-                    delete_schedule.execute(params![name])?;
-                }
-                Write::Pause { kind, paused } => paused::apply(&tx, kind, *paused)?,
-            }
-        }
-    }
-    tx.commit()
+fn read_one(conn: &Connection, key: Key) -> Result<Option<Task>, String> {
+    row::read(conn, key).map_err(|e| format!("task {} in the database is unreadable: {e}", key.id))
 }
 
 #[cfg(test)]
@@ -478,7 +408,10 @@ pub(super) mod tests {
             b.status = TaskStatus::Succeeded;
             b.output = Some(json!({"n": 2}).into());
             store
-                .commit(vec![Write::task(&b, 2, true), Write::Delete(c.id)])
+                .commit(vec![
+                    Write::task(&b, 2, true),
+                    Write::Delete(Key { id: c.id, seq: 3 }),
+                ])
                 .await
                 .unwrap();
         }
@@ -489,6 +422,60 @@ pub(super) mod tests {
             vec![(1, TaskStatus::Queued), (2, TaskStatus::Succeeded)]
         );
         assert_eq!(tasks[1].task.output, Some(json!({"n": 2}).into()));
+    }
+
+    /// The rows of `attempts`, as (task, attempt).
+    fn attempt_rows(dir: &Path) -> Vec<(TaskId, u32)> {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT task, attempt FROM attempts ORDER BY task, attempt")
+            .unwrap();
+        stmt.query_map([], |r| Ok((TaskId(row::uuid(r, 0)?), r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_removed_task_takes_its_attempts_stored_in_any_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (task(1), task(2), task(3));
+        let key = |t: &Task, seq| Key { id: t.id, seq };
+        let attempt = |t: &Task, n| {
+            let mut ran = t.clone();
+            ran.attempt = n;
+            ran.started_at = Some(Timestamp::now());
+            let error = app::ErrorBody::new(app::ErrorCode::WorkerLost, "gone");
+            let ended = crate::lookup::ended_attempt(&ran, app::AttemptOutcome::WorkerLost, error)
+                .expect("it started");
+            Write::put_attempt(t.id, &ended).unwrap()
+        };
+        {
+            let (store, _) = Store::open(dir.path()).unwrap();
+            let mut writes: Vec<Write> = [&a, &b, &c]
+                .iter()
+                .enumerate()
+                .map(|(seq, t)| Write::task(t, seq as u64, false))
+                .collect();
+            writes.extend([attempt(&a, 1), attempt(&a, 2), attempt(&b, 1)]);
+            store.commit(writes).await.unwrap();
+        }
+        assert_eq!(
+            attempt_rows(dir.path()),
+            vec![(a.id, 1), (a.id, 2), (b.id, 1)]
+        );
+        // Stored by the last run (a), and by this one (c), then removed.
+        let (store, _) = reopen(dir.path());
+        store.commit(vec![attempt(&c, 1)]).await.unwrap();
+        store
+            .commit(vec![Write::Delete(key(&a, 0)), Write::Delete(key(&c, 2))])
+            .await
+            .unwrap();
+        assert_eq!(attempt_rows(dir.path()), vec![(b.id, 1)]);
+        drop(store);
+        let (_, left) = reopen(dir.path());
+        let ids: Vec<TaskId> = left.iter().map(|t| t.task.id).collect();
+        assert_eq!(ids, vec![b.id]);
     }
 
     #[tokio::test]

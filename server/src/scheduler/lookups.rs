@@ -37,19 +37,20 @@ impl Scheduler {
         let (entries, next) = self.table.list(&query, |e| e.stored);
         // Each task as the table holds it, or `None` where its input and
         // output are only in the store.
-        let page: Vec<(TaskId, Option<Task>)> = entries
+        let page: Vec<(Key, Option<Task>)> = entries
             .into_iter()
             .map(|e| {
-                (
-                    e.task.id,
-                    (e.payload != Payload::Stored).then(|| e.task.clone()),
-                )
+                let key = Key {
+                    id: e.task.id,
+                    seq: e.seq,
+                };
+                (key, (e.payload != Payload::Stored).then(|| e.task.clone()))
             })
             .collect();
-        let shelved: Vec<TaskId> = page
+        let shelved: Vec<Key> = page
             .iter()
             .filter(|(_, here)| here.is_none())
-            .map(|&(id, _)| id)
+            .map(|&(key, _)| key)
             .collect();
         if shelved.is_empty() {
             return reply.send(Ok(ListPage::new(listed(page, HashMap::new()), next)));
@@ -71,10 +72,30 @@ impl Scheduler {
         });
     }
 
+    /// A task's attempts: in memory from the table; on a durable server
+    /// as last committed, read from the store (where its earlier attempts
+    /// are) without holding up the loop.
     pub(super) fn reply_attempts(&self, id: TaskId, reply: AttemptsReply) {
-        reply.send(match self.table.get(&id) {
-            None => Err(not_found(id)),
-            Some(e) => Ok(attempts_of(&e.task, self.table.earlier_attempts(&id))),
+        let Some(e) = self.table.get(&id) else {
+            return reply.send(Err(not_found(id)));
+        };
+        let Some(store) = &self.outbox.store else {
+            return reply.send(Ok(attempts_of(&e.task, self.table.earlier_attempts(&id))));
+        };
+        let read = store.attempts(Key { id, seq: e.seq });
+        tokio::spawn(async move {
+            reply.send(match read.await {
+                Ok(Some(attempts)) => Ok(attempts),
+                // Not yet written, or pruned meanwhile.
+                Ok(None) => Err(not_found(id)),
+                Err(e) => {
+                    tracing::error!(task = %id, error = %e, "cannot read a task's attempts");
+                    Err(ErrorBody::new(
+                        ErrorCode::Internal,
+                        format!("the attempts of task {id} cannot be read: {e}"),
+                    ))
+                }
+            })
         });
     }
 
@@ -102,9 +123,9 @@ impl Scheduler {
 /// The tasks of a `list` page in order, those the table did not hold
 /// whole taken from `stored`; one the store no longer holds (pruned
 /// meanwhile) is left out.
-fn listed(page: Vec<(TaskId, Option<Task>)>, mut stored: HashMap<TaskId, Task>) -> Vec<Task> {
+fn listed(page: Vec<(Key, Option<Task>)>, mut stored: HashMap<TaskId, Task>) -> Vec<Task> {
     page.into_iter()
-        .filter_map(|(id, here)| here.or_else(|| stored.remove(&id)))
+        .filter_map(|(key, here)| here.or_else(|| stored.remove(&key.id)))
         .collect()
 }
 

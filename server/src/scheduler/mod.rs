@@ -88,7 +88,7 @@ use crate::cluster::{Fenced, NodeInfo};
 use crate::health::Health;
 use crate::kinds::Class;
 use crate::metrics::{Metrics, Retry};
-use crate::store::{Store, StoredTask, Write};
+use crate::store::{Key, Store, StoredTask, Write};
 use actor::{Scheduler, Timer};
 use config::PREALLOCATED_TASKS;
 use lifecycle::not_found;

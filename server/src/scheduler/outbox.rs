@@ -40,7 +40,7 @@ pub(super) struct CommitDone {
     result: Result<Committed, String>,
     deferred: Vec<Deferred>,
     written: Vec<TaskId>,
-    deleted: Vec<TaskId>,
+    deleted: Vec<Key>,
     /// Attempts that ended while their task went on (written again by a
     /// later commit if this one failed).
     attempts: Vec<lookups::RecordedAttempt>,
@@ -98,7 +98,7 @@ pub(super) struct Outbox {
     /// Tasks changed since the last commit.
     pub(super) dirty: Vec<TaskId>,
     /// Tasks to remove from the store at the next commit (retention).
-    pub(super) deletes: Vec<TaskId>,
+    pub(super) deletes: Vec<Key>,
     /// Attempts to store at the next commit (see `lookups`).
     pub(super) attempts: Vec<lookups::RecordedAttempt>,
     pub(super) deferred: Vec<Deferred>,
@@ -415,7 +415,7 @@ impl Scheduler {
         error: &str,
         deferred: Vec<Deferred>,
         written: Vec<TaskId>,
-        deleted: Vec<TaskId>,
+        deleted: Vec<Key>,
     ) {
         let reason = match self.outbox.cluster {
             Some(_) => error.to_owned(),
@@ -518,6 +518,6 @@ impl Scheduler {
         if let Some(key) = entry.timer.take() {
             self.timers.remove(&key);
         }
-        self.outbox.deletes.push(id);
+        self.outbox.deletes.push(Key { id, seq: entry.seq });
     }
 }

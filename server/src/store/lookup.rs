@@ -12,26 +12,26 @@ use app::{Attempt, Attempts, Task, TaskId};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError, row};
+use super::{Key, Store, StoreError, row};
 use crate::lookup::attempts_of;
 
 pub(super) enum Job {
     Tasks(
-        Vec<TaskId>,
+        Vec<Key>,
         oneshot::Sender<Result<HashMap<TaskId, Task>, String>>,
     ),
-    Attempts(TaskId, oneshot::Sender<Result<Option<Attempts>, String>>),
+    Attempts(Key, oneshot::Sender<Result<Option<Attempts>, String>>),
 }
 
 impl Store {
-    /// Tasks `ids` as last committed, by id; one the store does not hold
+    /// Tasks `keys` as last committed, by id; one the store does not hold
     /// is left out.
     pub fn read_many(
         &self,
-        ids: Vec<TaskId>,
+        keys: Vec<Key>,
     ) -> impl Future<Output = Result<HashMap<TaskId, Task>, StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = self.lookups.send(Job::Tasks(ids, done));
+        let queued = self.lookups.send(Job::Tasks(keys, done));
         async move {
             queued.map_err(|_| StoreError::Stopped)?;
             rx.await
@@ -40,16 +40,20 @@ impl Store {
         }
     }
 
-    /// Every attempt of task `id` as last committed; `None` if the store
-    /// does not hold the task.
-    pub async fn attempts(&self, id: TaskId) -> Result<Option<Attempts>, StoreError> {
+    /// Every attempt of the task stored under `key` as last committed;
+    /// `None` if the store does not hold the task.
+    pub fn attempts(
+        &self,
+        key: Key,
+    ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        self.lookups
-            .send(Job::Attempts(id, done))
-            .map_err(|_| StoreError::Stopped)?;
-        rx.await
-            .map_err(|_| StoreError::Stopped)?
-            .map_err(StoreError::Read)
+        let queued = self.lookups.send(Job::Attempts(key, done));
+        async move {
+            queued.map_err(|_| StoreError::Stopped)?;
+            rx.await
+                .map_err(|_| StoreError::Stopped)?
+                .map_err(StoreError::Read)
+        }
     }
 }
 
@@ -57,11 +61,11 @@ impl Store {
 pub(super) fn serve(conn: Connection, rx: std_mpsc::Receiver<Job>) {
     while let Ok(job) = rx.recv() {
         match job {
-            Job::Tasks(ids, done) => {
-                let _ = done.send(tasks(&conn, &ids).map_err(|e| e.to_string()));
+            Job::Tasks(keys, done) => {
+                let _ = done.send(tasks(&conn, &keys).map_err(|e| e.to_string()));
             }
-            Job::Attempts(id, done) => {
-                let _ = done.send(attempts(&conn, id).map_err(|e| e.to_string()));
+            Job::Attempts(key, done) => {
+                let _ = done.send(attempts(&conn, key).map_err(|e| e.to_string()));
             }
         }
     }
@@ -75,22 +79,22 @@ enum LookupError {
     Row(#[from] serde_json::Error),
 }
 
-/// Tasks `ids` as stored, by id.
-fn tasks(conn: &Connection, ids: &[TaskId]) -> Result<HashMap<TaskId, Task>, LookupError> {
-    let mut found = HashMap::with_capacity(ids.len());
-    for &id in ids {
-        if let Some(task) = row::read(conn, id)? {
-            found.insert(id, task);
+/// Tasks `keys` as stored, by id.
+fn tasks(conn: &Connection, keys: &[Key]) -> Result<HashMap<TaskId, Task>, LookupError> {
+    let mut found = HashMap::with_capacity(keys.len());
+    for &key in keys {
+        if let Some(task) = row::read(conn, key)? {
+            found.insert(key.id, task);
         }
     }
     Ok(found)
 }
 
-fn attempts(conn: &Connection, id: TaskId) -> Result<Option<Attempts>, LookupError> {
-    let Some(task) = row::read(conn, id)? else {
+fn attempts(conn: &Connection, at: Key) -> Result<Option<Attempts>, LookupError> {
+    let Some(task) = row::read(conn, at)? else {
         return Ok(None);
     };
-    let key = id.0.as_bytes().as_slice();
+    let key = at.id.0.as_bytes().as_slice();
     let mut stmt =
         conn.prepare_cached("SELECT body FROM attempts WHERE task = ?1 ORDER BY attempt")?;
     let bodies = stmt
@@ -133,9 +137,18 @@ mod tests {
             .commit(vec![Write::task(&tasks[1], 1, true)])
             .await
             .unwrap();
-        let unknown = TaskId::from(uuid::Uuid::now_v7());
+        let key = |seq: u64| Key {
+            id: tasks[seq as usize].id,
+            seq,
+        };
+        // A task never stored, and one whose key holds another task.
+        let unknown = Key {
+            id: uuid::Uuid::now_v7().into(),
+            seq: 7,
+        };
+        let misplaced = Key { seq: 0, ..key(2) };
         let found = store
-            .read_many(vec![tasks[1].id, unknown, tasks[2].id])
+            .read_many(vec![key(1), unknown, misplaced, key(2)])
             .await
             .unwrap();
         assert_eq!(found.len(), 2);

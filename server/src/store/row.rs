@@ -1,76 +1,55 @@
-//! A task's row: the task in columns, so that it is written once whole
-//! (its submission, which never changes) and afterwards only in the
-//! columns of its state. Integers and times are SQLite integers, ids
-//! 16-byte blobs, `after` their concatenation; input and output are their
-//! JSON text, kept as received; `error` and `progress`, rare, are JSON.
+//! A task's row: its place in submission order (`seq`, the rowid), its id,
+//! and two MessagePack blobs, the submission (written once, with the
+//! task's first write; it never changes) and the state (rewritten at every
+//! later write). The scheduler's table holds every stored task with its
+//! `seq`, so every read and write finds a row by `seq`: new rows are
+//! appended at the end of the table's b-tree and pruned from its start,
+//! keys compare as integers, and no other index is kept up.
+//!
+//! The blobs are MessagePack arrays, fields by position (the structs
+//! below); input and output are their JSON text as received, `error` its
+//! JSON (rare). Changing a blob's layout is a schema version (see
+//! `schema`).
+
+use std::borrow::Cow;
 
 use app::{ErrorBody, Json, Progress, Task, TaskId, TaskStatus, Timestamp, WorkerId};
-use rusqlite::types::{Type, ValueRef};
-use rusqlite::{Connection, Row, Statement, ToSql, params};
+use rusqlite::types::Type;
+use rusqlite::{Connection, Row, Statement, params};
+
+use super::Key;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Every column, in the order [`decode`] reads them.
-pub(super) const COLUMNS: &str = "seq, id, status, kind, key, input, priority, max_attempts, \
-    timeout_ms, created_at, after, retry_on_failure, backoff_ms, concurrency_key, \
-    concurrency_limit, retry_of, attempt, worker, started_at, finished_at, run_at, output, \
-    error, progress";
+pub(super) const COLUMNS: &str = "seq, id, submission, state";
 
-/// Where [`decode`] finds `key`.
-const KEY: usize = 4;
-
-/// The table, as created by schema version 2.
+/// The table, as created by schema version 4.
 pub(super) const TABLE: &str = "
     CREATE TABLE IF NOT EXISTS tasks (
-        id                BLOB PRIMARY KEY,
-        seq               INTEGER NOT NULL,
-        status            TEXT NOT NULL,
-        kind              TEXT NOT NULL,
-        key               TEXT,
-        input             TEXT NOT NULL,
-        priority          INTEGER NOT NULL,
-        max_attempts      INTEGER NOT NULL,
-        timeout_ms        INTEGER,
-        created_at        INTEGER NOT NULL,
-        after             BLOB,
-        retry_on_failure  INTEGER NOT NULL,
-        backoff_ms        INTEGER NOT NULL,
-        concurrency_key   TEXT,
-        concurrency_limit INTEGER NOT NULL,
-        retry_of          BLOB,
-        attempt           INTEGER NOT NULL,
-        worker            TEXT,
-        started_at        INTEGER,
-        finished_at       INTEGER,
-        run_at            INTEGER,
-        output            TEXT,
-        error             TEXT,
-        progress          TEXT
-    ) WITHOUT ROWID;";
+        seq        INTEGER PRIMARY KEY,
+        id         BLOB NOT NULL,
+        submission BLOB NOT NULL,
+        state      BLOB NOT NULL
+    );";
 
 /// A task's first write, the whole row; written again whole (its state
 /// replaced) if a failed commit took the first one with it.
 pub(super) const INSERT: &str = "
-    INSERT INTO tasks (id, seq, kind, key, input, priority, max_attempts, timeout_ms,
-        created_at, after, retry_on_failure, backoff_ms, concurrency_key, concurrency_limit,
-        retry_of, status, attempt, worker, started_at, finished_at, run_at, output, error,
-        progress)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-    ON CONFLICT (id) DO UPDATE SET
-        status = excluded.status, attempt = excluded.attempt, worker = excluded.worker,
-        started_at = excluded.started_at, finished_at = excluded.finished_at,
-        run_at = excluded.run_at, output = excluded.output, error = excluded.error,
-        progress = excluded.progress";
+    INSERT INTO tasks (seq, id, submission, state) VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (seq) DO UPDATE SET state = excluded.state";
 
 /// A later write: the state only.
-pub(super) const UPDATE: &str = "
-    UPDATE tasks SET status = ?2, attempt = ?3, worker = ?4, started_at = ?5,
-        finished_at = ?6, run_at = ?7, output = ?8, error = ?9, progress = ?10
-    WHERE id = ?1";
+pub(super) const UPDATE: &str = "UPDATE tasks SET state = ?2 WHERE seq = ?1";
 
-/// What changes in a task after it is submitted: the columns [`UPDATE`]
-/// writes.
+/// A row's removal.
+pub(super) const DELETE: &str = "DELETE FROM tasks WHERE seq = ?1";
+
+/// What changes in a task after it is submitted: what [`UPDATE`] writes.
 #[derive(Debug, Clone)]
 pub struct TaskState {
+    /// The row's key.
+    pub seq: u64,
     pub id: TaskId,
     pub status: TaskStatus,
     pub attempt: u32,
@@ -84,8 +63,9 @@ pub struct TaskState {
 }
 
 impl TaskState {
-    pub fn of(task: &Task) -> Self {
+    pub fn of(task: &Task, seq: u64) -> Self {
         Self {
+            seq,
             id: task.id,
             status: task.status,
             attempt: task.attempt,
@@ -100,80 +80,44 @@ impl TaskState {
     }
 }
 
-/// Writes `task` whole (see [`INSERT`]).
-pub(super) fn insert(stmt: &mut Statement<'_>, task: &Task, seq: u64) -> rusqlite::Result<()> {
-    let after = (!task.after.is_empty()).then(|| {
-        task.after
-            .iter()
-            .flat_map(|id| *id.0.as_bytes())
-            .collect::<Vec<u8>>()
-    });
-    let retry_of = task.retry_of.map(|id| *id.0.as_bytes());
-    let submission: [&dyn ToSql; 15] = [
-        &task.id.0.as_bytes().as_slice(),
-        &i64::try_from(seq).unwrap_or(i64::MAX),
-        &task.kind,
-        &task.key,
-        &task.input.get(),
-        &task.priority,
-        &task.max_attempts,
-        &task.timeout_ms.map(clamp),
-        &task.created_at.millis(),
-        &after,
-        &task.retry_on_failure,
-        &clamp(task.backoff_ms),
-        &task.concurrency_key,
-        &task.concurrency_limit,
-        &retry_of.as_ref().map(|b| b.as_slice()),
-    ];
-    bind(stmt, 1, &submission)?;
-    State::of(
-        task.status,
-        task.attempt,
-        &task.worker,
-        [task.started_at, task.finished_at, task.run_at],
-        &task.output,
-        task.error.as_deref(),
-        task.progress.as_deref(),
-    )?
-    .bind(stmt, 1 + submission.len())?;
-    stmt.raw_execute()?;
-    Ok(())
+/// The `submission` blob: what a task was submitted as.
+#[derive(Serialize, Deserialize)]
+struct Submission<'a> {
+    kind: &'a str,
+    #[serde(borrow)]
+    key: Option<&'a str>,
+    input: &'a str,
+    priority: i32,
+    max_attempts: u32,
+    timeout_ms: Option<u64>,
+    created_at: i64,
+    after: Vec<Uuid>,
+    retry_on_failure: bool,
+    backoff_ms: u64,
+    #[serde(borrow)]
+    concurrency_key: Option<&'a str>,
+    concurrency_limit: u32,
+    retry_of: Option<Uuid>,
 }
 
-/// Writes a task's state (see [`UPDATE`]); whether its row was there.
-pub(super) fn update(stmt: &mut Statement<'_>, s: &TaskState) -> rusqlite::Result<bool> {
-    bind(stmt, 1, &[&s.id.0.as_bytes().as_slice()])?;
-    State::of(
-        s.status,
-        s.attempt,
-        &s.worker,
-        [s.started_at, s.finished_at, s.run_at],
-        &s.output,
-        s.error.as_deref(),
-        s.progress.as_deref(),
-    )?
-    .bind(stmt, 2)?;
-    Ok(stmt.raw_execute()? > 0)
-}
-
-/// Binds `values` to the parameters from `first` (1-based) on.
-fn bind(stmt: &mut Statement<'_>, first: usize, values: &[&dyn ToSql]) -> rusqlite::Result<()> {
-    for (i, value) in values.iter().enumerate() {
-        stmt.raw_bind_parameter(first + i, value)?;
-    }
-    Ok(())
-}
-
-/// The state columns as bound.
+/// The `state` blob.
+#[derive(Serialize, Deserialize)]
 struct State<'a> {
-    status: &'static str,
+    status: &'a str,
     attempt: u32,
+    #[serde(borrow)]
     worker: Option<&'a str>,
-    times: [Option<i64>; 3],
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    run_at: Option<i64>,
+    #[serde(borrow)]
     output: Option<&'a str>,
-    error: Option<String>,
-    progress: Option<String>,
+    /// Its JSON.
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
+    /// `done`, `total`, `message`.
+    #[serde(borrow)]
+    progress: Option<(u64, u64, Option<&'a str>)>,
 }
 
 impl<'a> State<'a> {
@@ -184,158 +128,177 @@ impl<'a> State<'a> {
         times: [Option<Timestamp>; 3],
         output: &'a Option<Json>,
         error: Option<&ErrorBody>,
-        progress: Option<&Progress>,
+        progress: Option<&'a Progress>,
     ) -> rusqlite::Result<Self> {
+        let [started_at, finished_at, run_at] = times.map(|t| t.map(|t| t.millis()));
         Ok(Self {
             status: status.as_str(),
             attempt,
             worker: worker.as_ref().map(|w| &*w.0),
-            times: times.map(|t| t.map(|t| t.millis())),
+            started_at,
+            finished_at,
+            run_at,
             output: output.as_ref().map(Json::get),
-            error: json_of(error)?,
-            progress: json_of(progress)?,
+            error: error
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
+                .map(Cow::Owned),
+            progress: progress.map(|p| (p.done, p.total, p.message.as_deref())),
         })
     }
-
-    /// Binds the state columns in [`UPDATE`]'s order from `first` on.
-    fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
-        let [started_at, finished_at, run_at] = &self.times;
-        bind(
-            stmt,
-            first,
-            &[
-                &self.status,
-                &self.attempt,
-                &self.worker,
-                started_at,
-                finished_at,
-                run_at,
-                &self.output,
-                &self.error,
-                &self.progress,
-            ],
-        )
-    }
 }
 
-fn json_of<T: serde::Serialize>(value: Option<&T>) -> rusqlite::Result<Option<String>> {
-    value
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+/// Writes `task` whole (see [`INSERT`]).
+pub(super) fn insert(stmt: &mut Statement<'_>, task: &Task, seq: u64) -> rusqlite::Result<()> {
+    let submission = Submission {
+        kind: &task.kind,
+        key: task.key.as_deref(),
+        input: task.input.get(),
+        priority: task.priority,
+        max_attempts: task.max_attempts,
+        timeout_ms: task.timeout_ms,
+        created_at: task.created_at.millis(),
+        after: task.after.iter().map(|id| id.0).collect(),
+        retry_on_failure: task.retry_on_failure,
+        backoff_ms: task.backoff_ms,
+        concurrency_key: task.concurrency_key.as_deref(),
+        concurrency_limit: task.concurrency_limit,
+        retry_of: task.retry_of.map(|id| id.0),
+    };
+    let state = State::of(
+        task.status,
+        task.attempt,
+        &task.worker,
+        [task.started_at, task.finished_at, task.run_at],
+        &task.output,
+        task.error.as_deref(),
+        task.progress.as_deref(),
+    )?;
+    stmt.raw_bind_parameter(1, key(seq))?;
+    stmt.raw_bind_parameter(2, task.id.0.as_bytes().as_slice())?;
+    stmt.raw_bind_parameter(3, encode(&submission)?)?;
+    stmt.raw_bind_parameter(4, encode(&state)?)?;
+    stmt.raw_execute()?;
+    Ok(())
 }
 
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// Writes a task's state (see [`UPDATE`]); whether its row was there.
+pub(super) fn update(stmt: &mut Statement<'_>, s: &TaskState) -> rusqlite::Result<bool> {
+    stmt.raw_bind_parameter(1, key(s.seq))?;
+    let state = State::of(
+        s.status,
+        s.attempt,
+        &s.worker,
+        [s.started_at, s.finished_at, s.run_at],
+        &s.output,
+        s.error.as_deref(),
+        s.progress.as_deref(),
+    )?;
+    stmt.raw_bind_parameter(2, encode(&state)?)?;
+    Ok(stmt.raw_execute()? > 0)
+}
+
+/// `seq` as the row's key (SQLite's integers are signed).
+pub(super) fn key(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn encode(value: &impl Serialize) -> rusqlite::Result<Vec<u8>> {
+    // Room for a small task's blob: no regrowth while it is written.
+    let mut out = Vec::with_capacity(128);
+    rmp_serde::encode::write(&mut out, value)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(out)
+}
+
+/// The task stored under `key`; `None` if the store does not hold it.
+pub(super) fn read(conn: &Connection, at: Key) -> rusqlite::Result<Option<Task>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE seq = ?1"))?;
+    let mut rows = stmt.query(params![key(at.seq)])?;
+    let task = rows.next()?.map(|r| decode(r).map(|(_, task)| task));
+    // A row under that key holds that task, unless the task was pruned
+    // (and its key is not reused): checked all the same.
+    Ok(task.transpose()?.filter(|t| t.id == at.id))
 }
 
 /// A row read with [`COLUMNS`]: its place in submission order and its task.
-/// Task `id` as stored; `None` if the store does not hold it.
-pub(super) fn read(conn: &Connection, id: TaskId) -> rusqlite::Result<Option<Task>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?;
-    let mut rows = stmt.query(params![id.0.as_bytes().as_slice()])?;
-    rows.next()?
-        .map(|r| decode(r).map(|(_, task)| task))
-        .transpose()
-}
-
-pub(super) fn decode(row: &Row<'_>) -> rusqlite::Result<(i64, Task)> {
-    let seq: i64 = row.get(0)?;
+pub(super) fn decode(row: &Row<'_>) -> rusqlite::Result<(u64, Task)> {
+    let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or_default();
+    let id = TaskId(uuid(row, 1)?);
+    let s: Submission<'_> = blob(row, 2)?;
+    let state: State<'_> = blob(row, 3)?;
+    let time = |column: usize, ms: i64| {
+        Timestamp::from_millis(ms).ok_or_else(|| bad(column, format!("time {ms}")))
+    };
+    let times = |column, ms: Option<i64>| ms.map(|ms| time(column, ms)).transpose();
+    let json = |column, text: &str| {
+        Json::from_text(text.to_owned())
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Blob, Box::new(e)))
+    };
     let task = Task {
-        id: TaskId(uuid(row, 1)?),
-        status: {
-            let name: String = row.get(2)?;
-            TaskStatus::from_name(&name).ok_or_else(|| bad(2, format!("unknown status {name}")))?
-        },
-        kind: row.get(3)?,
-        key: row.get(KEY)?,
-        input: json_text(row, 5)?.unwrap_or_else(Json::null),
-        priority: row.get(6)?,
-        max_attempts: row.get(7)?,
-        timeout_ms: row.get::<_, Option<i64>>(8)?.map(unsigned),
-        created_at: time(row, 9)?.ok_or_else(|| bad(9, "no creation time".into()))?,
-        after: match row.get_ref(10)? {
-            ValueRef::Null => Vec::new(),
-            value => {
-                let bytes = value.as_blob()?;
-                if bytes.len() % 16 != 0 {
-                    return Err(bad(10, "ids of 16 bytes expected".into()));
-                }
-                bytes
-                    .chunks_exact(16)
-                    .map(|c| TaskId(uuid::Uuid::from_slice(c).unwrap_or_default()))
-                    .collect()
-            }
-        },
-        retry_on_failure: row.get(11)?,
-        backoff_ms: unsigned(row.get(12)?),
-        concurrency_key: row.get(13)?,
-        concurrency_limit: row.get(14)?,
-        retry_of: match row.get_ref(15)? {
-            ValueRef::Null => None,
-            _ => Some(TaskId(uuid(row, 15)?)),
-        },
-        attempt: row.get(16)?,
-        worker: row.get::<_, Option<String>>(17)?.map(WorkerId::from),
-        started_at: time(row, 18)?,
-        finished_at: time(row, 19)?,
-        run_at: time(row, 20)?,
-        output: json_text(row, 21)?,
-        error: json_value(row, 22)?,
-        progress: json_value(row, 23)?,
+        id,
+        kind: s.kind.to_owned(),
+        input: json(2, s.input)?,
+        priority: s.priority,
+        status: TaskStatus::from_name(state.status)
+            .ok_or_else(|| bad(3, format!("unknown status {}", state.status)))?,
+        attempt: state.attempt,
+        max_attempts: s.max_attempts,
+        timeout_ms: s.timeout_ms,
+        progress: state.progress.map(|(done, total, message)| {
+            Box::new(Progress {
+                done,
+                total,
+                message: message.map(str::to_owned),
+            })
+        }),
+        output: state.output.map(|text| json(3, text)).transpose()?,
+        error: state
+            .error
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(3, Type::Blob, Box::new(e))
+                })
+            })
+            .transpose()?,
+        worker: state.worker.map(|w| WorkerId::from(w.to_owned())),
+        created_at: time(2, s.created_at)?,
+        started_at: times(3, state.started_at)?,
+        finished_at: times(3, state.finished_at)?,
+        run_at: times(3, state.run_at)?,
+        key: s.key.map(str::to_owned),
+        after: s.after.into_iter().map(TaskId).collect(),
+        retry_on_failure: s.retry_on_failure,
+        backoff_ms: s.backoff_ms,
+        concurrency_key: s.concurrency_key.map(str::to_owned),
+        concurrency_limit: s.concurrency_limit,
+        retry_of: s.retry_of.map(TaskId),
     };
     Ok((seq, task))
 }
 
-fn unsigned(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or_default()
+/// The id in `column` of a row read with [`COLUMNS`].
+pub(super) fn uuid(row: &Row<'_>, column: usize) -> rusqlite::Result<Uuid> {
+    let bytes = row.get_ref(column)?.as_blob()?;
+    Uuid::from_slice(bytes).map_err(|e| bad(column, e.to_string()))
+}
+
+fn blob<'a, T: Deserialize<'a>>(row: &'a Row<'_>, column: usize) -> rusqlite::Result<T> {
+    rmp_serde::from_slice(row.get_ref(column)?.as_blob()?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Blob, Box::new(e)))
 }
 
 fn bad(column: usize, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Blob, message.into())
 }
 
-pub(super) fn uuid(row: &Row<'_>, column: usize) -> rusqlite::Result<uuid::Uuid> {
-    let bytes = row.get_ref(column)?.as_blob()?;
-    uuid::Uuid::from_slice(bytes).map_err(|e| bad(column, e.to_string()))
-}
-
-fn time(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<Timestamp>> {
-    row.get::<_, Option<i64>>(column)?
-        .map(|ms| Timestamp::from_millis(ms).ok_or_else(|| bad(column, format!("time {ms}"))))
-        .transpose()
-}
-
-fn json_text(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<Json>> {
-    row.get::<_, Option<String>>(column)?
-        .map(|text| {
-            Json::from_text(text).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))
-            })
-        })
-        .transpose()
-}
-
-fn json_value<T: serde::de::DeserializeOwned>(
-    row: &Row<'_>,
-    column: usize,
-) -> rusqlite::Result<Option<Box<T>>> {
-    match row.get_ref(column)? {
-        ValueRef::Null => Ok(None),
-        value => serde_json::from_slice(value.as_bytes()?)
-            .map(Some)
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))
-            }),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use app::{ErrorCode, TaskSpec};
     use serde_json::json;
 
-    use crate::store::{Store, Write, tests::reopen};
+    use crate::store::{Key, Store, Write, tests::reopen};
 
     use super::*;
 
@@ -349,7 +312,7 @@ mod tests {
 
     /// A task with every field set, times in whole milliseconds (as the
     /// wire carries them).
-    fn full() -> Task {
+    pub(in crate::store) fn full() -> Task {
         let spec = TaskSpec {
             priority: -3,
             timeout_ms: Some(1500),
@@ -383,6 +346,7 @@ mod tests {
         let (store, _) = Store::open(dir.path()).unwrap();
         let mut task = full();
         let bare = Task::new(id(9), TaskSpec::new("sleep", json!(null)), at(5));
+        let key = |t: &Task, seq| Key { id: t.id, seq };
         store
             .commit(vec![
                 Write::task(&task, 7, false),
@@ -390,8 +354,8 @@ mod tests {
             ])
             .await
             .unwrap();
-        assert_eq!(store.read(task.id).await.unwrap(), Some(task.clone()));
-        assert_eq!(store.read(bare.id).await.unwrap(), Some(bare.clone()));
+        assert_eq!(store.read(key(&task, 7)).await.unwrap(), Some(task.clone()));
+        assert_eq!(store.read(key(&bare, 8)).await.unwrap(), Some(bare.clone()));
 
         task.status = TaskStatus::Failed;
         task.finished_at = Some(at(1_700_000_003_000));
@@ -408,14 +372,16 @@ mod tests {
             ])
             .await
             .unwrap();
-        assert_eq!(store.read(task.id).await.unwrap(), Some(task.clone()));
-        assert_eq!(store.read(lost.id).await.unwrap(), None);
+        assert_eq!(store.read(key(&task, 7)).await.unwrap(), Some(task.clone()));
+        assert_eq!(store.read(key(&lost, 9)).await.unwrap(), None);
 
-        // Written whole again (after a failed commit), only the state
-        // changes: an insert never moves a task in line.
+        // Written whole again (after a failed commit, under the key it
+        // had), only the state changes.
         task.attempt = 3;
+        let mut changed = task.clone();
+        changed.kind = "not written".into();
         store
-            .commit(vec![Write::task(&task, 99, false)])
+            .commit(vec![Write::task(&changed, 7, false)])
             .await
             .unwrap();
         drop(store);

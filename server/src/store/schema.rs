@@ -11,14 +11,18 @@
 //!   body, so that a change writes the task's state and not all of it;
 //! - 3: `tasks` has no index but its key: the server's table indexes every
 //!   task the store holds, and answers `list` (each index here cost every
-//!   write of a task an update, two when its status changed).
+//!   write of a task an update, two when its status changed);
+//! - 4: a task's row is keyed by its `seq` (the rowid) and holds its id
+//!   and two blobs, its submission and its state (see `row`): rows are
+//!   appended in key order and pruned from the start, and a write binds 4
+//!   values instead of 24.
 
 use rusqlite::{Connection, params};
 
-use super::row;
+use super::{columns, row};
 
 /// The version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const TABLES: &str = "
     CREATE TABLE IF NOT EXISTS schedules (
@@ -35,15 +39,6 @@ const TABLES: &str = "
         PRIMARY KEY (task, attempt)
     ) WITHOUT ROWID;";
 
-/// The indexes of `tasks` that versions 1 and 2 kept for `list` (version
-/// 0 had the first only).
-const OLD_INDEXES: &str = "
-    DROP INDEX IF EXISTS tasks_seq;
-    DROP INDEX IF EXISTS tasks_status_seq;
-    DROP INDEX IF EXISTS tasks_kind_seq;
-    DROP INDEX IF EXISTS tasks_kind_status_seq;
-    DROP INDEX IF EXISTS tasks_key_seq;";
-
 /// Why the schema cannot be brought to [`VERSION`].
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -55,6 +50,8 @@ pub enum SchemaError {
         id: String,
         source: serde_json::Error,
     },
+    #[error("task {id} of schema version 2 or 3 is unreadable: {source}")]
+    OldColumns { id: String, source: rusqlite::Error },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -75,16 +72,14 @@ pub fn upgrade(conn: &mut Connection) -> Result<(), SchemaError> {
         |r| r.get(0),
     )?;
     tx.execute_batch(TABLES)?;
-    if had_tasks && version >= 2 {
-        // Already in columns.
-        tx.execute_batch(OLD_INDEXES)?;
-        tracing::info!(from = version, to = VERSION, "upgraded the task database");
-    } else if had_tasks {
-        // Versions 0 and 1 kept each task as JSON: rewritten in columns.
-        // Their indexes go with the old table.
+    if had_tasks {
+        // Rewritten row by row; the old table's indexes go with it.
         tx.execute_batch("ALTER TABLE tasks RENAME TO tasks_old;")?;
         tx.execute_batch(row::TABLE)?;
-        let moved = move_bodies(&tx, version)?;
+        let moved = match version {
+            0 | 1 => move_bodies(&tx, version)?,
+            _ => move_columns(&tx)?,
+        };
         tx.execute_batch("DROP TABLE tasks_old;")?;
         tracing::info!(
             from = version,
@@ -100,12 +95,33 @@ pub fn upgrade(conn: &mut Connection) -> Result<(), SchemaError> {
     Ok(())
 }
 
-/// Copies every task of `tasks_old` (a JSON body per task) into `tasks`.
-fn move_bodies(tx: &rusqlite::Transaction<'_>, version: i64) -> Result<usize, SchemaError> {
-    let mut read = tx.prepare("SELECT hex(id), seq, body FROM tasks_old")?;
+/// Copies every task of `tasks_old` (versions 2 and 3: in columns) into
+/// `tasks`.
+fn move_columns(tx: &rusqlite::Transaction<'_>) -> Result<usize, SchemaError> {
+    let mut read = tx.prepare(&format!(
+        "SELECT {} FROM tasks_old ORDER BY seq",
+        columns::COLUMNS
+    ))?;
     let mut insert = tx.prepare(row::INSERT)?;
     let mut rows = read.query(params![])?;
-    let mut moved = 0;
+    let mut seqs = Seqs::default();
+    while let Some(r) = rows.next()? {
+        let (seq, task) = columns::decode(r).map_err(|source| SchemaError::OldColumns {
+            id: columns::uuid(r, 1).map_or_else(|_| "?".into(), |id| id.to_string()),
+            source,
+        })?;
+        row::insert(&mut insert, &task, seqs.next(seq))?;
+    }
+    Ok(seqs.moved)
+}
+
+/// Copies every task of `tasks_old` (versions 0 and 1: a JSON body per
+/// task) into `tasks`.
+fn move_bodies(tx: &rusqlite::Transaction<'_>, version: i64) -> Result<usize, SchemaError> {
+    let mut read = tx.prepare("SELECT hex(id), seq, body FROM tasks_old ORDER BY seq")?;
+    let mut insert = tx.prepare(row::INSERT)?;
+    let mut rows = read.query(params![])?;
+    let mut seqs = Seqs::default();
     while let Some(r) = rows.next()? {
         let body: String = r.get(2)?;
         let task: app::Task =
@@ -114,11 +130,28 @@ fn move_bodies(tx: &rusqlite::Transaction<'_>, version: i64) -> Result<usize, Sc
                 id: r.get(0).unwrap_or_default(),
                 source,
             })?;
-        let seq: i64 = r.get(1)?;
-        row::insert(&mut insert, &task, u64::try_from(seq).unwrap_or_default())?;
-        moved += 1;
+        row::insert(&mut insert, &task, seqs.next(r.get(1)?))?;
     }
-    Ok(moved)
+    Ok(seqs.moved)
+}
+
+/// The keys of the rows moved, read in submission order: each its old
+/// `seq`, which was unique; were two the same, the later would be moved
+/// one past the earlier (never onto another task's row).
+#[derive(Default)]
+struct Seqs {
+    last: Option<u64>,
+    moved: usize,
+}
+
+impl Seqs {
+    fn next(&mut self, old: i64) -> u64 {
+        let old = u64::try_from(old).unwrap_or_default();
+        let seq = self.last.map_or(old, |last| old.max(last + 1));
+        self.last = Some(seq);
+        self.moved += 1;
+        seq
+    }
 }
 
 #[cfg(test)]
@@ -128,7 +161,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::{DB_FILE, Store, StoreError};
+    use crate::store::{DB_FILE, Key, Store, StoreError};
 
     /// A database as Taskwire wrote it before lookups (schema version 0).
     fn old_database(dir: &std::path::Path, tasks: &[Task]) {
@@ -193,7 +226,14 @@ mod tests {
                 (2, tasks[2].id, "echo", Some("r:2")),
             ]
         );
-        let attempts = store.attempts(tasks[1].id).await.unwrap().expect("known");
+        let attempts = store
+            .attempts(Key {
+                id: tasks[1].id,
+                seq: 1,
+            })
+            .await
+            .unwrap()
+            .expect("known");
         assert!(attempts.attempts.is_empty());
         drop(store);
         // Stamped with the version it was brought to.
@@ -244,7 +284,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_database_of_json_bodies_is_moved_into_columns() {
+    async fn a_database_of_json_bodies_is_moved_into_blobs() {
         let dir = tempfile::tempdir().unwrap();
         let at = |ms| Timestamp::from_millis(ms).unwrap();
         let mut done = task("echo", Some("r:1"));
@@ -260,7 +300,13 @@ mod tests {
         let (store, recovered) = Store::open(dir.path()).unwrap();
         let got: Vec<(u64, &Task)> = recovered.iter().map(|t| (t.seq, &t.task)).collect();
         assert_eq!(got, vec![(0, &done), (1, &queued)]);
-        let found = store.read_many(vec![done.id]).await.unwrap();
+        let found = store
+            .read_many(vec![Key {
+                id: done.id,
+                seq: 0,
+            }])
+            .await
+            .unwrap();
         assert_eq!(found[&done.id], done);
         drop(store);
         assert_eq!(indexes(dir.path()), Vec::<String>::new());
@@ -278,17 +324,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_database_with_list_indexes_loses_them_and_keeps_its_tasks() {
+    async fn a_database_in_columns_is_moved_into_blobs_and_loses_its_indexes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut tasks = [task("echo", Some("k:1")), task("sleep", None)];
-        for (i, t) in tasks.iter_mut().enumerate() {
-            // Milliseconds, as the store keeps times.
-            t.created_at = Timestamp::from_millis(1_000 + i as i64).unwrap();
-        }
+        let full = row::tests::full();
+        let bare = task("sleep", None);
+        // Milliseconds, as the store keeps times.
+        let bare = Task {
+            created_at: Timestamp::from_millis(1_000).unwrap(),
+            ..bare
+        };
         {
             let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
             conn.execute_batch(TABLES).unwrap();
-            conn.execute_batch(row::TABLE).unwrap();
+            conn.execute_batch(columns::TABLE).unwrap();
             conn.execute_batch(
                 "CREATE INDEX tasks_seq ON tasks (seq);
                  CREATE INDEX tasks_status_seq ON tasks (status, seq);
@@ -298,17 +346,45 @@ mod tests {
                  PRAGMA user_version = 2;",
             )
             .unwrap();
-            let mut insert = conn.prepare(row::INSERT).unwrap();
             // Stored out of submission order: recovery sorts them.
-            row::insert(&mut insert, &tasks[1], 7).unwrap();
-            row::insert(&mut insert, &tasks[0], 3).unwrap();
+            columns::write(&conn, &bare, 7).unwrap();
+            columns::write(&conn, &full, 3).unwrap();
         }
         assert_eq!(indexes(dir.path()).len(), 5);
         let (store, recovered) = Store::open(dir.path()).unwrap();
         let got: Vec<(u64, &Task)> = recovered.iter().map(|t| (t.seq, &t.task)).collect();
-        assert_eq!(got, vec![(3, &tasks[0]), (7, &tasks[1])]);
+        assert_eq!(got, vec![(3, &full), (7, &bare)]);
+        let found = store
+            .read_many(vec![
+                Key {
+                    id: full.id,
+                    seq: 3,
+                },
+                Key {
+                    id: bare.id,
+                    seq: 7,
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!((&found[&full.id], &found[&bare.id]), (&full, &bare));
         drop(store);
         assert_eq!(indexes(dir.path()), Vec::<String>::new());
+        assert_eq!(
+            table_columns(dir.path()),
+            ["seq", "id", "submission", "state"].map(String::from)
+        );
+    }
+
+    /// The columns of `tasks`, in order.
+    fn table_columns(dir: &std::path::Path) -> Vec<String> {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.prepare("SELECT name FROM pragma_table_info('tasks') ORDER BY cid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     #[test]

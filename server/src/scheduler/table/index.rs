@@ -368,7 +368,11 @@ mod tests {
         t.shelve(ids[2], false);
         t.record_attempt(ids[2], sample_attempt());
         assert_eq!(t.earlier_attempts(&ids[2]).len(), 1);
-        assert_eq!(t.prune(0, usize::MAX, i64::MIN, i64::MAX), vec![ids[2]]);
+        let pruned = t.prune(0, usize::MAX, i64::MIN, i64::MAX);
+        assert_eq!(
+            pruned.iter().map(|k| k.id).collect::<Vec<_>>(),
+            vec![ids[2]]
+        );
         assert_eq!(page(&t, json!({"status": "failed"})).0, vec![]);
         assert_eq!(page(&t, json!({"key": "a:*"})).0, vec![ids[0]]);
         assert!(t.earlier_attempts(&ids[2]).is_empty());

@@ -1,6 +1,6 @@
 //! Retention's side of the table: dropping the oldest finished tasks.
 
-use app::TaskId;
+use crate::store::Key;
 
 use super::index::unindexed;
 use super::{Payload, TaskTable};
@@ -8,7 +8,7 @@ use super::{Payload, TaskTable};
 impl TaskTable {
     /// Drops the oldest finished tasks while there are more than `count`,
     /// their kept payloads take more than `bytes`, or they finished before
-    /// `oldest_kept` (ms since the epoch); returns their ids. Tasks with an
+    /// `oldest_kept` (ms since the epoch); returns where they were stored. Tasks with an
     /// idempotency key are kept while they finished at or after
     /// `keys_since`, whatever the rest says.
     pub fn prune(
@@ -17,7 +17,7 @@ impl TaskTable {
         bytes: usize,
         oldest_kept: i64,
         keys_since: i64,
-    ) -> Vec<TaskId> {
+    ) -> Vec<Key> {
         let mut dropped = self.prune_keyed(count, oldest_kept, keys_since);
         while let Some(&old) = self.finished.front() {
             let too_many = self.finished.len() > count || self.kept_bytes > bytes;
@@ -35,15 +35,18 @@ impl TaskTable {
                 if let Payload::Kept(b) = entry.payload {
                     self.kept_bytes -= b as usize;
                 }
+                dropped.push(Key {
+                    id: old,
+                    seq: entry.seq,
+                });
             }
-            dropped.push(old);
         }
         dropped
     }
 
     /// Drops the oldest finished tasks with a key once out of the dedup
     /// window and also too many or too old.
-    fn prune_keyed(&mut self, count: usize, oldest_kept: i64, keys_since: i64) -> Vec<TaskId> {
+    fn prune_keyed(&mut self, count: usize, oldest_kept: i64, keys_since: i64) -> Vec<Key> {
         let mut dropped = Vec::new();
         while let Some(&old) = self.keyed_finished.front() {
             let finished = self
@@ -66,8 +69,11 @@ impl TaskTable {
                 {
                     self.keys.remove(key);
                 }
+                dropped.push(Key {
+                    id: old,
+                    seq: entry.seq,
+                });
             }
-            dropped.push(old);
         }
         dropped
     }
