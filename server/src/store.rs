@@ -309,13 +309,8 @@ impl Store {
         key: Key,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = self.reads.send(ReadJob { key, done });
-        async move {
-            queued.map_err(|_| StoreError::Stopped)?;
-            rx.await
-                .map_err(|_| StoreError::Stopped)?
-                .map_err(StoreError::Read)
-        }
+        let queued = self.reads.send(ReadJob { key, done }).is_ok();
+        answer(queued, rx, StoreError::Read)
     }
 
     /// Queues `writes` for one transaction; the future resolves once they
@@ -326,14 +321,22 @@ impl Store {
         writes: Vec<Write>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = self.jobs.send(Job { writes, done });
-        async move {
-            queued.map_err(|_| StoreError::Stopped)?;
-            rx.await
-                .map_err(|_| StoreError::Stopped)?
-                .map_err(StoreError::Write)
-        }
+        let queued = self.jobs.send(Job { writes, done }).is_ok();
+        answer(queued, rx, StoreError::Write)
     }
+}
+
+/// What a store thread answers to a job sent to it (`queued`): its result,
+/// its error as `failed`, or `Stopped` if the thread is gone.
+async fn answer<T>(
+    queued: bool,
+    rx: oneshot::Receiver<Result<T, String>>,
+    failed: fn(String) -> StoreError,
+) -> Result<T, StoreError> {
+    if !queued {
+        return Err(StoreError::Stopped);
+    }
+    rx.await.map_err(|_| StoreError::Stopped)?.map_err(failed)
 }
 
 fn load(conn: &Connection) -> Result<Vec<StoredTask>, StoreError> {

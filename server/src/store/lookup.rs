@@ -12,7 +12,7 @@ use app::{Attempt, Attempts, Task, TaskId};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
-use super::{Key, Store, StoreError, row};
+use super::{Key, Store, StoreError, answer, row};
 use crate::lookup::attempts_of;
 
 pub(super) enum Job {
@@ -31,13 +31,8 @@ impl Store {
         keys: Vec<Key>,
     ) -> impl Future<Output = Result<HashMap<TaskId, Task>, StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = self.lookups.send(Job::Tasks(keys, done));
-        async move {
-            queued.map_err(|_| StoreError::Stopped)?;
-            rx.await
-                .map_err(|_| StoreError::Stopped)?
-                .map_err(StoreError::Read)
-        }
+        let queued = self.lookups.send(Job::Tasks(keys, done)).is_ok();
+        answer(queued, rx, StoreError::Read)
     }
 
     /// Every attempt of the task stored under `key` as last committed;
@@ -47,13 +42,8 @@ impl Store {
         key: Key,
     ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = self.lookups.send(Job::Attempts(key, done));
-        async move {
-            queued.map_err(|_| StoreError::Stopped)?;
-            rx.await
-                .map_err(|_| StoreError::Stopped)?
-                .map_err(StoreError::Read)
-        }
+        let queued = self.lookups.send(Job::Attempts(key, done)).is_ok();
+        answer(queued, rx, StoreError::Read)
     }
 }
 
