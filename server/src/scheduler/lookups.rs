@@ -40,11 +40,10 @@ impl Scheduler {
         let page: Vec<(Key, Option<Task>)> = entries
             .into_iter()
             .map(|e| {
-                let key = Key {
-                    id: e.task.id,
-                    seq: e.seq,
-                };
-                (key, (e.payload != Payload::Stored).then(|| e.task.clone()))
+                (
+                    e.key(),
+                    (e.payload != Payload::Stored).then(|| e.task.clone()),
+                )
             })
             .collect();
         let shelved: Vec<Key> = page
@@ -82,7 +81,7 @@ impl Scheduler {
         let Some(store) = &self.outbox.store else {
             return reply.send(Ok(attempts_of(&e.task, self.table.earlier_attempts(&id))));
         };
-        let read = store.attempts(Key { id, seq: e.seq });
+        let read = store.attempts(e.key());
         tokio::spawn(async move {
             reply.send(match read.await {
                 Ok(Some(attempts)) => Ok(attempts),

@@ -518,6 +518,6 @@ impl Scheduler {
         if let Some(key) = entry.timer.take() {
             self.timers.remove(&key);
         }
-        self.outbox.deletes.push(Key { id, seq: entry.seq });
+        self.outbox.deletes.push(entry.key());
     }
 }

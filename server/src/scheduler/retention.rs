@@ -37,7 +37,7 @@ impl Scheduler {
         match (self.table.get(&id), &self.outbox.store) {
             (None, _) => reply.error(not_found(id)),
             (Some(e), Some(store)) if e.payload == Payload::Stored => {
-                let read = store.read(Key { id, seq: e.seq });
+                let read = store.read(e.key());
                 tokio::spawn(async move {
                     match read.await {
                         Ok(Some(task)) => reply.task(&task),

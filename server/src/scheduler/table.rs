@@ -20,6 +20,7 @@ use super::queue::{KindQueues, Place};
 use super::retention::{Payload, payload_bytes, strip_payload};
 use super::stats::Counters;
 use crate::kinds::Class;
+use crate::store::Key;
 
 mod index;
 mod prune;
@@ -49,6 +50,16 @@ pub(super) struct Entry {
     /// When it became queued (while queued) or running (while running):
     /// its queue wait and run time.
     pub since: Instant,
+}
+
+impl Entry {
+    /// Where the store keeps its row.
+    pub fn key(&self) -> Key {
+        Key {
+            id: self.task.id,
+            seq: self.seq,
+        }
+    }
 }
 
 /// The client submitting tasks: counted against its limit of unfinished

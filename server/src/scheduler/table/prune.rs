@@ -3,7 +3,9 @@
 use crate::store::Key;
 
 use super::index::unindexed;
-use super::{Payload, TaskTable};
+use app::TaskId;
+
+use super::{Entry, Payload, TaskTable};
 
 impl TaskTable {
     /// Drops the oldest finished tasks while there are more than `count`,
@@ -30,15 +32,8 @@ impl TaskTable {
                 break;
             }
             self.finished.pop_front();
-            if let Some(entry) = self.tasks.remove(&old) {
-                unindexed(&mut self.lookups, &entry.task, entry.seq);
-                if let Payload::Kept(b) = entry.payload {
-                    self.kept_bytes -= b as usize;
-                }
-                dropped.push(Key {
-                    id: old,
-                    seq: entry.seq,
-                });
+            if let Some(entry) = self.drop_finished(old) {
+                dropped.push(entry.key());
             }
         }
         dropped
@@ -59,22 +54,25 @@ impl TaskTable {
                 break;
             }
             self.keyed_finished.pop_front();
-            if let Some(entry) = self.tasks.remove(&old) {
-                unindexed(&mut self.lookups, &entry.task, entry.seq);
-                if let Payload::Kept(b) = entry.payload {
-                    self.kept_bytes -= b as usize;
-                }
+            if let Some(entry) = self.drop_finished(old) {
                 if let Some(key) = &entry.task.key
                     && self.keys.get(key) == Some(&old)
                 {
                     self.keys.remove(key);
                 }
-                dropped.push(Key {
-                    id: old,
-                    seq: entry.seq,
-                });
+                dropped.push(entry.key());
             }
         }
         dropped
+    }
+
+    /// Takes a finished task out of the table and its lookups.
+    fn drop_finished(&mut self, id: TaskId) -> Option<Box<Entry>> {
+        let entry = self.tasks.remove(&id)?;
+        unindexed(&mut self.lookups, &entry.task, entry.seq);
+        if let Payload::Kept(b) = entry.payload {
+            self.kept_bytes -= b as usize;
+        }
+        Some(entry)
     }
 }
