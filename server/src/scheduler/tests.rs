@@ -554,5 +554,6 @@ async fn a_client_follows_its_tasks_without_rooms_and_is_held_to_its_limit() {
     assert_eq!(rx.await.unwrap().unwrap().len(), 1);
 }
 
+mod commits;
 mod pauses;
 mod pending;
