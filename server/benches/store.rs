@@ -4,7 +4,7 @@
 //! groups as the scheduler sends them. No server, no sockets: what this
 //! measures is the store's share of bench (a) and (b).
 //!
-//! `cargo bench -p taskwire --bench store [-- TASKS]`; prints the CPU time
+//! `cargo bench -p taskwire --bench store [-- TASKS [PER_COMMIT]]`; prints the CPU time
 //! (user + system, the whole process: the writer thread does nearly all of
 //! it) and the wall time per task, the median of 5 runs, each on a new
 //! database.
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use app::{Task, TaskSpec, TaskStatus, Timestamp};
 use taskwire::store::{Key, Store, Write};
 
-/// Tasks per commit: what a commit carries under bench (b).
+/// Tasks per commit by default: what a commit carries under bench (b)
+/// (under (a), about 30).
 const PER_COMMIT: usize = 200;
 /// Finished tasks kept before the oldest are removed (the server's
 /// default retention).
@@ -22,35 +23,40 @@ const RETAINED: usize = 100_000;
 const RUNS: usize = 5;
 
 fn main() {
-    let tasks: usize = std::env::args()
+    // `cargo bench` adds `--bench`: only numbers are ours.
+    let numbers: Vec<usize> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let tasks = numbers.first().copied().unwrap_or(200_000);
+    let per_commit = numbers.get(1).copied().unwrap_or(PER_COMMIT).max(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    let mut runs: Vec<(Duration, Duration)> = (0..RUNS).map(|_| rt.block_on(run(tasks))).collect();
+    let mut runs: Vec<(Duration, Duration)> = (0..RUNS)
+        .map(|_| rt.block_on(run(tasks, per_commit)))
+        .collect();
     runs.sort();
     let (cpu, wall) = runs[RUNS / 2];
     let per_task = |d: Duration| d.as_secs_f64() * 1e6 / tasks as f64;
     println!(
-        "store: {tasks} tasks, {PER_COMMIT} per commit: {:.2} µs CPU per task, {:.2} µs wall (median of {RUNS})",
+        "store: {tasks} tasks, {per_commit} per commit: {:.2} µs CPU per task, {:.2} µs wall (median of {RUNS})",
         per_task(cpu),
         per_task(wall)
     );
 }
 
 /// One run on a new database: CPU and wall time.
-async fn run(tasks: usize) -> (Duration, Duration) {
+async fn run(tasks: usize, per_commit: usize) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (store, _) = Store::open(dir.path()).expect("the store opens");
     let made: Vec<Task> = (0..tasks).map(echo).collect();
     let done: Vec<Task> = made.iter().map(finished).collect();
     let (cpu, wall) = (cpu_time(), Instant::now());
-    for (round, batch) in made.chunks(PER_COMMIT).enumerate() {
-        let first = round * PER_COMMIT;
-        let mut writes = Vec::with_capacity(3 * PER_COMMIT);
+    for (round, batch) in made.chunks(per_commit).enumerate() {
+        let first = round * per_commit;
+        let mut writes = Vec::with_capacity(3 * per_commit);
         // This round's tasks arrive; the last round's finish; those past
         // retention go.
         writes.extend(
@@ -60,13 +66,13 @@ async fn run(tasks: usize) -> (Duration, Duration) {
                 .map(|(i, t)| Write::task(t, (first + i) as u64, false)),
         );
         if round > 0 {
-            let last = first - PER_COMMIT;
+            let last = first - per_commit;
             for (i, t) in done[last..first].iter().enumerate() {
                 writes.push(Write::task(t, (last + i) as u64, true));
             }
         }
-        if let Some(gone) = first.checked_sub(RETAINED + PER_COMMIT) {
-            for (i, t) in made[gone..gone + PER_COMMIT].iter().enumerate() {
+        if let Some(gone) = first.checked_sub(RETAINED + per_commit) {
+            for (i, t) in made[gone..gone + per_commit].iter().enumerate() {
                 let seq = (gone + i) as u64;
                 writes.push(Write::Delete(Key { id: t.id, seq }));
             }
