@@ -314,8 +314,24 @@ mod tests {
 
     /// The indexes made by `CREATE INDEX` on `tasks`, by name.
     fn indexes(dir: &std::path::Path) -> Vec<String> {
+        names(
+            dir,
+            "SELECT name FROM pragma_index_list('tasks') WHERE origin = 'c' ORDER BY name",
+        )
+    }
+
+    /// The columns of `tasks`, in order.
+    fn table_columns(dir: &std::path::Path) -> Vec<String> {
+        names(
+            dir,
+            "SELECT name FROM pragma_table_info('tasks') ORDER BY cid",
+        )
+    }
+
+    /// The `name`s `sql` lists from the database in `dir`.
+    fn names(dir: &std::path::Path, sql: &str) -> Vec<String> {
         let conn = Connection::open(dir.join(DB_FILE)).unwrap();
-        conn.prepare("SELECT name FROM pragma_index_list('tasks') WHERE origin = 'c' ORDER BY name")
+        conn.prepare(sql)
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
@@ -374,17 +390,6 @@ mod tests {
             table_columns(dir.path()),
             ["seq", "id", "submission", "state"].map(String::from)
         );
-    }
-
-    /// The columns of `tasks`, in order.
-    fn table_columns(dir: &std::path::Path) -> Vec<String> {
-        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
-        conn.prepare("SELECT name FROM pragma_table_info('tasks') ORDER BY cid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
     }
 
     #[test]
