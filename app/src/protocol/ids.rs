@@ -123,15 +123,51 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The wire text written into `buf`, without chrono's formatter or an
+    /// allocation: every task push carries up to four timestamps. `None`
+    /// for a year outside 0–9999 or a leap second, which chrono writes.
+    fn write_wire<'b>(&self, buf: &'b mut [u8; 24]) -> Option<&'b str> {
+        use chrono::{Datelike, Timelike};
+        let (t, year) = (&self.0, self.0.year());
+        let nanos = t.nanosecond();
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            return None;
+        }
+        let digits = |buf: &mut [u8; 24], at: usize, width: u32, value: u32| {
+            for i in 0..width {
+                let place = 10u32.pow(width - 1 - i);
+                // A digit: always below 10, so the cast cannot truncate.
+                buf[at + i as usize] = b'0' + (value / place % 10) as u8;
+            }
+        };
+        *buf = *b"0000-00-00T00:00:00.000Z";
+        digits(buf, 0, 4, year.unsigned_abs());
+        digits(buf, 5, 2, t.month());
+        digits(buf, 8, 2, t.day());
+        digits(buf, 11, 2, t.hour());
+        digits(buf, 14, 2, t.minute());
+        digits(buf, 17, 2, t.second());
+        digits(buf, 20, 3, nanos / 1_000_000);
+        std::str::from_utf8(buf).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+        match self.write_wire(&mut [0; 24]) {
+            Some(text) => f.write_str(text),
+            None => f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.write_wire(&mut [0; 24]) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }
 

@@ -518,3 +518,48 @@ fn every_status_is_read_back_from_its_wire_name() {
     }
     assert_eq!(TaskStatus::from_name("done"), None);
 }
+
+#[test]
+fn timestamps_are_written_as_chrono_writes_them() {
+    let chrono_text = |t: &Timestamp| t.0.to_rfc3339_opts(SecondsFormat::Millis, true);
+    // A spread of instants over years 0-9999 (step prime to every unit),
+    // the ends of that range, and instants past it in both directions.
+    let first = DateTime::parse_from_rfc3339("0000-01-01T00:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999Z")
+        .unwrap()
+        .timestamp_millis();
+    let step = (last - first) / 9_973 + 7;
+    let mut checked = 0;
+    for ms in (first..=last)
+        .step_by(usize::try_from(step).unwrap())
+        .chain([first, last, first - 1, last + 1, 0, -1, 1_764_097_200_123])
+    {
+        let t = Timestamp::from_millis(ms).unwrap();
+        let wire = serde_json::to_string(&t).unwrap();
+        assert_eq!(wire, format!("\"{}\"", chrono_text(&t)), "at {ms} ms");
+        assert_eq!(t.to_string(), chrono_text(&t));
+        // RFC 3339 has no years outside 0-9999: those are written only.
+        if (first..=last).contains(&ms) {
+            assert_eq!(serde_json::from_str::<Timestamp>(&wire).unwrap(), t);
+        }
+        checked += 1;
+    }
+    assert!(checked > 9_973);
+    // Sub-millisecond digits are cut, not rounded, as chrono does.
+    let t = Timestamp(
+        DateTime::parse_from_rfc3339("2026-12-07T08:00:00.999999Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    assert_eq!(t.to_string(), "2026-12-07T08:00:00.999Z");
+    // A leap second is left to chrono.
+    let leap = Timestamp(
+        chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .unwrap()
+            .and_utc(),
+    );
+    assert_eq!(leap.to_string(), chrono_text(&leap));
+}
