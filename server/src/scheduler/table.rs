@@ -12,6 +12,7 @@ use app::{ErrorBody, Task, TaskId, TaskStatus, Timestamp, WorkerId};
 use tokio::time::Instant;
 use tokio_util::time::delay_queue;
 
+use super::IdMap;
 use super::depth::{Depth, KindDepth};
 
 use super::limits::Limits;
@@ -92,7 +93,7 @@ pub(super) struct Left {
 #[derive(Default)]
 pub(super) struct TaskTable {
     /// Boxed entries keep the table small, so growing it copies little.
-    tasks: HashMap<TaskId, Box<Entry>>,
+    tasks: IdMap<TaskId, Box<Entry>>,
     queues: [KindQueues; 2],
     scheduled: usize,
     waiting: usize,
@@ -111,7 +112,7 @@ pub(super) struct TaskTable {
     finished: VecDeque<TaskId>,
     counters: Counters,
     /// Unfinished tasks per submitting client.
-    unfinished: HashMap<ClientId, usize>,
+    unfinished: IdMap<ClientId, usize>,
     /// Payload bytes of the finished tasks kept in memory (no store).
     kept_bytes: usize,
     /// `list` and attempts, on an in-memory server only (see `index`).
@@ -130,7 +131,7 @@ impl TaskTable {
     /// rehash every doubling.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            tasks: HashMap::with_capacity(capacity),
+            tasks: IdMap::with_capacity_and_hasher(capacity, Default::default()),
             ..Self::default()
         }
     }

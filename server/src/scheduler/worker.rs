@@ -1,10 +1,9 @@
 //! The scheduler's view of one worker: its port, its free slots per
 //! [`Class`] and the tasks it holds.
 
-use std::collections::HashMap;
-
 use app::{Task, TaskId, WorkerId, WorkerInfo, WorkerState};
 
+use super::IdMap;
 use super::ports::{Stopping, WorkerPort};
 use crate::kinds::Class;
 
@@ -57,7 +56,7 @@ pub(super) struct Worker {
     port: Box<dyn WorkerPort>,
     kinds: Option<Vec<String>>,
     pid: Option<u32>,
-    running: HashMap<TaskId, Class>,
+    running: IdMap<TaskId, Class>,
     busy: Slots,
 }
 
@@ -71,7 +70,7 @@ impl Worker {
             port: link.port,
             kinds: link.kinds,
             pid: link.pid,
-            running: HashMap::new(),
+            running: IdMap::default(),
             busy: Slots {
                 cpu: 0,
                 io: 0,
