@@ -158,7 +158,7 @@ impl Application {
             Rooms::Local => {
                 let (layer, io) = builder.build_layer();
                 let [(), ()] = api::register_namespaces(&io);
-                let publisher = Arc::new(RoomPublisher::new(io.clone()));
+                let publisher = Arc::new(RoomPublisher::local(io.clone()));
                 let service = guarded(router, layer, &settings, addr);
                 (service, Io::Local(io), publisher)
             }
@@ -173,7 +173,7 @@ impl Application {
                     })?;
                 }
                 tracing::info!(redis = %redis::redacted(&url), prefix, "rooms shared through Redis");
-                let publisher = Arc::new(RoomPublisher::new(io.clone()));
+                let publisher = Arc::new(RoomPublisher::shared(io.clone()));
                 let service = guarded(router, layer, &settings, addr);
                 (service, Io::Redis(io, redis_health), publisher)
             }

@@ -29,7 +29,10 @@ impl FromStr for TaskId {
 impl TaskId {
     /// The id as the room name its subscribers join.
     pub fn room(&self) -> String {
-        self.to_string()
+        // What `Display` writes, without the formatting machinery: every
+        // push to a task's room names it.
+        let mut buf = Uuid::encode_buffer();
+        self.0.hyphenated().encode_lower(&mut buf).to_owned()
     }
 
     /// Reads the `task_id` field of a client payload.

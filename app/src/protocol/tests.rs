@@ -309,6 +309,9 @@ fn task_wire_shape() {
     );
     let back: Task = serde_json::from_str(&text).unwrap();
     assert_eq!(back, task);
+    // A task's room is its id as the wire writes it.
+    assert_eq!(id.room(), "0193f1c2-7d3a-7c1e-9a51-3b0e6f1d2a40");
+    assert_eq!(id.room(), id.to_string());
 }
 
 #[test]

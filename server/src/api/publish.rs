@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use socketioxide::BroadcastError;
 use socketioxide::SocketIo;
-use socketioxide::adapter::Adapter;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef};
 
 use crate::scheduler::{
@@ -26,6 +26,11 @@ use crate::scheduler::{
 /// room empties it on every node.
 pub struct RoomPublisher<A: Adapter> {
     io: SocketIo<A>,
+    /// Every socket is on this node (the in-memory adapter), so a room no
+    /// socket here has joined is empty: its pushes are skipped before they
+    /// are written. Most rooms are: a task's submitter gets its pushes as
+    /// its follower, and only `subscribe` puts sockets in its room.
+    all_here: bool,
 }
 
 // Not derived: that would ask for `A: Clone`, which adapters are not.
@@ -33,19 +38,45 @@ impl<A: Adapter> Clone for RoomPublisher<A> {
     fn clone(&self) -> Self {
         Self {
             io: self.io.clone(),
+            all_here: self.all_here,
         }
     }
 }
 
+impl RoomPublisher<LocalAdapter> {
+    /// A single server's: every room's sockets are here.
+    pub fn local(io: SocketIo<LocalAdapter>) -> Self {
+        Self { io, all_here: true }
+    }
+}
+
 impl<A: Adapter> RoomPublisher<A> {
-    pub fn new(io: SocketIo<A>) -> Self {
-        Self { io }
+    /// A cluster node's: a room may have sockets on other nodes.
+    pub fn shared(io: SocketIo<A>) -> Self {
+        Self {
+            io,
+            all_here: false,
+        }
+    }
+
+    /// Whether a push to `room` would reach no socket: known only when
+    /// every socket is here. It is read just before the push, on the same
+    /// task, so it sees every join the push would have seen.
+    fn surely_empty(&self, room: &str) -> bool {
+        self.all_here && self.io.local().to(room.to_owned()).sockets().is_empty()
+    }
+
+    /// Pushes to `room` unless it is surely empty.
+    async fn to_room<T: Serialize + ?Sized>(&self, room: String, event: &str, data: &T) {
+        if !self.surely_empty(&room) {
+            self.broadcast(room, event, data).await;
+        }
     }
 
     /// Pushes to `room` on every node. If the other nodes cannot be
     /// reached (a remote adapter's error: it then delivered to no socket,
     /// this node's included), this node's sockets get the push anyway.
-    async fn to_room<T: Serialize + ?Sized>(&self, room: String, event: &str, data: &T) {
+    async fn broadcast<T: Serialize + ?Sized>(&self, room: String, event: &str, data: &T) {
         match self.io.to(room.clone()).emit(event, data).await {
             Ok(()) => {}
             Err(BroadcastError::Adapter(e)) => {
@@ -84,7 +115,11 @@ impl<A: Adapter> Publisher for RoomPublisher<A> {
     fn result<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, ()> {
         async move {
             let room = task.id.room();
-            self.to_room(room.clone(), events::RESULT, task).await;
+            // Nobody to tell, and no room to close.
+            if self.surely_empty(&room) {
+                return;
+            }
+            self.broadcast(room.clone(), events::RESULT, task).await;
             self.close_room(room).await;
         }
         .boxed()
