@@ -121,18 +121,35 @@ async fn run_once(
     status
 }
 
-/// Writes the scheduler's batches to the child's stdin.
+/// Writes the scheduler's batches to the child's stdin, all that are
+/// ready in one write: a write each would cost a system call, and a wake
+/// of the child, per batch, far more than copying a few frames.
 async fn write_frames(mut rx: mpsc::UnboundedReceiver<Bytes>, mut stdin: ChildStdin) {
     let mut batch = Vec::with_capacity(16);
+    let mut joined = Vec::new();
     while rx.recv_many(&mut batch, 16).await > 0 {
-        for bytes in batch.drain(..) {
-            if let Err(e) = stdin.write_all(&bytes).await {
-                tracing::debug!(error = %e, "worker stdin closed");
-                return;
+        let bytes: &[u8] = match batch.as_slice() {
+            [one] => one,
+            many => {
+                joined.clear();
+                many.iter().for_each(|b| joined.extend_from_slice(b));
+                &joined
             }
+        };
+        if let Err(e) = stdin.write_all(bytes).await {
+            tracing::debug!(error = %e, "worker stdin closed");
+            return;
+        }
+        batch.clear();
+        // Large inputs passed through: give the memory back.
+        if joined.capacity() > JOINED_KEPT {
+            joined = Vec::new();
         }
     }
 }
+
+/// Most bytes `write_frames` keeps allocated between writes.
+const JOINED_KEPT: usize = 1 << 20;
 
 /// Reads the child's frames and hands them to the scheduler, as many per
 /// command as one read delivered.
