@@ -9,9 +9,12 @@
 //! it) and the wall time per task, the median of 5 runs, each on a new
 //! database.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use app::{Task, TaskSpec, TaskStatus, Timestamp};
+use app::Task;
+use common::{echo, finished};
 use taskwire::store::{Key, Store, Write};
 
 /// Tasks per commit by default: what a commit carries under bench (b)
@@ -51,7 +54,7 @@ fn main() {
 async fn run(tasks: usize, per_commit: usize) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (store, _) = Store::open(dir.path()).expect("the store opens");
-    let made: Vec<Task> = (0..tasks).map(echo).collect();
+    let made: Vec<Task> = (0..tasks).map(|n| echo(n, "store")).collect();
     let done: Vec<Task> = made.iter().map(finished).collect();
     let (cpu, wall) = (cpu_time(), Instant::now());
     for (round, batch) in made.chunks(per_commit).enumerate() {
@@ -80,26 +83,6 @@ async fn run(tasks: usize, per_commit: usize) -> (Duration, Duration) {
         store.commit(writes).await.expect("the commit succeeds");
     }
     (cpu_time() - cpu, wall.elapsed())
-}
-
-fn echo(n: usize) -> Task {
-    let input = serde_json::json!({"seq": n, "text": "hello from the store bench"});
-    Task::new(
-        uuid::Uuid::now_v7().into(),
-        TaskSpec::new("echo", input),
-        Timestamp::now(),
-    )
-}
-
-fn finished(task: &Task) -> Task {
-    let mut done = task.clone();
-    done.status = TaskStatus::Succeeded;
-    done.attempt = 1;
-    done.worker = Some("local-1".into());
-    done.started_at = Some(Timestamp::now());
-    done.finished_at = Some(Timestamp::now());
-    done.output = Some(done.input.clone());
-    done
 }
 
 /// CPU time (user + system) of the whole process so far.

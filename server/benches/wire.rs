@@ -8,10 +8,13 @@
 //! `cargo bench -p taskwire --bench wire [-- TASKS]`; prints ns per task
 //! for both, the median of 5 runs, and their ratio.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use app::{Task, TaskAck, TaskSpec, TaskStatus, Timestamp, events};
+use app::{Task, TaskAck, events};
+use common::{echo, finished};
 use serde_json::Value;
 
 const RUNS: usize = 5;
@@ -22,7 +25,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(100_000usize);
-    let made: Vec<Task> = (0..tasks).map(echo).collect();
+    let made: Vec<Task> = (0..tasks).map(|n| echo(n, "wire")).collect();
     let done: Vec<Task> = made.iter().map(finished).collect();
     let trees: Vec<(Value, Value)> = made
         .iter()
@@ -76,25 +79,4 @@ fn time(f: impl FnOnce()) -> Duration {
 fn median(mut runs: Vec<Duration>) -> Duration {
     runs.sort();
     runs[runs.len() / 2]
-}
-
-/// An echo task as bench (a) submits it.
-fn echo(n: usize) -> Task {
-    let input = serde_json::json!({"seq": n, "text": "hello from the wire bench"});
-    Task::new(
-        uuid::Uuid::now_v7().into(),
-        TaskSpec::new("echo", input),
-        Timestamp::now(),
-    )
-}
-
-fn finished(task: &Task) -> Task {
-    let mut done = task.clone();
-    done.status = TaskStatus::Succeeded;
-    done.attempt = 1;
-    done.worker = Some("local-1".into());
-    done.started_at = Some(Timestamp::now());
-    done.finished_at = Some(Timestamp::now());
-    done.output = Some(done.input.clone());
-    done
 }

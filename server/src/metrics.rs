@@ -170,25 +170,29 @@ impl Metrics {
 
     /// A task of `kind` started after waiting `wait` in the queue.
     pub fn waited(&self, kind: &str, wait: Duration) {
-        self.series(kind, |s| {
-            s.wait
-                .get_or_insert_with(|| {
-                    let kind = kind.to_owned();
-                    self.with(|| histogram!(WAIT, "kind" => kind))
-                })
-                .record(wait.as_secs_f64());
-        });
+        self.record(kind, WAIT, |s| &mut s.wait, wait);
     }
 
     /// A task of `kind` ran `run` until it was final.
     pub fn ran(&self, kind: &str, run: Duration) {
+        self.record(kind, RUN, |s| &mut s.run, run);
+    }
+
+    /// Records `value` into histogram `name` of `kind`, held in `slot`.
+    fn record(
+        &self,
+        kind: &str,
+        name: &'static str,
+        slot: fn(&mut KindSeries) -> &mut Option<Histogram>,
+        value: Duration,
+    ) {
         self.series(kind, |s| {
-            s.run
+            slot(s)
                 .get_or_insert_with(|| {
                     let kind = kind.to_owned();
-                    self.with(|| histogram!(RUN, "kind" => kind))
+                    self.with(|| histogram!(name, "kind" => kind))
                 })
-                .record(run.as_secs_f64());
+                .record(value.as_secs_f64());
         });
     }
 
