@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use app::{App, Backend, Task, shell};
 use axum::Router;
@@ -258,17 +258,45 @@ async fn viewer_page(state: AppState, options: LeptosOptions, req: Request) -> R
 
 /// A page the API routes (the task page, the schedules page), rendered
 /// with `backend`.
+///
+/// The page's policy normally reaches the response through Leptos's
+/// `ResponseOptions` (see [`send_page_policy`]). Should a render end without
+/// it, the policy is set here from the nonce the render drew, so the page
+/// never gets the default policy, which would block its own files.
 async fn render_page(options: LeptosOptions, backend: Backend, req: Request) -> Response {
     let reload = reload_port(&options);
+    let drawn: Arc<OnceLock<String>> = Arc::default();
     let render = render_app_async_with_context(
-        move || {
-            provide_context(backend.clone());
-            send_page_policy(reload);
+        {
+            let drawn = drawn.clone();
+            move || {
+                provide_context(backend.clone());
+                if let Some(nonce) = use_nonce() {
+                    let _ = drawn.set(nonce.to_string());
+                }
+                send_page_policy(reload);
+            }
         },
         move || shell(options.clone()),
     );
     // Whole, not streamed: the page must read without JavaScript.
-    render(req).await
+    let mut res = render(req).await;
+    if !res.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+        match drawn.get().map(|nonce| page_policy(nonce, reload)) {
+            Some(policy) => match HeaderValue::from_str(&policy) {
+                Ok(policy) => {
+                    tracing::warn!("a page was rendered without its policy; set it afterwards");
+                    res.headers_mut()
+                        .insert(header::CONTENT_SECURITY_POLICY, policy);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot make the page's Content-Security-Policy")
+                }
+            },
+            None => tracing::error!("a page was rendered without a nonce"),
+        }
+    }
+    res
 }
 
 /// What `/` shows when the site was not built: the API still works.
@@ -337,6 +365,10 @@ mod tests {
             .unwrap();
         let res = task_page(state.clone(), options, Some(task), req).await;
         assert_eq!(res.status(), StatusCode::OK);
+        let policy = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let body = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -349,5 +381,12 @@ mod tests {
         let short = &full[full.len() - 8..];
         let title = format!("<title>&lt;/title&gt;&lt;img src=x onerror=alert(1)&gt; {short}");
         assert!(html.contains(&title), "{title} not in {html}");
+        // The page's own policy, with the nonce its inline script bears.
+        let nonce = html
+            .split(" nonce=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no nonce in {html}"));
+        assert_eq!(policy, page_policy(nonce, None));
     }
 }

@@ -227,10 +227,15 @@ const NETWORK_ERROR = new RegExp([
  * Records a page's console errors and uncaught exceptions, so a test can
  * assert at its end that there were none (but those it caused on purpose).
  */
+/** Documents a {@link PageErrors} remembers for its failure message. */
+const DOCUMENTS_KEPT = 8;
+
 export class PageErrors {
   constructor() {
     this.entries = [];
     this.window = null;
+    /** The last documents loaded, with their policy, for failure messages. */
+    this.documents = [];
   }
 
   watch(page, label = 'page') {
@@ -244,6 +249,12 @@ export class PageErrors {
     });
     page.on('pageerror', (err) => {
       this.entries.push({ label, kind: 'pageerror', text: String(err?.stack || err), url: '', window: this.window });
+    });
+    page.on('response', (res) => {
+      if (!res.request().isNavigationRequest()) return;
+      const policy = res.headers()['content-security-policy'] ?? '(none)';
+      this.documents.push(`${label} ${res.status()} ${res.url()} content-security-policy: ${policy}`);
+      if (this.documents.length > DOCUMENTS_KEPT) this.documents.shift();
     });
     return page;
   }
@@ -275,7 +286,7 @@ export class PageErrors {
   assertNone() {
     const bad = this.unexpected();
     assert.deepEqual(bad.map((e) => `${e.label} ${e.kind}: ${e.text} ${e.url}`.trim()), [],
-      'the page logged errors');
+      `the page logged errors; the last documents it loaded:\n${this.documents.join('\n')}`);
   }
 }
 
