@@ -76,20 +76,26 @@ impl Scheduler {
     /// Finished tasks hold their idempotency key if they finished at or
     /// after this time (ms since the epoch).
     pub(super) fn keys_since(&self) -> i64 {
-        Timestamp::now().millis()
-            - i64::try_from(self.config.dedup_window.as_millis()).unwrap_or(i64::MAX)
+        self.keys_since_at(Timestamp::now().millis())
+    }
+
+    /// [`Self::keys_since`] at `now` (ms since the epoch).
+    fn keys_since_at(&self, now: i64) -> i64 {
+        now - i64::try_from(self.config.dedup_window.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Drops the oldest finished tasks beyond the retention limits, from
     /// memory and from the store.
     pub(super) fn prune(&mut self) {
-        let oldest_kept = Timestamp::now().millis()
-            - i64::try_from(self.config.retain_age.as_millis()).unwrap_or(i64::MAX);
+        // One clock read: this runs for every task that finishes.
+        let now = Timestamp::now().millis();
+        let oldest_kept =
+            now - i64::try_from(self.config.retain_age.as_millis()).unwrap_or(i64::MAX);
         let dropped = self.table.prune(
             self.config.retain_finished,
             self.config.retain_bytes,
             oldest_kept,
-            self.keys_since(),
+            self.keys_since_at(now),
         );
         if self.outbox.durable() {
             self.outbox.deletes.extend(dropped);
