@@ -19,7 +19,7 @@
 #                                               with its limit-echo built)
 # then, from KIT:
 #   ./compare.sh -r 3 -s "seed-node=..." -s "limit-echo=..." \
-#     -s "limit-v11=OUT/target/release/limit-echo --port {port}" \
+#     -s "protocol-ceiling=OUT/target/release/limit-echo --port {port}" \
 #     -s "taskwire=..." -- --clients 20 --tasks 50000 --inflight 50 --kind echo
 set -euo pipefail
 kit=$(realpath "${1:?usage: bench-protocol-ceiling.sh KIT OUT}")

@@ -85,10 +85,18 @@ fn send_page_policy(reload_port: Option<u32>) {
     let (Some(nonce), Some(response)) = (use_nonce(), use_context::<ResponseOptions>()) else {
         return;
     };
-    match HeaderValue::from_str(&page_policy(&nonce, reload_port)) {
-        Ok(policy) => response.insert_header(header::CONTENT_SECURITY_POLICY, policy),
-        Err(e) => tracing::error!(error = %e, "cannot make the page's Content-Security-Policy"),
+    if let Some(policy) = policy_header(&nonce, reload_port) {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, policy);
     }
+}
+
+/// [`page_policy`] as a header value (none, logged, if it cannot be one).
+fn policy_header(nonce: &str, reload_port: Option<u32>) -> Option<HeaderValue> {
+    HeaderValue::from_str(&page_policy(nonce, reload_port))
+        .inspect_err(|e| {
+            tracing::error!(error = %e, "cannot make the page's Content-Security-Policy");
+        })
+        .ok()
 }
 
 /// What the pages read from the server while they are rendered.
@@ -281,20 +289,17 @@ async fn render_page(options: LeptosOptions, backend: Backend, req: Request) -> 
     );
     // Whole, not streamed: the page must read without JavaScript.
     let mut res = render(req).await;
-    if !res.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
-        match drawn.get().map(|nonce| page_policy(nonce, reload)) {
-            Some(policy) => match HeaderValue::from_str(&policy) {
-                Ok(policy) => {
-                    tracing::warn!("a page was rendered without its policy; set it afterwards");
-                    res.headers_mut()
-                        .insert(header::CONTENT_SECURITY_POLICY, policy);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot make the page's Content-Security-Policy")
-                }
-            },
-            None => tracing::error!("a page was rendered without a nonce"),
-        }
+    if res.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+        return res;
+    }
+    let Some(nonce) = drawn.get() else {
+        tracing::error!("a page was rendered without a nonce");
+        return res;
+    };
+    if let Some(policy) = policy_header(nonce, reload) {
+        tracing::warn!("a page was rendered without its policy; set it afterwards");
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     res
 }

@@ -223,13 +223,13 @@ const NETWORK_ERROR = new RegExp([
   /the server responded with a status of 400 \(Bad Request\)/.source,
 ].join('|'));
 
+/** Documents a {@link PageErrors} remembers for its failure message. */
+const DOCUMENTS_KEPT = 8;
+
 /**
  * Records a page's console errors and uncaught exceptions, so a test can
  * assert at its end that there were none (but those it caused on purpose).
  */
-/** Documents a {@link PageErrors} remembers for its failure message. */
-const DOCUMENTS_KEPT = 8;
-
 export class PageErrors {
   constructor() {
     this.entries = [];
