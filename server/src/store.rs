@@ -1,6 +1,8 @@
 //! The durable task store: SQLite in WAL mode in a data directory, written
 //! by one thread with group commit (every task changed in a scheduler round
-//! goes into one transaction, so one fsync covers many tasks).
+//! goes into one transaction, so one fsync covers many tasks). A small
+//! commit while that thread is idle is made on its caller's thread
+//! ([`Store::commit_here`]): at light load that is quicker.
 //!
 //! The scheduler stays the owner of task state in memory; the store is its
 //! write-ahead copy. The schedules actor keeps its schedules in the same
@@ -155,6 +157,7 @@ struct ReadJob {
 #[derive(Clone)]
 pub struct Store {
     jobs: std_mpsc::Sender<Job>,
+    writer: writer::Shared,
     reads: std_mpsc::Sender<ReadJob>,
     lookups: std_mpsc::Sender<lookup::Job>,
     file: FileIdentity,
@@ -260,10 +263,11 @@ impl Store {
         let (jobs, rx) = std_mpsc::channel();
         let (reads, read_rx) = std_mpsc::channel();
         let (lookups, lookup_rx) = std_mpsc::channel();
-        let writer_file = file.clone();
+        let writer = writer::Shared::new(writer::Writer::new(conn, lock, file.clone()));
+        let for_thread = writer.clone();
         thread::Builder::new()
             .name("taskwire-store".into())
-            .spawn(move || writer::run(conn, rx, lock, writer_file))
+            .spawn(move || writer::run(for_thread, rx))
             .map_err(dir_err)?;
         thread::Builder::new()
             .name("taskwire-store-read".into())
@@ -275,6 +279,7 @@ impl Store {
             .map_err(dir_err)?;
         let store = Self {
             jobs,
+            writer,
             reads,
             lookups,
             file,
@@ -321,8 +326,22 @@ impl Store {
         writes: Vec<Write>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
+        self.writer.job_sent();
         let queued = self.jobs.send(Job { writes, done }).is_ok();
+        if !queued {
+            self.writer.job_dropped();
+        }
         answer(queued, rx, StoreError::Write)
+    }
+
+    /// Commits `writes` on the calling thread, blocking it until they are
+    /// durable, if the writer thread has nothing to do; `None` if it has
+    /// (then [`Store::commit`] keeps the order). It spares a small commit
+    /// the two hand-offs between threads, which on an idle machine cost
+    /// about as much as the disk sync, and far more in the tail.
+    pub fn commit_here(&self, writes: &[Write]) -> Option<Result<(), StoreError>> {
+        let mut writer = self.writer.idle()?;
+        Some(writer.commit(writes.iter()).map_err(StoreError::Write))
     }
 }
 
@@ -425,6 +444,42 @@ pub(super) mod tests {
             vec![(1, TaskStatus::Queued), (2, TaskStatus::Succeeded)]
         );
         assert_eq!(tasks[1].task.output, Some(json!({"n": 2}).into()));
+    }
+
+    #[tokio::test]
+    async fn a_commit_here_is_durable_on_return_and_never_overtakes_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let (a, mut b) = (task(1), task(2));
+        // The writer thread is idle: written on this thread.
+        store
+            .commit_here(&[Write::task(&a, 1, false)])
+            .expect("the writer thread is idle")
+            .unwrap();
+        // While a job waits for the thread, nothing is written here.
+        store.writer.job_sent();
+        assert!(store.commit_here(&[Write::task(&b, 2, false)]).is_none());
+        store.writer.job_dropped();
+        // A task's insert through the thread, then its final state: here
+        // only once the insert is written, else through the thread after it.
+        let insert = store.commit(vec![Write::task(&b, 2, false)]);
+        b.status = TaskStatus::Succeeded;
+        let update = Write::task(&b, 2, true);
+        let here = store.commit_here(std::slice::from_ref(&update));
+        let update = match here {
+            Some(result) => result,
+            None => store.commit(vec![update]).await,
+        };
+        insert.await.unwrap();
+        update.unwrap();
+        drop(store);
+        let (_, tasks) = reopen(dir.path());
+        let got: Vec<(TaskId, TaskStatus)> =
+            tasks.iter().map(|t| (t.task.id, t.task.status)).collect();
+        assert_eq!(
+            got,
+            vec![(a.id, TaskStatus::Queued), (b.id, TaskStatus::Succeeded)]
+        );
     }
 
     /// The rows of `attempts`, as (task, attempt).

@@ -1,46 +1,119 @@
-//! The store's writer thread: group commit of every job waiting.
+//! The store's writer: the connection that writes, and the thread that
+//! commits every job waiting as one transaction (group commit).
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use app::TaskId;
 use rusqlite::{Connection, params};
 
 use super::{FileIdentity, Job, Write, paused, row};
 
-/// Applies each job (and every job already waiting) in one transaction,
-/// then answers them all. A transaction that fails (a full disk, say)
-/// changes nothing: its jobs get the error and the scheduler writes their
-/// tasks again later.
-pub(super) fn run(
-    mut conn: Connection,
-    rx: std_mpsc::Receiver<Job>,
-    _lock: File,
+/// The connection that writes, and what each commit needs besides. The
+/// writer thread holds it while it commits a group of jobs; between
+/// groups, [`super::Store::commit_here`] may commit on its caller's thread.
+pub(super) struct Writer {
+    conn: Connection,
+    attempted: Attempted,
     file: FileIdentity,
-) {
-    let mut attempted = match Attempted::load(&conn) {
-        Ok(a) => a,
-        Err(e) => {
-            // Every removal then deletes attempts too, as if each had some.
-            tracing::error!(error = %e, "cannot read which tasks have earlier attempts");
-            Attempted::unknown()
+    /// The data directory's lock, held as long as the connection is.
+    _lock: File,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection, lock: File, file: FileIdentity) -> Self {
+        let attempted = match Attempted::load(&conn) {
+            Ok(a) => a,
+            Err(e) => {
+                // Every removal then deletes attempts too, as if each had some.
+                tracing::error!(error = %e, "cannot read which tasks have earlier attempts");
+                Attempted::unknown()
+            }
+        };
+        Self {
+            conn,
+            attempted,
+            file,
+            _lock: lock,
         }
-    };
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        jobs.extend(rx.try_iter());
-        let result = file.verify().and_then(|()| {
-            apply(
-                &mut conn,
-                &mut attempted,
-                jobs.iter().flat_map(|j| &j.writes),
-            )
-            .map_err(|e| e.to_string())
+    }
+
+    /// Applies `writes` in one transaction. One that fails (a full disk,
+    /// say) changes nothing: the error is logged and returned, and the
+    /// scheduler writes the tasks again later.
+    pub(super) fn commit<'a>(
+        &mut self,
+        writes: impl Iterator<Item = &'a Write>,
+    ) -> Result<(), String> {
+        let result = self.file.verify().and_then(|()| {
+            apply(&mut self.conn, &mut self.attempted, writes).map_err(|e| e.to_string())
         });
         if let Err(e) = &result {
             tracing::error!(error = %e, "task store write failed");
         }
+        result
+    }
+}
+
+/// The writer, shared by the writer thread and `commit_here`, and how many
+/// jobs were sent to the thread and not yet answered.
+#[derive(Clone)]
+pub(super) struct Shared {
+    writer: Arc<Mutex<Writer>>,
+    busy: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    pub(super) fn new(writer: Writer) -> Self {
+        Self {
+            writer: Arc::new(Mutex::new(writer)),
+            busy: Arc::default(),
+        }
+    }
+
+    /// Before a job is sent to the thread.
+    pub(super) fn job_sent(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A job that could not be sent (the thread is gone).
+    pub(super) fn job_dropped(&self) {
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The writer, if the thread has no job to do and nobody else holds it.
+    /// Jobs sent earlier are then all committed, so a commit made with it
+    /// comes after them.
+    pub(super) fn idle(&self) -> Option<MutexGuard<'_, Writer>> {
+        if self.busy.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        match self.writer.try_lock() {
+            Ok(writer) => Some(writer),
+            // A panic while committing left nothing half done: a
+            // transaction that did not commit is rolled back.
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Applies each job (and every job already waiting) in one transaction,
+/// then answers them all.
+pub(super) fn run(shared: Shared, rx: std_mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        let result = shared.lock().commit(jobs.iter().flat_map(|j| &j.writes));
+        // Not busy before the answers: whoever gets one may commit next.
+        shared.busy.fetch_sub(jobs.len(), Ordering::AcqRel);
         for job in jobs {
             let _ = job.done.send(result.clone());
         }
