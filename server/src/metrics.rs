@@ -46,6 +46,7 @@ pub const RUNNING: &str = "taskwire_tasks_running";
 pub const PAUSED: &str = "taskwire_kind_paused";
 pub const STORE_COMMITS: &str = "taskwire_store_commits_total";
 pub const STORE_ROWS: &str = "taskwire_store_task_writes_total";
+pub const STORE_COMMITS_HERE: &str = "taskwire_store_commits_on_scheduler_total";
 
 /// Why a task runs again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +169,12 @@ impl Metrics {
         });
     }
 
+    /// A commit (counted by [`Metrics::committing`]) was made on the
+    /// scheduler's thread, not the store's writer thread.
+    pub fn committed_here(&self) {
+        self.with(|| counter!(STORE_COMMITS_HERE).increment(1));
+    }
+
     /// A task of `kind` started after waiting `wait` in the queue.
     pub fn waited(&self, kind: &str, wait: Duration) {
         self.record(kind, WAIT, |s| &mut s.wait, wait);
@@ -238,6 +245,11 @@ fn describe() {
     describe_counter!(
         STORE_COMMITS,
         "Transactions the durable store began (each is one disk sync)."
+    );
+    describe_counter!(
+        STORE_COMMITS_HERE,
+        "Of those transactions, the ones made on the scheduler's thread: small ones at \
+         light load, while the store's writer thread had nothing to do."
     );
     describe_counter!(
         STORE_ROWS,

@@ -392,7 +392,7 @@ pub(super) mod tests {
 
     /// The store in `dir`, once the last one there let go of it (its lock
     /// is released when its writer thread exits).
-    pub(in crate::store) fn reopen(dir: &Path) -> (Store, Vec<StoredTask>) {
+    pub(crate) fn reopen(dir: &Path) -> (Store, Vec<StoredTask>) {
         for _ in 0..100 {
             match Store::open(dir) {
                 Err(StoreError::Locked(_)) => {

@@ -46,7 +46,11 @@ pub(super) const PACE_GROUP: usize = 128;
 /// one disk sync, and spares the commit two hand-offs between threads.
 /// Larger ones go to the writer thread, so the event loop goes on while
 /// the disk syncs.
-const COMMIT_HERE_AT_MOST: usize = 4;
+pub(super) const COMMIT_HERE_AT_MOST: usize = 4;
+
+/// How long commits go to the writer thread after one made on the
+/// scheduler's thread was slow (see `SchedulerConfig::commit_here_slow`).
+pub(super) const HERE_PAUSE: Duration = Duration::from_secs(1);
 
 /// A commit under way and what waits for it.
 pub(super) type PendingCommit = BoxFuture<'static, CommitDone>;
@@ -139,6 +143,10 @@ pub(super) struct Outbox {
     pub(super) hold_until: Option<tokio::time::Instant>,
     /// Tasks the last commit wrote (see [`PACE_FROM`]).
     pub(super) last_size: usize,
+    /// Until when commits go to the writer thread whatever their size,
+    /// after one made on the scheduler's thread was slow (see
+    /// [`HERE_PAUSE`]).
+    pub(super) here_after: Option<tokio::time::Instant>,
     /// Where `degraded` is reported for `GET /healthz`.
     pub(super) health: Health,
 }
@@ -289,9 +297,23 @@ impl Scheduler {
         let deferred = std::mem::take(&mut self.outbox.deferred);
         let generation = self.outbox.next_generation;
         self.outbox.next_generation += 1;
-        let here = (light && writes.len() <= COMMIT_HERE_AT_MOST)
-            .then(|| store.commit_here(&writes))
-            .flatten();
+        let now = tokio::time::Instant::now();
+        let here_allowed = light
+            && writes.len() <= COMMIT_HERE_AT_MOST
+            && self.outbox.here_after.is_none_or(|t| now >= t);
+        let started = std::time::Instant::now();
+        let here = here_allowed.then(|| store.commit_here(&writes)).flatten();
+        if here.is_some() {
+            self.metrics.committed_here();
+            let took = started.elapsed();
+            if took > self.config.commit_here_slow {
+                tracing::debug!(
+                    ?took,
+                    "a commit on the scheduler's thread was slow; the next ones go to the store's thread"
+                );
+                self.outbox.here_after = Some(now + HERE_PAUSE);
+            }
+        }
         let commit = match here {
             Some(result) => futures_util::future::ready(result).left_future(),
             None => store.commit(writes).right_future(),

@@ -15,6 +15,12 @@ fn with_changes(dir: &std::path::Path, n: usize, finished: bool) -> Scheduler {
     };
     let mut s = Scheduler::new(SchedulerConfig::default(), Arc::new(Recorder(tx)), node);
     s.outbox.store = Some(Store::open(dir).expect("the store opens").0);
+    change(&mut s, n, finished);
+    s
+}
+
+/// `n` new tasks changed since the last commit: running, or final.
+fn change(s: &mut Scheduler, n: usize, finished: bool) {
     for _ in 0..n {
         let task = Task::new(
             TaskId::from(uuid::Uuid::now_v7()),
@@ -29,7 +35,23 @@ fn with_changes(dir: &std::path::Path, n: usize, finished: bool) -> Scheduler {
         }
         s.touch(id);
     }
-    s
+}
+
+/// Commits made on the scheduler's thread so far, as `/metrics` says.
+fn commits_here(s: &Scheduler) -> u64 {
+    let text = s.metrics.render(&s.stats());
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(crate::metrics::STORE_COMMITS_HERE))
+        .unwrap_or("none 0");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Writes the changes, then waits until the commit is durable.
+async fn commit(s: &mut Scheduler) {
+    s.write_changes();
+    let done = s.outbox.commits.next().await.expect("a commit started");
+    s.committed(done).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -66,4 +88,44 @@ async fn tasks_that_just_started_are_held_for_at_light_load() {
     assert!(s.hold_commit());
     tokio::time::advance(COMMIT_HOLD).await;
     assert!(!s.hold_commit());
+}
+
+#[tokio::test(start_paused = true)]
+async fn small_commits_at_light_load_are_made_here_unless_one_here_was_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = with_changes(dir.path(), 1, true);
+    // Every commit counts as slow: the next second's go to the writer thread.
+    s.config.commit_here_slow = Duration::ZERO;
+    // Light load, the writer thread idle: durable as soon as it is started.
+    s.write_changes();
+    assert_eq!(commits_here(&s), 1);
+    let done = s.outbox.commits.next().now_or_never().flatten();
+    s.committed(done.expect("already durable")).await;
+    change(&mut s, 1, true);
+    commit(&mut s).await;
+    assert_eq!(commits_here(&s), 1);
+    tokio::time::advance(HERE_PAUSE).await;
+    change(&mut s, 1, true);
+    commit(&mut s).await;
+    assert_eq!(commits_here(&s), 2);
+    // None counts as slow from here on: the disk's speed plays no part.
+    s.config.commit_here_slow = Duration::MAX;
+    tokio::time::advance(HERE_PAUSE).await;
+    change(&mut s, 1, true);
+    commit(&mut s).await;
+    assert_eq!(commits_here(&s), 3);
+    // A large commit goes to the writer thread, and so does the next
+    // small one: the load may still be heavy.
+    change(&mut s, COMMIT_HERE_AT_MOST + 1, true);
+    commit(&mut s).await;
+    change(&mut s, 1, true);
+    commit(&mut s).await;
+    assert_eq!(commits_here(&s), 3);
+    change(&mut s, 1, true);
+    commit(&mut s).await;
+    assert_eq!(commits_here(&s), 4);
+    drop(s);
+    // Every task was stored, whichever thread wrote it.
+    let (_, stored) = crate::store::tests::reopen(dir.path());
+    assert_eq!(stored.len(), 4 + COMMIT_HERE_AT_MOST + 1 + 2);
 }
