@@ -31,10 +31,11 @@ pub struct SchedulerConfig {
     /// when rooms are this process's own: a room shared with other
     /// processes (Redis) is how their pushes reach the submitter.
     pub submitters_follow: bool,
-    /// A commit made on the scheduler's own thread (a small one at light
-    /// load) that takes longer than this, a slow or stalled disk, sends the
-    /// commits of the next second to the store's writer thread, so that the
-    /// event loop is not held up by the disk again and again.
+    /// When commits made on the scheduler's own thread (small ones at light
+    /// load) take longer than this on average (a moving average, so one
+    /// slow sync does not count for much, and a stalled disk at once), the
+    /// commits of the next second go to the store's writer thread, so that
+    /// the event loop is not held up by the disk again and again.
     pub commit_here_slow: Duration,
 }
 
@@ -51,7 +52,7 @@ impl SchedulerConfig {
         stats_interval: Duration::from_millis(500),
         max_unfinished_per_socket: 10_000,
         submitters_follow: true,
-        commit_here_slow: Duration::from_millis(5),
+        commit_here_slow: Duration::from_millis(2),
     };
 }
 

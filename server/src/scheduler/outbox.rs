@@ -48,8 +48,8 @@ pub(super) const PACE_GROUP: usize = 128;
 /// the disk syncs.
 pub(super) const COMMIT_HERE_AT_MOST: usize = 4;
 
-/// How long commits go to the writer thread after one made on the
-/// scheduler's thread was slow (see `SchedulerConfig::commit_here_slow`).
+/// How long commits go to the writer thread after those made on the
+/// scheduler's thread were slow (see `SchedulerConfig::commit_here_slow`).
 pub(super) const HERE_PAUSE: Duration = Duration::from_secs(1);
 
 /// A commit under way and what waits for it.
@@ -144,9 +144,12 @@ pub(super) struct Outbox {
     /// Tasks the last commit wrote (see [`PACE_FROM`]).
     pub(super) last_size: usize,
     /// Until when commits go to the writer thread whatever their size,
-    /// after one made on the scheduler's thread was slow (see
+    /// after those made on the scheduler's thread were slow (see
     /// [`HERE_PAUSE`]).
     pub(super) here_after: Option<tokio::time::Instant>,
+    /// How long commits made on the scheduler's thread took, as a moving
+    /// average (each new one weighs a quarter).
+    pub(super) here_average: Duration,
     /// Where `degraded` is reported for `GET /healthz`.
     pub(super) health: Health,
 }
@@ -306,10 +309,13 @@ impl Scheduler {
         if here.is_some() {
             self.metrics.committed_here();
             let took = started.elapsed();
-            if took > self.config.commit_here_slow {
+            let average = (self.outbox.here_average * 3 + took) / 4;
+            self.outbox.here_average = average;
+            if average > self.config.commit_here_slow {
                 tracing::debug!(
                     ?took,
-                    "a commit on the scheduler's thread was slow; the next ones go to the store's thread"
+                    ?average,
+                    "commits on the scheduler's thread are slow; the next ones go to the store's thread"
                 );
                 self.outbox.here_after = Some(now + HERE_PAUSE);
             }

@@ -94,7 +94,7 @@ async fn tasks_that_just_started_are_held_for_at_light_load() {
 async fn small_commits_at_light_load_are_made_here_unless_one_here_was_slow() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = with_changes(dir.path(), 1, true);
-    // Every commit counts as slow: the next second's go to the writer thread.
+    // Every commit is too slow: the next second's go to the writer thread.
     s.config.commit_here_slow = Duration::ZERO;
     // Light load, the writer thread idle: durable as soon as it is started.
     s.write_changes();
