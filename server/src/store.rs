@@ -11,7 +11,6 @@
 //! back every task it holds so the scheduler can recover.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread;
@@ -21,6 +20,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
 mod columns;
+mod identity;
 mod lookup;
 mod paused;
 mod row;
@@ -28,6 +28,7 @@ mod schema;
 mod wal;
 mod writer;
 
+use identity::FileIdentity;
 pub use row::TaskState;
 pub use schema::SchemaError;
 
@@ -161,47 +162,6 @@ pub struct Store {
     reads: std_mpsc::Sender<ReadJob>,
     lookups: std_mpsc::Sender<lookup::Job>,
     file: FileIdentity,
-}
-
-/// Which file the store opened: the database must still be that file at
-/// every commit. A database deleted or replaced under a running server
-/// would take every later write with it (they would land in an unlinked
-/// inode, or be mixed into someone else's file), so that is refused.
-#[derive(Debug, Clone)]
-struct FileIdentity {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl FileIdentity {
-    fn of(path: &Path) -> std::io::Result<Self> {
-        let meta = std::fs::metadata(path)?;
-        Ok(Self {
-            path: path.to_owned(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        })
-    }
-
-    /// `Err` with the reason when the path no longer names the opened file.
-    fn verify(&self) -> Result<(), String> {
-        match std::fs::metadata(&self.path) {
-            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => Ok(()),
-            Ok(_) => Err(format!(
-                "the database file {} was replaced while the server ran; restart the server",
-                self.path.display()
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-                "the database file {} was deleted while the server ran; restart the server",
-                self.path.display()
-            )),
-            Err(e) => Err(format!(
-                "the database file {} cannot be checked: {e}",
-                self.path.display()
-            )),
-        }
-    }
 }
 
 /// The database file inside a data directory.
