@@ -351,7 +351,7 @@ pub(super) mod tests {
     use serde_json::json;
 
     /// The store in `dir`, once the last one there let go of it (its lock
-    /// is released when its writer thread exits).
+    /// is released with its writer, when its writer thread has exited).
     pub(crate) fn reopen(dir: &Path) -> (Store, Vec<StoredTask>) {
         for _ in 0..100 {
             match Store::open(dir) {

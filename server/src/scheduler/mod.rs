@@ -33,6 +33,7 @@ mod command;
 mod config;
 mod depth;
 mod dispatch;
+mod here;
 mod kinds;
 mod latency;
 mod lifecycle;
@@ -49,6 +50,7 @@ mod stop;
 mod table;
 mod worker;
 
+use here::*;
 use outbox::*;
 
 use table::{Left, Owner, TaskTable};

@@ -40,18 +40,6 @@ const HOLD_AT_MOST: usize = 64;
 pub(super) const PACE_FROM: usize = 16;
 pub(super) const PACE_GROUP: usize = 128;
 
-/// A commit of at most this many writes, after one of at most as many
-/// (light load), is made on the scheduler's thread when the store's writer
-/// thread is idle ([`Store::commit_here`]): it blocks the event loop for
-/// one disk sync, and spares the commit two hand-offs between threads.
-/// Larger ones go to the writer thread, so the event loop goes on while
-/// the disk syncs.
-pub(super) const COMMIT_HERE_AT_MOST: usize = 4;
-
-/// How long commits go to the writer thread after those made on the
-/// scheduler's thread were slow (see `SchedulerConfig::commit_here_slow`).
-pub(super) const HERE_PAUSE: Duration = Duration::from_secs(1);
-
 /// A commit under way and what waits for it.
 pub(super) type PendingCommit = BoxFuture<'static, CommitDone>;
 
@@ -143,13 +131,8 @@ pub(super) struct Outbox {
     pub(super) hold_until: Option<tokio::time::Instant>,
     /// Tasks the last commit wrote (see [`PACE_FROM`]).
     pub(super) last_size: usize,
-    /// Until when commits go to the writer thread whatever their size,
-    /// after those made on the scheduler's thread were slow (see
-    /// [`HERE_PAUSE`]).
-    pub(super) here_after: Option<tokio::time::Instant>,
-    /// How long commits made on the scheduler's thread took, as a moving
-    /// average (each new one weighs a quarter).
-    pub(super) here_average: Duration,
+    /// Commits made on the scheduler's thread (see [`COMMIT_HERE_AT_MOST`]).
+    pub(super) here: HereCommits,
     /// Where `degraded` is reported for `GET /healthz`.
     pub(super) health: Health,
 }
@@ -300,25 +283,14 @@ impl Scheduler {
         let deferred = std::mem::take(&mut self.outbox.deferred);
         let generation = self.outbox.next_generation;
         self.outbox.next_generation += 1;
-        let now = tokio::time::Instant::now();
-        let here_allowed = light
-            && writes.len() <= COMMIT_HERE_AT_MOST
-            && self.outbox.here_after.is_none_or(|t| now >= t);
-        let started = std::time::Instant::now();
-        let here = here_allowed.then(|| store.commit_here(&writes)).flatten();
+        let here = (light && writes.len() <= COMMIT_HERE_AT_MOST)
+            .then(|| {
+                let slow = self.config.commit_here_slow;
+                self.outbox.here.try_commit(store, &writes, slow)
+            })
+            .flatten();
         if here.is_some() {
             self.metrics.committed_here();
-            let took = started.elapsed();
-            let average = (self.outbox.here_average * 3 + took) / 4;
-            self.outbox.here_average = average;
-            if average > self.config.commit_here_slow {
-                tracing::debug!(
-                    ?took,
-                    ?average,
-                    "commits on the scheduler's thread are slow; the next ones go to the store's thread"
-                );
-                self.outbox.here_after = Some(now + HERE_PAUSE);
-            }
         }
         let commit = match here {
             Some(result) => futures_util::future::ready(result).left_future(),
